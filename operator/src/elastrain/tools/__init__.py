@@ -1,0 +1,1 @@
+"""Developer tools run by make (chart validation and the like)."""

@@ -1,0 +1,1 @@
+"""Elastrain trainer: elastic DDP and parameter-server training with checkpoint/resume."""
