@@ -1,0 +1,49 @@
+"""Names that the API, the planner, the handlers and the trainer's wiring all agree on.
+
+Kept in one module so that a label key or a port is never spelled twice.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "elastrain.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "TrainingJob"
+PLURAL: Final = "trainingjobs"
+SINGULAR: Final = "trainingjob"
+SHORT_NAMES: Final = ("tj",)
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+# Child labels (deterministic, used for selectors and by users).
+LABEL_JOB_NAME: Final = "elastrain.dev/job-name"
+LABEL_REPLICA_TYPE: Final = "elastrain.dev/replica-type"
+LABEL_REPLICA_INDEX: Final = "elastrain.dev/replica-index"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "elastrain"
+
+# kopf bookkeeping lives under our own prefix, never in the typed status.
+KOPF_PREFIX: Final = "kopf.elastrain.dev"
+FINALIZER: Final = "elastrain.dev/finalizer"
+
+ANNOTATION_SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+
+# Roles, in the order pods are created and listed.
+ROLE_CHIEF: Final = "chief"
+ROLE_PS: Final = "ps"
+ROLE_WORKER: Final = "worker"
+ROLE_EVALUATOR: Final = "evaluator"
+ROLES: Final = (ROLE_CHIEF, ROLE_PS, ROLE_WORKER, ROLE_EVALUATOR)
+
+# Default ports (Kubeflow-compatible where Kubeflow has one).
+DEFAULT_MASTER_PORT: Final = 23456
+DEFAULT_RDZV_PORT: Final = 29400
+DEFAULT_PS_PORT: Final = 2222
+
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+
+# Longest child suffix is "-evaluator-" plus up to 4 index digits; a pod name must be a DNS
+# label (<= 63), so the job name is capped at 63 - len("-evaluator-9999") = 48.
+MAX_JOB_NAME_LENGTH: Final = 48
+MAX_REPLICAS: Final = 9999
