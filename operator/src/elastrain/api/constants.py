@@ -47,3 +47,18 @@ GPU_RESOURCE: Final = "nvidia.com/gpu"
 # label (<= 63), so the job name is capped at 63 - len("-evaluator-9999") = 48.
 MAX_JOB_NAME_LENGTH: Final = 48
 MAX_REPLICAS: Final = 9999
+
+# TF semantics: a job has at most one chief and at most one evaluator.
+SINGLETON_ROLES: Final = (ROLE_CHIEF, ROLE_EVALUATOR)
+# Rendezvous backends the operator can wire up (torchrun's c10d needs no extra service).
+RDZV_BACKENDS: Final = ("c10d",)
+# spec.nprocPerNode's symbolic value: the replica's GPU count, else 1.
+NPROC_AUTO: Final = "auto"
+# Upper bounds that keep arithmetic on user values sane (a day of backoff is already absurd).
+MAX_BACKOFF_SECONDS: Final = 86400
+MAX_BACKOFF_LIMIT: Final = 1000
+MAX_GPUS_PER_REPLICA: Final = 64
+# A Kubernetes job name that every child name builds on: a DNS-1035 label (Services need one).
+JOB_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# Container names inside the pod templates: DNS-1123 labels.
+CONTAINER_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

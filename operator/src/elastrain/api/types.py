@@ -23,6 +23,14 @@ class RestartPolicy(StrEnum):
     ALWAYS = "Always"
 
 
+# A replica spec's defaults, for the schema and the parser (ReplicaSpec itself has none so that
+# the planner never builds a half-specified role). OnFailure, not Kubeflow TFJob's Never: a
+# preempted node or a transient NCCL error should not end a multi-day run, and runPolicy's
+# backoffLimit plus restartBackoff bound what a crash-looping bug can cost.
+DEFAULT_REPLICAS = 1
+DEFAULT_RESTART_POLICY = RestartPolicy.ON_FAILURE
+
+
 class CleanPodPolicy(StrEnum):
     """Which pods are deleted once a job has finished."""
 

@@ -1,0 +1,511 @@
+"""Raw TrainingJob object -> typed ``TrainingJob``, with defaults applied and every rule checked.
+
+The API server already enforces the CRD (``elastrain.api.schema``) at admission, but the operator
+parses every object again at reconcile time with this module: a CRD applied by an old chart, or
+to a server without CEL, lets bad specs through, and those must end in a precise ``InvalidSpec``
+condition rather than a crash or a half-built job. So this parser checks everything the CRD
+checks (the tests hold both to the same bad specs), plus what only the operator can know: the
+labels and pod fields it owns itself.
+
+All problems are collected and raised together as one ``SpecInvalid``. Pure: no I/O, no kopf or
+kubernetes imports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from elastrain.api import constants as c
+from elastrain.api.errors import FieldError, SpecInvalid
+from elastrain.api.types import (
+    DEFAULT_REPLICAS,
+    DEFAULT_RESTART_POLICY,
+    CleanPodPolicy,
+    ElasticPolicy,
+    ReplicaSpec,
+    RestartBackoff,
+    RestartPolicy,
+    RunPolicy,
+    SchedulingPolicy,
+    SuccessPolicy,
+    TrainingJob,
+    TrainingJobSpec,
+)
+
+E = TypeVar("E", bound=StrEnum)
+
+_MAX_INT32 = 2**31 - 1
+# Pod fields and label prefixes the operator sets itself; a user value would be overwritten.
+_OPERATOR_POD_FIELDS = ("restartPolicy", "hostname", "subdomain")
+_OPERATOR_LABELS = (c.LABEL_JOB_NAME, c.LABEL_REPLICA_TYPE, c.LABEL_REPLICA_INDEX)
+
+
+def _describe(value: Any) -> str:
+    """A short rendering of a bad value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _Reader:
+    """Reads the fields of one JSON object, recording one FieldError per bad or unknown field.
+
+    Getters return None for an absent optional field *and* for an invalid one (after recording
+    the error), so cross-field checks simply skip what is already reported.
+    """
+
+    def __init__(
+        self, errors: list[FieldError], path: str, obj: Mapping[str, Any], known: tuple[str, ...]
+    ) -> None:
+        self.errors = errors
+        self.path = path
+        self.obj = obj
+        for key in obj:
+            if key not in known:
+                self.error(str(key), f"unknown field; expected one of {', '.join(known)}")
+
+    def at(self, key: str) -> str:
+        """The dotted path of ``key`` in this object."""
+        return f"{self.path}.{key}"
+
+    def error(self, key: str, message: str) -> None:
+        self.errors.append(FieldError(self.at(key), message))
+
+    def present(self, key: str) -> bool:
+        return self.obj.get(key) is not None
+
+    def obj_(self, key: str, *, required: bool = False) -> Mapping[str, Any] | None:
+        value = self.obj.get(key)
+        if value is None:
+            if required:
+                self.error(key, "required field is missing")
+            return None
+        if not isinstance(value, Mapping):
+            self.error(key, f"must be an object, got {_describe(value)}")
+            return None
+        return value
+
+    def int_(
+        self,
+        key: str,
+        *,
+        default: int | None = None,
+        minimum: int | None = None,
+        maximum: int | None = _MAX_INT32,
+        required: bool = False,
+    ) -> int | None:
+        value = self.obj.get(key)
+        if value is None:
+            if required:
+                self.error(key, "required field is missing")
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(key, f"must be an integer, got {_describe(value)}")
+            return None
+        if minimum is not None and value < minimum:
+            self.error(key, f"must be at least {minimum}, got {value}")
+            return None
+        if maximum is not None and value > maximum:
+            self.error(key, f"must be at most {maximum}, got {value}")
+            return None
+        return value
+
+    def str_(self, key: str, *, pattern: str | None = None, max_length: int = 253) -> str | None:
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            self.error(key, f"must be a non-empty string, got {_describe(value)}")
+            return None
+        if len(value) > max_length:
+            self.error(key, f"must be at most {max_length} characters, got {len(value)}")
+            return None
+        if pattern is not None and not re.match(pattern, value):
+            self.error(key, f"{value!r} must match {pattern}")
+            return None
+        return value
+
+    def bool_(self, key: str, *, default: bool) -> bool | None:
+        value = self.obj.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(key, f"must be true or false, got {_describe(value)}")
+            return None
+        return value
+
+    def enum(self, key: str, enum_type: type[E], default: E) -> E | None:
+        value = self.obj.get(key)
+        if value is None:
+            return default
+        allowed = [m.value for m in enum_type]
+        if value not in allowed:
+            self.error(key, f"must be one of {', '.join(allowed)}, got {_describe(value)}")
+            return None
+        return enum_type(value)
+
+
+def parse_training_job(obj: Mapping[str, Any]) -> TrainingJob:
+    """Parse and validate a whole TrainingJob object; raise ``SpecInvalid`` listing every error."""
+    if not isinstance(obj, Mapping):
+        raise SpecInvalid([FieldError("<root>", f"must be an object, got {_describe(obj)}")])
+    errors: list[FieldError] = []
+    if obj.get("apiVersion", c.API_VERSION) != c.API_VERSION:
+        errors.append(FieldError("apiVersion", f"must be {c.API_VERSION}"))
+    if obj.get("kind", c.KIND) != c.KIND:
+        errors.append(FieldError("kind", f"must be {c.KIND}"))
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        errors.append(FieldError("metadata", "must be an object with a name"))
+        metadata = {}
+    _check_name(errors, metadata.get("name"))
+    spec = _parse_spec(errors, obj.get("spec"))
+    if errors or spec is None:
+        raise SpecInvalid(errors)
+    status = obj.get("status")
+    return TrainingJob(
+        name=str(metadata["name"]),
+        namespace=str(metadata.get("namespace") or ""),
+        uid=str(metadata.get("uid") or ""),
+        spec=spec,
+        generation=int(metadata.get("generation") or 1),
+        labels=dict(metadata.get("labels") or {}),
+        annotations=dict(metadata.get("annotations") or {}),
+        creation_timestamp=metadata.get("creationTimestamp"),
+        deletion_timestamp=metadata.get("deletionTimestamp"),
+        status=dict(status) if isinstance(status, Mapping) else {},
+    )
+
+
+def _check_name(errors: list[FieldError], name: Any) -> None:
+    """Every child is ``<job>-<role>-<index>`` and the Service is ``<job>``: both DNS labels."""
+    if not isinstance(name, str) or not name:
+        errors.append(FieldError("metadata.name", "required field is missing"))
+    elif len(name) > c.MAX_JOB_NAME_LENGTH:
+        errors.append(
+            FieldError(
+                "metadata.name",
+                f"must be at most {c.MAX_JOB_NAME_LENGTH} characters (got {len(name)}) so that "
+                "pod names <job>-<role>-<index> stay DNS labels of at most 63",
+            )
+        )
+    elif not re.match(c.JOB_NAME_PATTERN, name):
+        errors.append(
+            FieldError(
+                "metadata.name",
+                f"{name!r} must be a DNS-1035 label (lower-case letters, digits and '-', "
+                "starting with a letter) because it names the job's Service",
+            )
+        )
+
+
+_SPEC_FIELDS = ("replicaSpecs", "elasticPolicy", "nprocPerNode", "runPolicy", "successPolicy")
+
+
+def _parse_spec(errors: list[FieldError], raw: Any) -> TrainingJobSpec | None:
+    if raw is None:
+        errors.append(FieldError("spec", "required field is missing"))
+        return None
+    if not isinstance(raw, Mapping):
+        errors.append(FieldError("spec", f"must be an object, got {_describe(raw)}"))
+        return None
+    r = _Reader(errors, "spec", raw, _SPEC_FIELDS)
+    replica_specs = _parse_replica_specs(errors, r.obj_("replicaSpecs", required=True))
+    elastic = _parse_elastic(errors, r.obj_("elasticPolicy"))
+    run_policy = _parse_run_policy(errors, r.obj_("runPolicy") or {})
+    success = r.enum("successPolicy", SuccessPolicy, SuccessPolicy.ALL_WORKERS)
+    nproc = _parse_nproc(r)
+    if replica_specs is not None:
+        _cross_check(errors, replica_specs, elastic, run_policy, success)
+    if replica_specs is None or run_policy is None or success is None or nproc is None:
+        return None
+    return TrainingJobSpec(
+        replica_specs=replica_specs,
+        run_policy=run_policy,
+        elastic_policy=elastic,
+        nproc_per_node=nproc,
+        success_policy=success,
+    )
+
+
+def _parse_nproc(r: _Reader) -> int | str | None:
+    value = r.obj.get("nprocPerNode")
+    if value is None or value == c.NPROC_AUTO:
+        return c.NPROC_AUTO
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    r.error("nprocPerNode", f'must be an integer >= 1 or "auto", got {_describe(value)}')
+    return None
+
+
+def _parse_replica_specs(
+    errors: list[FieldError], raw: Mapping[str, Any] | None
+) -> dict[str, ReplicaSpec] | None:
+    if raw is None:
+        return None
+    r = _Reader(errors, "spec.replicaSpecs", raw, c.ROLES)
+    if raw.get(c.ROLE_WORKER) is None:
+        r.error(c.ROLE_WORKER, "required field is missing: every job has a worker role")
+    out: dict[str, ReplicaSpec] = {}
+    ok = True
+    for role in c.ROLES:
+        role_raw = r.obj_(role)
+        if role_raw is None:
+            ok = ok and raw.get(role) is None
+            continue
+        spec = _parse_replica_spec(errors, role, role_raw)
+        if spec is None:
+            ok = False
+        else:
+            out[role] = spec
+    return out if ok and c.ROLE_WORKER in out else None
+
+
+_REPLICA_FIELDS = ("replicas", "restartPolicy", "template", "gpus")
+
+
+def _parse_replica_spec(
+    errors: list[FieldError], role: str, raw: Mapping[str, Any]
+) -> ReplicaSpec | None:
+    r = _Reader(errors, f"spec.replicaSpecs.{role}", raw, _REPLICA_FIELDS)
+    maximum = 1 if role in c.SINGLETON_ROLES else c.MAX_REPLICAS
+    replicas = r.int_("replicas", default=DEFAULT_REPLICAS, minimum=0, maximum=maximum)
+    policy = r.enum("restartPolicy", RestartPolicy, DEFAULT_RESTART_POLICY)
+    gpus = r.int_("gpus", minimum=0, maximum=c.MAX_GPUS_PER_REPLICA)
+    template = r.obj_("template", required=True)
+    template_ok = template is not None and _check_template(r, template, gpus)
+    if replicas is None or policy is None or template is None or not template_ok:
+        return None
+    if r.present("gpus") and gpus is None:
+        return None
+    return ReplicaSpec(replicas=replicas, restart_policy=policy, template=dict(template), gpus=gpus)
+
+
+def _check_template(r: _Reader, template: Mapping[str, Any], gpus: int | None) -> bool:
+    """The parts of a PodTemplateSpec the operator relies on or owns; the rest is the pod's."""
+    before = len(r.errors)
+    path = r.at("template")
+    t = _Reader(r.errors, path, template, ("metadata", "spec"))
+    meta = t.obj_("metadata")
+    if meta is not None:
+        labels = meta.get("labels") or {}
+        if not isinstance(labels, Mapping):
+            t.error("metadata.labels", "must be a map of strings")
+        for key in labels if isinstance(labels, Mapping) else ():
+            if key in _OPERATOR_LABELS:
+                t.error(f"metadata.labels.{key}", "is set by the operator; remove it")
+            elif not isinstance(labels[key], str):
+                t.error(f"metadata.labels.{key}", "must be a string")
+    pod = t.obj_("spec", required=True)
+    if pod is None:
+        return False
+    for key in _OPERATOR_POD_FIELDS:
+        if key in pod:
+            hint = " from the replica's restartPolicy" if key == "restartPolicy" else ""
+            t.error(f"spec.{key}", f"is set by the operator{hint}; remove it")
+    containers = pod.get("containers")
+    if not isinstance(containers, list) or not containers:
+        t.error("spec.containers", "must list at least one container")
+        return False
+    seen: set[str] = set()
+    for i, container in enumerate(containers):
+        _check_container(t, f"spec.containers[{i}]", container, gpus, seen)
+    return len(r.errors) == before
+
+
+def _check_container(t: _Reader, at: str, container: Any, gpus: int | None, seen: set[str]) -> None:
+    if not isinstance(container, Mapping):
+        t.error(at, "must be an object")
+        return
+    name = container.get("name")
+    if not isinstance(name, str) or not name:
+        t.error(f"{at}.name", "required field is missing")
+    elif len(name) > 63 or not re.match(c.CONTAINER_NAME_PATTERN, name):
+        t.error(f"{at}.name", f"{name!r} must be a DNS-1123 label of at most 63 characters")
+    elif name in seen:
+        t.error(f"{at}.name", f"duplicate container name {name!r}")
+    else:
+        seen.add(name)
+    image = container.get("image")
+    if not isinstance(image, str) or not image:
+        t.error(f"{at}.image", "required field is missing")
+    limits = (container.get("resources") or {}).get("limits") or {}
+    declared = limits.get(c.GPU_RESOURCE) if isinstance(limits, Mapping) else None
+    if gpus is not None and declared is not None and str(declared) != str(gpus):
+        t.error(
+            f"{at}.resources.limits",
+            f"{c.GPU_RESOURCE}={declared} conflicts with gpus={gpus}; set only one of them",
+        )
+
+
+_ELASTIC_FIELDS = ("minReplicas", "maxReplicas", "rdzvBackend", "rdzvPort", "maxRestarts")
+
+
+def _parse_elastic(errors: list[FieldError], raw: Mapping[str, Any] | None) -> ElasticPolicy | None:
+    if raw is None:
+        return None
+    r = _Reader(errors, "spec.elasticPolicy", raw, _ELASTIC_FIELDS)
+    lo = r.int_("minReplicas", minimum=1, maximum=c.MAX_REPLICAS, required=True)
+    hi = r.int_("maxReplicas", minimum=1, maximum=c.MAX_REPLICAS, required=True)
+    backend = r.obj.get("rdzvBackend", c.RDZV_BACKENDS[0])
+    if backend not in c.RDZV_BACKENDS:
+        r.error("rdzvBackend", f"must be one of {', '.join(c.RDZV_BACKENDS)}, got {backend!r}")
+    port = r.int_("rdzvPort", default=c.DEFAULT_RDZV_PORT, minimum=1, maximum=65535)
+    restarts = r.int_("maxRestarts", default=3, minimum=0, maximum=c.MAX_BACKOFF_LIMIT)
+    if lo is not None and hi is not None and lo > hi:
+        r.error("minReplicas", f"must not exceed maxReplicas ({lo} > {hi})")
+        return None
+    if lo is None or hi is None or port is None or restarts is None:
+        return None
+    if backend not in c.RDZV_BACKENDS:
+        return None
+    return ElasticPolicy(lo, hi, str(backend), port, restarts)
+
+
+_RUN_FIELDS = (
+    "backoffLimit",
+    "activeDeadlineSeconds",
+    "ttlSecondsAfterFinished",
+    "cleanPodPolicy",
+    "suspend",
+    "schedulingPolicy",
+    "retryableExitCodes",
+    "restartBackoff",
+)
+
+
+def _parse_run_policy(errors: list[FieldError], raw: Mapping[str, Any]) -> RunPolicy | None:
+    r = _Reader(errors, "spec.runPolicy", raw, _RUN_FIELDS)
+    before = len(errors)
+    backoff_limit = r.int_("backoffLimit", default=6, minimum=0, maximum=c.MAX_BACKOFF_LIMIT)
+    deadline = r.int_("activeDeadlineSeconds", minimum=1)
+    ttl = r.int_("ttlSecondsAfterFinished", minimum=0)
+    clean = r.enum("cleanPodPolicy", CleanPodPolicy, CleanPodPolicy.NONE)
+    suspend = r.bool_("suspend", default=False)
+    scheduling = _parse_scheduling(errors, r.obj_("schedulingPolicy"))
+    codes = _parse_exit_codes(r)
+    backoff = _parse_backoff(errors, r.obj_("restartBackoff") or {})
+    if len(errors) > before:
+        return None
+    assert backoff_limit is not None and clean is not None and suspend is not None
+    assert backoff is not None
+    return RunPolicy(
+        backoff_limit=backoff_limit,
+        active_deadline_seconds=deadline,
+        ttl_seconds_after_finished=ttl,
+        clean_pod_policy=clean,
+        suspend=suspend,
+        scheduling_policy=scheduling,
+        retryable_exit_codes=codes,
+        restart_backoff=backoff,
+    )
+
+
+_SCHEDULING_FIELDS = ("schedulerName", "priorityClassName", "queue", "minAvailable")
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def _parse_scheduling(
+    errors: list[FieldError], raw: Mapping[str, Any] | None
+) -> SchedulingPolicy | None:
+    if raw is None:
+        return None
+    r = _Reader(errors, "spec.runPolicy.schedulingPolicy", raw, _SCHEDULING_FIELDS)
+    return SchedulingPolicy(
+        scheduler_name=r.str_("schedulerName", pattern=_DNS_SUBDOMAIN),
+        priority_class_name=r.str_("priorityClassName", pattern=_DNS_SUBDOMAIN),
+        queue=r.str_("queue", pattern=_DNS_SUBDOMAIN),
+        min_available=r.int_("minAvailable", minimum=1),
+    )
+
+
+def _parse_exit_codes(r: _Reader) -> tuple[int, ...] | None:
+    raw = r.obj.get("retryableExitCodes")
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        r.error("retryableExitCodes", "must be a non-empty list of exit codes 1..255")
+        return None
+    seen: set[int] = set()
+    for i, code in enumerate(raw):
+        at = f"retryableExitCodes[{i}]"
+        if isinstance(code, bool) or not isinstance(code, int) or not 1 <= code <= 255:
+            r.error(at, f"must be an exit code between 1 and 255, got {_describe(code)}")
+        elif code in seen:
+            r.error(at, f"duplicate exit code {code}")
+        else:
+            seen.add(code)
+    return tuple(raw)
+
+
+def _parse_backoff(errors: list[FieldError], raw: Mapping[str, Any]) -> RestartBackoff | None:
+    r = _Reader(errors, "spec.runPolicy.restartBackoff", raw, ("initialSeconds", "maxSeconds"))
+    defaults = RestartBackoff()
+    top = c.MAX_BACKOFF_SECONDS
+    initial = r.int_("initialSeconds", default=defaults.initial_seconds, minimum=0, maximum=top)
+    most = r.int_("maxSeconds", default=defaults.max_seconds, minimum=0, maximum=top)
+    if initial is None or most is None:
+        return None
+    if initial > most:
+        r.error("initialSeconds", f"must not exceed maxSeconds ({initial} > {most})")
+        return None
+    return RestartBackoff(initial_seconds=initial, max_seconds=most)
+
+
+def _cross_check(
+    errors: list[FieldError],
+    roles: dict[str, ReplicaSpec],
+    elastic: ElasticPolicy | None,
+    run_policy: RunPolicy | None,
+    success: SuccessPolicy | None,
+) -> None:
+    """Rules spanning several fields; the CRD states each as a CEL rule with the same meaning."""
+    workers = roles[c.ROLE_WORKER].replicas
+    chief = roles[c.ROLE_CHIEF].replicas if c.ROLE_CHIEF in roles else 0
+    ps = roles[c.ROLE_PS].replicas if c.ROLE_PS in roles else 0
+    worker_path = "spec.replicaSpecs.worker.replicas"
+    if elastic is not None and not elastic.min_replicas <= workers <= elastic.max_replicas:
+        errors.append(
+            FieldError(
+                worker_path,
+                f"must be between spec.elasticPolicy.minReplicas ({elastic.min_replicas}) and "
+                f"maxReplicas ({elastic.max_replicas}), got {workers}",
+            )
+        )
+    elif success is SuccessPolicy.ALL_WORKERS and workers < 1:
+        errors.append(
+            FieldError(
+                worker_path,
+                "must be at least 1 with successPolicy AllWorkers "
+                "(to stop a job without deleting it, set spec.runPolicy.suspend)",
+            )
+        )
+    elif success is SuccessPolicy.CHIEF and chief < 1 and workers < 1:
+        errors.append(
+            FieldError("spec.successPolicy", "Chief needs a chief replica or at least one worker")
+        )
+    elif ps > 0 and workers < 1:
+        errors.append(FieldError(worker_path, "must be at least 1 when the job has ps replicas"))
+    if run_policy is None:
+        return
+    if run_policy.retryable_exit_codes is not None and not any(
+        r.restart_policy is RestartPolicy.EXIT_CODE for r in roles.values()
+    ):
+        errors.append(
+            FieldError(
+                "spec.runPolicy.retryableExitCodes",
+                "only applies to roles with restartPolicy ExitCode, and no role has it",
+            )
+        )
+    scheduling = run_policy.scheduling_policy
+    total = sum(r.replicas for r in roles.values())
+    if scheduling and scheduling.min_available is not None and scheduling.min_available > total:
+        errors.append(
+            FieldError(
+                "spec.runPolicy.schedulingPolicy.minAvailable",
+                f"must not exceed the total replicas of all roles ({scheduling.min_available} "
+                f"> {total})",
+            )
+        )
