@@ -1,0 +1,108 @@
+"""The handful of API operations the operator performs, with the semantics the planner expects.
+
+* create: 409 AlreadyExists is success (deterministic names make creation idempotent).
+* delete: guarded by a uid precondition so a recreated namesake is never hit; 404 (already gone)
+  and 409 (the precondition failed: the object we meant is gone, a namesake stands) are success.
+* status: a JSON merge patch of the status subresource carrying the observed resourceVersion,
+  so a status computed from a stale job fails with :class:`~elastrain.kube.errors.Conflict`.
+
+Every verb used here is listed in docs/operator.md for the chart's RBAC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from elastrain.api.constants import GROUP, PLURAL, VERSION
+from elastrain.kube import errors
+from elastrain.kube.client import MERGE_PATCH, Kube
+
+PODGROUP_GROUP = "scheduling.x-k8s.io"
+PODGROUP_VERSION = "v1alpha1"
+PODGROUP_PLURAL = "podgroups"
+
+# kind -> (API prefix, plural) for every kind the operator creates or deletes.
+_COLLECTIONS: dict[str, tuple[str, str]] = {
+    "Pod": ("/api/v1", "pods"),
+    "Service": ("/api/v1", "services"),
+    "Event": ("/api/v1", "events"),
+    "PodGroup": (f"/apis/{PODGROUP_GROUP}/{PODGROUP_VERSION}", PODGROUP_PLURAL),
+    "TrainingJob": (f"/apis/{GROUP}/{VERSION}", PLURAL),
+}
+
+
+def collection_path(kind: str, namespace: str) -> str:
+    """``/api/v1/namespaces/<ns>/pods`` and the like."""
+    prefix, plural = _COLLECTIONS[kind]
+    return f"{prefix}/namespaces/{quote(namespace, safe='')}/{plural}"
+
+
+def object_path(kind: str, namespace: str, name: str) -> str:
+    """The path of one named object of ``kind``."""
+    return f"{collection_path(kind, namespace)}/{quote(name, safe='')}"
+
+
+async def create(kube: Kube, obj: dict[str, Any]) -> bool:
+    """Create ``obj``; True when created now, False when it already existed (success too)."""
+    meta = obj["metadata"]
+    try:
+        await kube.request("POST", collection_path(obj["kind"], meta["namespace"]), body=obj)
+    except errors.AlreadyExists:
+        return False
+    return True
+
+
+async def delete(kube: Kube, kind: str, namespace: str, name: str, uid: str | None) -> bool:
+    """Delete one object (background propagation); True when this call deleted it."""
+    options: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "propagationPolicy": "Background",
+    }
+    if uid:
+        options["preconditions"] = {"uid": uid}
+    try:
+        await kube.request("DELETE", object_path(kind, namespace, name), body=options)
+    except (errors.NotFound, errors.Conflict):
+        return False
+    return True
+
+
+async def patch_job_status(
+    kube: Kube, namespace: str, name: str, resource_version: str, patch: dict[str, Any]
+) -> dict[str, Any]:
+    """Merge-patch ``status`` with an optimistic-concurrency check; returns the updated job."""
+    body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
+    path = object_path("TrainingJob", namespace, name) + "/status"
+    result: dict[str, Any] = await kube.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+    return result
+
+
+async def group_version_serves(kube: Kube, group: str, version: str, plural: str) -> bool:
+    """Whether discovery lists ``plural`` under ``group/version`` (no CRD read rights needed)."""
+    try:
+        listing = await kube.request("GET", f"/apis/{group}/{version}")
+    except errors.NotFound:
+        return False
+    return any(r.get("name") == plural for r in (listing or {}).get("resources", []))
+
+
+def merge_patch(old: Any, new: Any) -> Any:
+    """The RFC 7386 merge patch that turns ``old`` into ``new``.
+
+    The planner returns the *whole* next status; sending it as is would leave keys it dropped in
+    place (merge patches only add and replace), so removed keys are sent as null. Unchanged
+    keys are left out, which keeps status writes small on jobs with many replicas.
+    """
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        if key not in old:
+            patch[key] = value
+        elif old[key] != value:
+            patch[key] = merge_patch(old[key], value) if isinstance(value, dict) else value
+    return patch
