@@ -1,0 +1,543 @@
+"""The TrainingJob CRD as Python data: the one source of truth for ``crds/`` and the chart.
+
+Everything the API server can enforce lives here (types, ranges, enums, defaults, CEL rules,
+immutability), so that a bad spec is refused at ``kubectl apply`` time with a message naming
+the field. ``elastrain.api.parse`` checks the same rules again at reconcile time; the tests in
+``tests/api`` hold both to the same bad specs, and hold the enums and defaults here equal to
+``elastrain.api.types``.
+
+CEL rules guard every optional field with ``has()``: the API server reports a rule that errors
+(``no such key``) as a confusing extra cause, and the schema's own ``required`` already says what
+is missing. Rules never loop over unbounded maps or lists, to stay far below the API server's
+CEL cost budget.
+"""
+
+from __future__ import annotations
+
+from elastrain.api import constants as c
+from elastrain.api.schema_parts import (
+    Schema,
+    boolean,
+    enum,
+    integer,
+    obj,
+    rule,
+    string,
+)
+from elastrain.api.status_schema import status_schema
+from elastrain.api.types import (
+    DEFAULT_REPLICAS,
+    DEFAULT_RESTART_POLICY,
+    CleanPodPolicy,
+    ElasticPolicy,
+    RestartBackoff,
+    RestartPolicy,
+    RunPolicy,
+    SuccessPolicy,
+)
+
+_SUSPENDED_BEFORE = (
+    "(has(oldSelf.runPolicy) && has(oldSelf.runPolicy.suspend) && oldSelf.runPolicy.suspend)"
+)
+_RESERVED_LABELS = (c.LABEL_JOB_NAME, c.LABEL_REPLICA_TYPE, c.LABEL_REPLICA_INDEX)
+_TRAINER_NOTE = "The operator sets the pod's restartPolicy, hostname and subdomain itself."
+
+
+def _role(role: str) -> str:
+    return f"self.replicaSpecs.{role}"
+
+
+def _replicas_or_zero(role: str) -> str:
+    return f"(has({_role(role)}) ? {_role(role)}.replicas : 0)"
+
+
+def _pod_template(role: str) -> Schema:
+    """A PodTemplateSpec: only what the operator relies on is typed, the rest is preserved."""
+    where = f"spec.replicaSpecs.{role}.template"
+    container = obj(
+        "A container; everything besides name and image is passed to the pod unchanged.",
+        {
+            "name": string(
+                "Container name (DNS-1123 label).",
+                pattern=c.CONTAINER_NAME_PATTERN,
+                max_length=63,
+            ),
+            "image": string("Container image.", min_length=1),
+        },
+        required=["name", "image"],
+        preserve_unknown=True,
+    )
+    owned = [
+        rule(
+            f"!has(self.{key})",
+            f"{where}.spec.{key} is set by the operator; remove it",
+            field_path=f".{key}",
+            reason="FieldValueForbidden",
+        )
+        for key in ("restartPolicy", "hostname", "subdomain")
+    ]
+    pod_spec = obj(
+        f"The pod spec (core/v1 PodSpec). {_TRAINER_NOTE}",
+        {
+            "containers": {
+                "type": "array",
+                "description": "The pod's containers; at least one.",
+                "minItems": 1,
+                "items": container,
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+            "restartPolicy": string("Set by the operator; must not be given."),
+            "hostname": string("Set by the operator (the pod's name); must not be given."),
+            "subdomain": string("Set by the operator (the job's Service); must not be given."),
+        },
+        required=["containers"],
+        preserve_unknown=True,
+        rules=owned,
+    )
+    labels = {
+        "type": "object",
+        "description": "Labels for every pod of this role; the elastrain.dev/ ones are reserved.",
+        "additionalProperties": {"type": "string"},
+        "x-kubernetes-validations": [
+            rule(
+                " && ".join(f"!('{key}' in self)" for key in _RESERVED_LABELS),
+                f"{where}.metadata.labels must not set {', '.join(_RESERVED_LABELS)}: "
+                "the operator sets them",
+                reason="FieldValueForbidden",
+            )
+        ],
+    }
+    metadata = obj(
+        "Labels and annotations for the pods.",
+        {
+            "labels": labels,
+            "annotations": {
+                "type": "object",
+                "description": "Annotations for every pod of this role.",
+                "additionalProperties": {"type": "string"},
+            },
+        },
+        preserve_unknown=True,
+    )
+    return obj(
+        "The pod template (core/v1 PodTemplateSpec) for this role's pods.",
+        {"metadata": metadata, "spec": pod_spec},
+        required=["spec"],
+    )
+
+
+def _replica_spec(role: str) -> Schema:
+    maximum = 1 if role in c.SINGLETON_ROLES else c.MAX_REPLICAS
+    replicas = integer(
+        f"Number of {role} pods." + (" At most 1." if maximum == 1 else ""),
+        minimum=0,
+        maximum=maximum,
+        default=DEFAULT_REPLICAS,
+    )
+    if role in (c.ROLE_PS, c.ROLE_CHIEF):
+        replicas["x-kubernetes-validations"] = [
+            rule(
+                "self == oldSelf",
+                f"spec.replicaSpecs.{role}.replicas is immutable: every pod's TF_CONFIG lists "
+                "the cluster",
+                reason="FieldValueForbidden",
+            )
+        ]
+    return obj(
+        f"The {role} role.",
+        {
+            "replicas": replicas,
+            "restartPolicy": enum(
+                "What happens when a pod of this role fails: Never fails the job, OnFailure "
+                "recreates the pod, ExitCode recreates it only for retryable exit codes "
+                "(runPolicy.retryableExitCodes), Always recreates it even after success.",
+                RestartPolicy,
+                DEFAULT_RESTART_POLICY,
+            ),
+            "gpus": integer(
+                f"GPUs per pod ({c.GPU_RESOURCE}); the operator adds the resource limit to the "
+                "first container. nprocPerNode 'auto' starts one process per GPU.",
+                minimum=0,
+                maximum=c.MAX_GPUS_PER_REPLICA,
+            ),
+            "template": _pod_template(role),
+        },
+        required=["template"],
+    )
+
+
+def _replica_specs() -> Schema:
+    optional = [r for r in c.ROLES if r != c.ROLE_WORKER]
+    same_roles = " && ".join(f"has(self.{r}) == has(oldSelf.{r})" for r in optional)
+    return obj(
+        "The job's roles: worker (required), and optionally ps, chief and evaluator.",
+        {role: _replica_spec(role) for role in c.ROLES},
+        required=[c.ROLE_WORKER],
+        rules=[
+            rule(
+                same_roles,
+                "the set of roles in spec.replicaSpecs is immutable; "
+                "create a new job to add or remove a role",
+                reason="FieldValueForbidden",
+            )
+        ],
+    )
+
+
+def _elastic_policy() -> Schema:
+    d = ElasticPolicy(min_replicas=1, max_replicas=1)
+    immutable = "is immutable; create a new job to change it"
+    return obj(
+        "Elastic workers: torchrun's c10d rendezvous admits between minReplicas and "
+        "maxReplicas workers, and worker replicas may change (kubectl scale, HPA) in that range.",
+        {
+            "minReplicas": integer("Fewest workers that train.", minimum=1, maximum=c.MAX_REPLICAS),
+            "maxReplicas": integer("Most workers.", minimum=1, maximum=c.MAX_REPLICAS),
+            "rdzvBackend": enum(
+                "torchrun rendezvous backend.",
+                list(c.RDZV_BACKENDS),
+                d.rdzv_backend,
+                rules=[rule("self == oldSelf", f"spec.elasticPolicy.rdzvBackend {immutable}")],
+            ),
+            "rdzvPort": integer(
+                "Port of the c10d rendezvous store on worker 0.",
+                minimum=1,
+                maximum=65535,
+                default=d.rdzv_port,
+                rules=[rule("self == oldSelf", f"spec.elasticPolicy.rdzvPort {immutable}")],
+            ),
+            "maxRestarts": integer(
+                "torchrun --max-restarts: restarts of the worker group inside a pod before the "
+                "pod fails.",
+                minimum=0,
+                maximum=c.MAX_BACKOFF_LIMIT,
+                default=d.max_restarts,
+            ),
+        },
+        required=["minReplicas", "maxReplicas"],
+        rules=[
+            rule(
+                "self.minReplicas <= self.maxReplicas",
+                "spec.elasticPolicy.minReplicas must not exceed spec.elasticPolicy.maxReplicas",
+                field_path=".minReplicas",
+            )
+        ],
+    )
+
+
+def _scheduling_policy() -> Schema:
+    def name(desc: str) -> Schema:
+        return string(desc, pattern=_DNS_SUBDOMAIN, max_length=253)
+
+    return obj(
+        "Scheduling for every pod of the job.",
+        {
+            "schedulerName": name("Scheduler for the pods (pod.spec.schedulerName)."),
+            "priorityClassName": name("PriorityClass for the pods."),
+            "queue": name("Queue for gang scheduling (the PodGroup's queue)."),
+            "minAvailable": integer(
+                "Gang size: pods that must be schedulable together (a PodGroup's minMember).",
+                minimum=1,
+            ),
+        },
+    )
+
+
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def _run_policy() -> Schema:
+    d = RunPolicy()
+    backoff = RestartBackoff()
+    seconds = c.MAX_BACKOFF_SECONDS
+    schema = obj(
+        "Job-wide limits and lifecycle.",
+        {
+            "backoffLimit": integer(
+                "Pod restarts (all roles together) before the job fails.",
+                minimum=0,
+                maximum=c.MAX_BACKOFF_LIMIT,
+                default=d.backoff_limit,
+            ),
+            "activeDeadlineSeconds": integer(
+                "Seconds after startTime before a running job is failed.",
+                minimum=1,
+                fmt="int64",
+            ),
+            "ttlSecondsAfterFinished": integer(
+                "Seconds after completion before the finished job is deleted.",
+                minimum=0,
+                fmt="int32",
+            ),
+            "cleanPodPolicy": enum(
+                "Which pods are deleted when the job finishes.", CleanPodPolicy, d.clean_pod_policy
+            ),
+            "suspend": boolean(
+                "Delete the job's pods and keep the job; false resumes it.", default=d.suspend
+            ),
+            "schedulingPolicy": _scheduling_policy(),
+            "retryableExitCodes": {
+                "type": "array",
+                "description": "Exit codes after which an ExitCode-policy pod is recreated; "
+                "absent means every code >= 128 (signals: OOM kill 137, SIGTERM 143).",
+                "minItems": 1,
+                "maxItems": 255,
+                "items": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 255},
+                "x-kubernetes-list-type": "set",
+            },
+            "restartBackoff": obj(
+                "Delay before a failed pod is recreated: initialSeconds * 2^n, capped.",
+                {
+                    "initialSeconds": integer(
+                        "First delay; 0 recreates at once.",
+                        minimum=0,
+                        maximum=seconds,
+                        default=backoff.initial_seconds,
+                    ),
+                    "maxSeconds": integer(
+                        "Largest delay.", minimum=0, maximum=seconds, default=backoff.max_seconds
+                    ),
+                },
+                default={},
+                rules=[
+                    rule(
+                        "self.initialSeconds <= self.maxSeconds",
+                        "spec.runPolicy.restartBackoff.initialSeconds must not exceed maxSeconds",
+                        field_path=".initialSeconds",
+                    )
+                ],
+            ),
+        },
+        default={},
+        rules=[
+            rule(
+                "(has(oldSelf.suspend) && oldSelf.suspend) || "
+                "(has(self.schedulingPolicy) == has(oldSelf.schedulingPolicy) && "
+                "(!has(self.schedulingPolicy) || "
+                "self.schedulingPolicy == oldSelf.schedulingPolicy))",
+                "spec.runPolicy.schedulingPolicy can only change while the job is suspended",
+                field_path=".schedulingPolicy",
+                reason="FieldValueForbidden",
+            )
+        ],
+    )
+    return schema
+
+
+def _spec_rules() -> list[Schema]:
+    worker = _role(c.ROLE_WORKER)
+    has_worker = f"has({worker})"
+    total = " + ".join(_replicas_or_zero(r) for r in c.ROLES)
+    exit_code_roles = " || ".join(
+        f"(has({_role(r)}) && {_role(r)}.restartPolicy == '{RestartPolicy.EXIT_CODE}')"
+        for r in c.ROLES
+    )
+    min_available = "self.runPolicy.schedulingPolicy.minAvailable"
+    rules = [
+        rule(
+            f"!has(self.elasticPolicy) || !{has_worker} || "
+            f"({worker}.replicas >= self.elasticPolicy.minReplicas && "
+            f"{worker}.replicas <= self.elasticPolicy.maxReplicas)",
+            "spec.replicaSpecs.worker.replicas must be between spec.elasticPolicy.minReplicas "
+            "and spec.elasticPolicy.maxReplicas",
+            field_path=".replicaSpecs.worker.replicas",
+        ),
+        rule(
+            f"self.successPolicy != '{SuccessPolicy.ALL_WORKERS}' || !{has_worker} || "
+            f"{worker}.replicas >= 1",
+            "spec.replicaSpecs.worker.replicas must be at least 1 with successPolicy AllWorkers "
+            "(to stop a job without deleting it, set spec.runPolicy.suspend)",
+            field_path=".replicaSpecs.worker.replicas",
+        ),
+        rule(
+            f"self.successPolicy != '{SuccessPolicy.CHIEF}' || "
+            f"{_replicas_or_zero(c.ROLE_CHIEF)} >= 1 || {_replicas_or_zero(c.ROLE_WORKER)} >= 1",
+            "spec.successPolicy Chief needs a chief replica or at least one worker",
+            field_path=".successPolicy",
+        ),
+        rule(
+            f"{_replicas_or_zero(c.ROLE_PS)} == 0 || {_replicas_or_zero(c.ROLE_WORKER)} >= 1",
+            "spec.replicaSpecs.worker.replicas must be at least 1 when the job has ps replicas",
+            field_path=".replicaSpecs.worker.replicas",
+        ),
+        rule(
+            f"!has(self.runPolicy) || !has(self.runPolicy.retryableExitCodes) || {exit_code_roles}",
+            "spec.runPolicy.retryableExitCodes only applies to roles with restartPolicy "
+            "ExitCode, and no role has it",
+            field_path=".runPolicy.retryableExitCodes",
+        ),
+        rule(
+            "!has(self.runPolicy) || !has(self.runPolicy.schedulingPolicy) || "
+            f"!has({min_available}) || {min_available} <= {total}",
+            "spec.runPolicy.schedulingPolicy.minAvailable must not exceed the total replicas "
+            "of all roles",
+            field_path=".runPolicy.schedulingPolicy.minAvailable",
+        ),
+        rule(
+            "has(self.elasticPolicy) == has(oldSelf.elasticPolicy)",
+            "spec.elasticPolicy cannot be added or removed after creation",
+            field_path=".elasticPolicy",
+            reason="FieldValueForbidden",
+        ),
+        rule(
+            "self.successPolicy == oldSelf.successPolicy",
+            "spec.successPolicy is immutable",
+            field_path=".successPolicy",
+            reason="FieldValueForbidden",
+        ),
+        rule(
+            f"{_SUSPENDED_BEFORE} || (type(self.nprocPerNode) == type(oldSelf.nprocPerNode) && "
+            "self.nprocPerNode == oldSelf.nprocPerNode)",
+            "spec.nprocPerNode can only change while the job is suspended",
+            field_path=".nprocPerNode",
+            reason="FieldValueForbidden",
+        ),
+    ]
+    for role in c.ROLES:
+        new, old = _role(role), f"oldSelf.replicaSpecs.{role}"
+        both = f"!has({new}) || !has({old}) || {_SUSPENDED_BEFORE}"
+        rules.append(
+            rule(
+                f"{both} || {new}.template == {old}.template",
+                f"spec.replicaSpecs.{role}.template can only change while the job is suspended",
+                field_path=f".replicaSpecs.{role}.template",
+                reason="FieldValueForbidden",
+            )
+        )
+        rules.append(
+            rule(
+                f"{both} || (has({new}.gpus) == has({old}.gpus) && "
+                f"(!has({new}.gpus) || {new}.gpus == {old}.gpus))",
+                f"spec.replicaSpecs.{role}.gpus can only change while the job is suspended",
+                field_path=f".replicaSpecs.{role}.gpus",
+                reason="FieldValueForbidden",
+            )
+        )
+    return rules
+
+
+def spec_schema() -> Schema:
+    """``spec`` of a TrainingJob."""
+    return obj(
+        "The desired training job.",
+        {
+            "replicaSpecs": _replica_specs(),
+            "elasticPolicy": _elastic_policy(),
+            "nprocPerNode": {
+                "description": "Processes per pod (torchrun --nproc-per-node): an integer >= 1, "
+                'or "auto" for the pod\'s GPU count (gpus), else 1.',
+                "x-kubernetes-int-or-string": True,
+                "default": c.NPROC_AUTO,
+                "x-kubernetes-validations": [
+                    rule(
+                        f"type(self) == int ? self >= 1 : self == '{c.NPROC_AUTO}'",
+                        'spec.nprocPerNode must be an integer >= 1 or "auto"',
+                    )
+                ],
+            },
+            "runPolicy": _run_policy(),
+            "successPolicy": enum(
+                "When the job succeeds: AllWorkers when every worker has succeeded; Chief when "
+                "the chief (or, without a chief, worker 0) has succeeded.",
+                SuccessPolicy,
+                SuccessPolicy.ALL_WORKERS,
+            ),
+        },
+        required=["replicaSpecs"],
+        rules=_spec_rules(),
+    )
+
+
+def _root_rules() -> list[Schema]:
+    limit = c.MAX_JOB_NAME_LENGTH
+    return [
+        rule(
+            f"self.metadata.name.size() <= {limit}",
+            f"metadata.name must be at most {limit} characters so that pod names "
+            "<job>-<role>-<index> stay DNS labels of at most 63",
+        ),
+        rule(
+            f"self.metadata.name.matches('{c.JOB_NAME_PATTERN}')",
+            "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', "
+            "starting with a letter) because it names the job's Service",
+        ),
+    ]
+
+
+def openapi_schema() -> Schema:
+    """The version's ``openAPIV3Schema``."""
+    return {
+        "type": "object",
+        "description": "A distributed (optionally elastic) PyTorch training job.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "elastrain.dev/v1alpha1"},
+            "kind": {"type": "string", "description": "TrainingJob"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(),
+            "status": status_schema(),
+        },
+        "x-kubernetes-validations": _root_rules(),
+    }
+
+
+def _printer_columns() -> list[Schema]:
+    def col(name: str, kind: str, path: str, desc: str, priority: int = 0) -> Schema:
+        out: Schema = {"name": name, "type": kind, "jsonPath": path, "description": desc}
+        if priority:
+            out["priority"] = priority
+        return out
+
+    return [
+        col("Phase", "string", ".status.phase", "Current phase of the job."),
+        col("Ready", "integer", ".status.replicaStatuses.worker.ready", "Ready workers."),
+        col("Workers", "integer", ".spec.replicaSpecs.worker.replicas", "Desired workers."),
+        col("Restarts", "integer", ".status.restartCount", "Pod restarts so far."),
+        col("Min", "integer", ".spec.elasticPolicy.minReplicas", "Elastic minimum.", 1),
+        col("Max", "integer", ".spec.elasticPolicy.maxReplicas", "Elastic maximum.", 1),
+        col("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+    ]
+
+
+def crd() -> Schema:
+    """The whole CustomResourceDefinition object."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": c.CRD_NAME,
+            "labels": {
+                "app.kubernetes.io/name": "elastrain",
+                "app.kubernetes.io/part-of": "elastrain",
+            },
+        },
+        "spec": {
+            "group": c.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": c.KIND,
+                "listKind": f"{c.KIND}List",
+                "plural": c.PLURAL,
+                "singular": c.SINGULAR,
+                "shortNames": list(c.SHORT_NAMES),
+            },
+            "versions": [
+                {
+                    "name": c.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": openapi_schema()},
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicaSpecs.worker.replicas",
+                            "statusReplicasPath": ".status.replicaStatuses.worker.active",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": _printer_columns(),
+                }
+            ],
+        },
+    }
