@@ -1,0 +1,143 @@
+"""Kubernetes ``Status`` errors, raised anywhere in the sandbox and rendered by the server.
+
+One exception type carries everything a real API server puts in a failure ``Status`` body
+(code, reason, message, details with causes), so the store, admission and the HTTP layer can
+raise the exact error kubectl and client libraries parse, and the server turns it into JSON in
+one place. Nothing else is ever allowed to escape a request handler as a 500 without a body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An API failure with the ``Status`` body the real API server would send."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+        self._body = body
+
+    def status(self) -> dict[str, Any]:
+        """The ``Status`` object for the response body."""
+        if self._body is not None:
+            return self._body
+        out: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details is not None:
+            out["details"] = self.details
+        return out
+
+
+def _details(kind: str | None, group: str, name: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if name:
+        out["name"] = name
+    if group:
+        out["group"] = group
+    if kind:
+        out["kind"] = kind
+    return out
+
+
+def _qualified(plural: str, group: str) -> str:
+    return f"{plural}.{group}" if group else plural
+
+
+def not_found(plural: str, group: str, name: str) -> ApiError:
+    """404 as ``<plural>[.<group>] "<name>" not found``."""
+    return ApiError(
+        404,
+        "NotFound",
+        f'{_qualified(plural, group)} "{name}" not found',
+        details=_details(plural, group, name),
+    )
+
+
+def already_exists(plural: str, group: str, name: str) -> ApiError:
+    """409 AlreadyExists for a duplicate create."""
+    return ApiError(
+        409,
+        "AlreadyExists",
+        f'{_qualified(plural, group)} "{name}" already exists',
+        details=_details(plural, group, name),
+    )
+
+
+def conflict(plural: str, group: str, name: str, why: str) -> ApiError:
+    """409 Conflict: a stale resourceVersion or a failed precondition."""
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": {why}',
+        details=_details(plural, group, name),
+    )
+
+
+def bad_request(message: str) -> ApiError:
+    """400 BadRequest."""
+    return ApiError(400, "BadRequest", message)
+
+
+def method_not_allowed(
+    message: str = "the server does not allow this method on the requested resource",
+) -> ApiError:
+    """405 MethodNotAllowed."""
+    return ApiError(405, "MethodNotAllowed", message, details={})
+
+
+def unsupported_media_type(content_type: str) -> ApiError:
+    """415 for a patch or body type this resource does not accept."""
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {content_type})",
+    )
+
+
+def gone(message: str) -> ApiError:
+    """410 Expired: the requested resourceVersion or continue token is compacted away."""
+    return ApiError(410, "Expired", message)
+
+
+def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
+    """422 Invalid with field causes ``(reason, field, message)`` like the API server's."""
+    details = _details(kind, group, name)
+    details["causes"] = [{"reason": r, "message": m, "field": f} for r, f, m in causes]
+    msgs = "; ".join(f"{f}: {m}" if f else m for _r, f, m in causes)
+    display = f"{kind}.{group}" if group else kind
+    return ApiError(
+        422,
+        "Invalid",
+        f'{display} "{name}" is invalid: {msgs if len(causes) == 1 else "[" + ", ".join(f"{f}: {m}" for _r, f, m in causes) + "]"}',
+        details=details,
+    )
+
+
+def forbidden(plural: str, group: str, name: str, why: str) -> ApiError:
+    """403 Forbidden, used for writes into a terminating namespace."""
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{_qualified(plural, group)} "{name}" is forbidden: {why}',
+        details=_details(plural, group, name),
+    )
