@@ -1,0 +1,148 @@
+"""One container's process: start it in the pod's namespaces, wait for it, stop it.
+
+Each container runs in its own session (so its process group is its whole tree: torchrun and
+every worker it spawns) and carries a marker variable naming its container ID, which lets the
+agent find and kill processes that left the group (``setsid``) or outlived the main process,
+as the kubelet does by killing the container's cgroup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from elastrain.sandbox.agent import podexec
+from elastrain.sandbox.agent.volumes import Mount
+
+MARKER_VAR = "ELASTRAIN_SANDBOX_CONTAINER"
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything needed to exec a container, fully resolved by the pod runtime."""
+
+    container_id: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    log_path: Path
+    spec_path: Path
+    workdir: str | None = None
+    hostname: str | None = None
+    netns_path: Path | None = None
+    namespaces: bool = False
+    mounts: Sequence[Mount] = field(default_factory=tuple)
+
+
+def exit_code(returncode: int) -> int:
+    """asyncio's ``-signal`` becomes the shell's and the kubelet's ``128 + signal``."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _launcher(spec: LaunchSpec) -> list[str]:
+    argv: list[str] = []
+    if spec.netns_path is not None:
+        argv += [shutil.which("nsenter") or "nsenter", f"--net={spec.netns_path}"]
+    if spec.namespaces:
+        argv += [
+            shutil.which("unshare") or "unshare",
+            "--uts",
+            "--mount",
+            "--propagation",
+            "private",
+        ]
+    return [*argv, sys.executable, "-I", "-S", podexec.__file__, str(spec.spec_path)]
+
+
+def processes_with_marker(container_id: str) -> list[int]:
+    """PIDs whose environment carries ``container_id``'s marker (the container's processes)."""
+    needle = f"{MARKER_VAR}={container_id}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                if needle in handle.read().split(b"\0"):
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+class ContainerProcess:
+    """A started container; the pod runtime awaits :meth:`wait` and calls :meth:`stop`."""
+
+    def __init__(self, spec: LaunchSpec, proc: asyncio.subprocess.Process) -> None:
+        self.spec = spec
+        self._proc = proc
+        self.pid = proc.pid
+
+    @classmethod
+    async def start(cls, spec: LaunchSpec) -> ContainerProcess:
+        """Write the exec spec and spawn the launcher; output goes to ``spec.log_path``."""
+        env = {**spec.env, MARKER_VAR: spec.container_id}
+        spec.spec_path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "argv": list(spec.argv),
+            "env": env,
+            "workdir": spec.workdir,
+            "hostname": spec.hostname if spec.namespaces else None,
+            "mounts": [asdict(m) for m in spec.mounts] if spec.namespaces else [],
+            "start_error_file": str(spec.spec_path.with_suffix(".error")),
+        }
+        fd = os.open(spec.spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_path, "ab") as log:
+            proc = await asyncio.create_subprocess_exec(
+                *_launcher(spec),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env={MARKER_VAR: spec.container_id, "PATH": env.get("PATH", "/usr/bin:/bin")},
+                start_new_session=True,
+            )
+        return cls(spec, proc)
+
+    def start_error(self) -> str | None:
+        """The message the exec helper left when it could not start the command."""
+        try:
+            return self.spec.spec_path.with_suffix(".error").read_text()
+        except FileNotFoundError:
+            return None
+
+    async def wait(self) -> int:
+        """Wait for the main process; then kill what is left of its tree; return the code."""
+        code = exit_code(await self._proc.wait())
+        self.kill_leftovers()
+        return code
+
+    def signal_group(self, sig: int) -> None:
+        """Signal the container's process group (a vanished group is not an error)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL the group and every process still carrying this container's marker."""
+        self.signal_group(signal.SIGKILL)
+        for pid in processes_with_marker(self.spec.container_id):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+    async def stop(self, grace: float) -> int:
+        """SIGTERM the group, SIGKILL after ``grace`` seconds; return the exit code."""
+        if self._proc.returncode is None:
+            self.signal_group(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout=max(grace, 0))
+        self.kill_leftovers()
+        return await self.wait()

@@ -1,0 +1,381 @@
+"""One pod on the node: its sandbox (network, hosts, volumes) and its containers' lifecycles.
+
+This is the kubelet's pod worker in miniature. Init containers run one after another to
+completion; then every main container is supervised on its own: started, awaited, restarted
+according to ``restartPolicy`` with the crash-loop back-off. The runtime never raises into the
+agent: a misconfigured container waits with ``CreateContainerConfigError`` and is retried, and
+an unexpected error is logged and shown on the containers, as a kubelet would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elastrain.sandbox.agent import hosts
+from elastrain.sandbox.agent.backoff import Backoff, BackoffPolicy
+from elastrain.sandbox.agent.container import ContainerProcess, LaunchSpec
+from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup, command_line, container_env
+from elastrain.sandbox.agent.images import ImageMap, base_env
+from elastrain.sandbox.agent.network import PodNet, PodNetwork
+from elastrain.sandbox.agent.podexec import START_ERROR_EXIT
+from elastrain.sandbox.agent.podstatus import (
+    Conditions,
+    ContainerRecord,
+    Json,
+    Terminated,
+    pod_phase,
+    rfc3339,
+)
+from elastrain.sandbox.agent.volumes import Mount, container_mounts, prepare_volumes
+
+log = logging.getLogger(__name__)
+
+Obj = Mapping[str, Any]
+TERMINAL = ("Succeeded", "Failed")
+RESOLV_CONF = (
+    "# elastrain sandbox: no DNS server; cluster names resolve through /etc/hosts and\n"
+    "# anything else fails fast against the pod's own loopback.\n"
+    "nameserver 127.0.0.1\n"
+    "search {ns}.svc.cluster.local svc.cluster.local cluster.local\n"
+    "options ndots:5 timeout:1 attempts:1\n"
+)
+
+
+@dataclass
+class RuntimeConfig:
+    """What every pod runtime of one agent shares."""
+
+    state_dir: Path
+    network: PodNetwork
+    images: ImageMap = field(default_factory=ImageMap.default)
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    namespaces: bool = False  # UTS + mount namespaces (root): hostname, /etc/hosts, volumes
+    lookup: ObjectLookup | None = None
+    # Peers and services the pod's /etc/hosts should carry; called at setup and on refresh.
+    hosts_provider: Callable[[PodRuntime], list[hosts.HostEntry]] | None = None
+
+
+def log_path(state_dir: Path, namespace: str, pod: str, container: str, restart: int) -> Path:
+    """Where a container run's output goes; the API server serves ``pods/log`` from here."""
+    return state_dir / "logs" / namespace / pod / container / f"{restart}.log"
+
+
+class PodRuntime:
+    """Runs ``pod`` until it ends or :meth:`stop` is called; :meth:`status` reports it."""
+
+    def __init__(self, pod: Obj, config: RuntimeConfig, on_change: Callable[[], None]) -> None:
+        self.pod = pod
+        self.config = config
+        self._on_change = on_change
+        meta, spec = pod["metadata"], pod.get("spec", {})
+        self.uid = str(meta.get("uid") or f"{meta.get('namespace', 'default')}/{meta['name']}")
+        self.namespace = str(meta.get("namespace", "default"))
+        self.name = str(meta["name"])
+        self.restart_policy = str(spec.get("restartPolicy") or "Always")
+        self.dir = config.state_dir / "pods" / self.uid.replace("/", "_")
+        self.net: PodNet | None = None
+        self.start_time = time.time()
+        has_init = bool(spec.get("initContainers"))
+        self.init_records = [
+            ContainerRecord(c["name"], c.get("image", ""), "PodInitializing")
+            for c in spec.get("initContainers") or []
+        ]
+        main_reason = "PodInitializing" if has_init else "ContainerCreating"
+        self.records = [
+            ContainerRecord(c["name"], c.get("image", ""), main_reason)
+            for c in spec.get("containers") or []
+        ]
+        self.conditions = Conditions()
+        self._initialized = not has_init
+        self._init_failed = False
+        self._final_phase: str | None = None
+        self._processes: dict[str, ContainerProcess] = {}
+        self._volumes: dict[str, Path] = {}
+        self._stop = asyncio.Event()
+        self._grace = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin running the pod in the background."""
+        self._task = asyncio.create_task(self._run(), name=f"pod {self.namespace}/{self.name}")
+
+    async def stop(self, grace: float) -> None:
+        """Stop every container (SIGTERM, ``grace`` seconds, SIGKILL); no restarts after."""
+        self._grace = grace
+        self._stop.set()
+        await asyncio.gather(*(p.stop(grace) for p in list(self._processes.values())))
+        if self._task is not None:
+            await self._task
+        self._changed()
+
+    async def teardown(self) -> None:
+        """Release the pod's network and remove its directory (volumes but PVCs go too)."""
+        if not self._stop.is_set():
+            await self.stop(0)
+        await asyncio.to_thread(self.config.network.remove_pod, self.uid)
+        await asyncio.to_thread(shutil.rmtree, self.dir, True)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    async def _run(self) -> None:
+        try:
+            if not await self._setup():
+                return
+            if await self._run_init():
+                await asyncio.gather(*(self._supervise(c, r, False) for c, r in self._mains()))
+        except Exception as exc:  # a failing pod never takes the agent down
+            log.exception("pod %s/%s: runtime failure", self.namespace, self.name)
+            for rec in self.records:
+                if rec.running_since is None and rec.terminated is None:
+                    rec.set_waiting("RunContainerError", str(exc))
+            self._changed()
+
+    def _mains(self) -> list[tuple[Obj, ContainerRecord]]:
+        return list(
+            zip(self.pod.get("spec", {}).get("containers") or [], self.records, strict=True)
+        )
+
+    async def _setup(self) -> bool:
+        """Create the pod sandbox; retry (with the back-off base) while volumes are missing."""
+        self.net = await asyncio.to_thread(self.config.network.add_pod, self.uid)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "resolv.conf").write_text(RESOLV_CONF.format(ns=self.namespace))
+        self.refresh_hosts()
+        self.conditions.set("PodReadyToStartContainers", True)
+        while not self._stop.is_set():
+            try:
+                self._volumes = prepare_volumes(
+                    self.pod, self.config.state_dir, self.dir, self.config.lookup
+                )
+                return True
+            except (ConfigError, OSError) as exc:
+                for rec in self.init_records + self.records:
+                    rec.set_waiting("CreateContainerConfigError", str(exc))
+                self._changed()
+                await self._sleep(self.config.backoff.base)
+        return False
+
+    async def _run_init(self) -> bool:
+        """Run init containers in order; False if the pod failed or is stopping."""
+        specs = self.pod.get("spec", {}).get("initContainers") or []
+        for spec, rec in zip(specs, self.init_records, strict=True):
+            if not await self._supervise(spec, rec, True):
+                if not self._stop.is_set() and self.restart_policy == "Never":
+                    self._init_failed = True
+                    for main in self.records:
+                        main.will_restart = False
+                    self._changed()
+                return False
+        self._initialized = True
+        for rec in self.records:
+            rec.set_waiting("ContainerCreating")
+        self._changed()
+        return True
+
+    async def _supervise(self, spec: Obj, rec: ContainerRecord, init: bool) -> bool:
+        """Run one container until the policy says stop; True if its last run succeeded."""
+        backoff = Backoff(self.config.backoff)
+        first = True
+        while not self._stop.is_set():
+            try:
+                launch = self._launch_spec(spec, rec.restart_count + (0 if first else 1))
+            except ConfigError as exc:
+                rec.set_waiting("CreateContainerConfigError", str(exc))
+                self._changed()
+                await self._sleep(self.config.backoff.base)
+                continue
+            proc = await ContainerProcess.start(launch)
+            self._processes[rec.name] = proc
+            if not first:
+                rec.restart_count += 1
+            first = False
+            started = time.time()
+            rec.set_running(f"sandbox://{launch.container_id}", started)
+            rec.ready = not init and "readinessProbe" not in spec
+            self._changed()
+            if self._stop.is_set():
+                await proc.stop(self._grace)
+            code = await proc.wait()
+            finished = time.time()
+            error = proc.start_error() if code == START_ERROR_EXIT else None
+            done = Terminated(
+                exit_code=code,
+                started_at=started,
+                finished_at=finished,
+                container_id=rec.container_id,
+                reason="StartError" if error else "",
+                message=error or "",
+            )
+            restart = not self._stop.is_set() and self._should_restart(code, init)
+            rec.set_terminated(done, restart)
+            self._changed()
+            if not restart:
+                return code == 0
+            delay = backoff.next_delay(finished - started)
+            if delay > 0:
+                rec.set_waiting(
+                    "CrashLoopBackOff",
+                    f"back-off {delay:g}s restarting failed container={rec.name} "
+                    f"pod={self.name}_{self.namespace}({self.uid})",
+                )
+                self._changed()
+                await self._sleep(delay)
+        return False
+
+    def _should_restart(self, code: int, init: bool) -> bool:
+        if self.restart_policy == "Never":
+            return False
+        if init or self.restart_policy == "OnFailure":
+            return code != 0
+        return True
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when the pod is being stopped."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    # -- container configuration -----------------------------------------------------------
+
+    def _launch_spec(self, spec: Obj, restart: int) -> LaunchSpec:
+        assert self.net is not None
+        image = str(spec.get("image", ""))
+        runtime = self.config.images.runtime(image)
+        hostname = hosts.pod_hostname(self.pod)
+        env = container_env(
+            self.pod,
+            spec,
+            pod_ip=self.net.ip,
+            host_ip=self.config.network.host_ip,
+            base=base_env(runtime, hostname),
+            lookup=self.config.lookup,
+        )
+        argv = command_line(spec, env, runtime.entrypoint)
+        mounts = [
+            Mount(str(self.dir / "hosts"), "/etc/hosts"),
+            Mount(str(self.dir / "resolv.conf"), "/etc/resolv.conf"),
+            *container_mounts(spec, self._volumes),
+        ]
+        if self.config.namespaces:
+            for mount in mounts:
+                _ensure_mount_point(mount)
+        container_id = uuid.uuid4().hex
+        return LaunchSpec(
+            container_id=container_id,
+            argv=argv,
+            env=env,
+            log_path=log_path(
+                self.config.state_dir, self.namespace, self.name, spec["name"], restart
+            ),
+            spec_path=self.dir / "run" / f"{container_id}.json",
+            workdir=spec.get("workingDir"),
+            hostname=hostname,
+            netns_path=self.net.netns_path,
+            namespaces=self.config.namespaces,
+            mounts=mounts,
+        )
+
+    # -- hosts and status ------------------------------------------------------------------
+
+    def refresh_hosts(self) -> None:
+        """Rewrite this pod's /etc/hosts in place from the provider (peers may have changed)."""
+        if self.net is None or not self.dir.exists():
+            return
+        provider = self.config.hosts_provider
+        if provider is not None:
+            entries = provider(self)
+        else:
+            names = hosts.pod_names(
+                hosts.pod_hostname(self.pod),
+                self.pod.get("spec", {}).get("subdomain"),
+                self.namespace,
+            )
+            entries = [hosts.HostEntry(self.net.ip, names)]
+        hosts.write_in_place(self.dir / "hosts", hosts.render(entries))
+
+    def phase(self) -> str:
+        """The pod phase; terminal phases stick, as they do on a real node."""
+        if self._final_phase:
+            return self._final_phase
+        if self._init_failed:
+            phase = "Failed"
+        elif not self._initialized:
+            phase = "Pending"
+        else:
+            policy = "Never" if self._stop.is_set() else self.restart_policy
+            phase = pod_phase(self.records, policy)
+            if self._stop.is_set() and any(r.running_since is not None for r in self.records):
+                phase = "Running"
+        if phase in TERMINAL:
+            self._final_phase = phase
+        return phase
+
+    def status(self) -> Json:
+        """The pod's status as the kubelet writes it (PodScheduled is the scheduler's)."""
+        phase = self.phase()
+        ready = bool(self.records) and all(r.ready for r in self.records)
+        terminal = phase in TERMINAL
+        self.conditions.set(
+            "Initialized",
+            self._initialized,
+            "" if self._initialized else "ContainersNotInitialized",
+        )
+        not_ready = "PodCompleted" if terminal else "ContainersNotReady"
+        self.conditions.set(
+            "ContainersReady", ready and not terminal, "" if ready and not terminal else not_ready
+        )
+        self.conditions.set(
+            "Ready", ready and not terminal, "" if ready and not terminal else not_ready
+        )
+        if terminal:
+            self.conditions.set("PodReadyToStartContainers", False)
+        host_ip = self.config.network.host_ip
+        out: Json = {
+            "phase": phase,
+            "conditions": self.conditions.to_json(),
+            "hostIP": host_ip,
+            "hostIPs": [{"ip": host_ip}],
+            "startTime": rfc3339(self.start_time),
+            "containerStatuses": [r.to_json() for r in self.records],
+        }
+        if self.net is not None:
+            out["podIP"] = self.net.ip
+            out["podIPs"] = [{"ip": self.net.ip}]
+        if self.init_records:
+            out["initContainerStatuses"] = [r.to_json() for r in self.init_records]
+        return out
+
+    def _changed(self) -> None:
+        try:
+            self._on_change()
+        except Exception:
+            log.exception("pod %s/%s: status callback failed", self.namespace, self.name)
+
+
+def _ensure_mount_point(mount: Mount) -> None:
+    """Bind mounts need an existing target of the same kind (dir or file) on the host.
+
+    Targets that are missing are created (empty) on the host and left there: removing one
+    while another pod still has something mounted on it would detach that pod's mount.
+    """
+    target = Path(mount.target)
+    if target.exists():
+        return
+    if Path(mount.source).is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
