@@ -1,0 +1,22 @@
+"""The operator's command-line configuration, independent of argparse so tests can build one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from elastrain.kube.client import DEFAULT_BURST, DEFAULT_QPS
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Everything ``python -m elastrain operator`` can be told."""
+
+    namespaces: tuple[str, ...] = field(default_factory=tuple)  # empty: cluster-wide
+    metrics_port: int = 8080  # 0: no metrics endpoint
+    health_port: int = 8081  # 0: no liveness endpoint
+    peering: str | None = None  # None: standalone
+    log_format: str = "plain"
+    verbose: bool = False
+    workers: int = 4
+    kube_qps: float = DEFAULT_QPS
+    kube_burst: int = DEFAULT_BURST

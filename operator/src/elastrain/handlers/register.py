@@ -1,0 +1,138 @@
+"""The kopf handlers: indexes of jobs and children, and event handlers that enqueue job keys.
+
+kopf is used for what it does well (login, watches with bookmarks and re-lists, indexes that
+are complete before any handler runs, liveness, peering); the reconcile itself runs in our own
+workers (:mod:`elastrain.handlers.controller`) so that events for one job are coalesced and a
+job is never reconciled twice at once. No handler here writes to the API.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import kopf
+
+from elastrain.api.constants import GROUP, LABEL_JOB_NAME, PLURAL, VERSION
+from elastrain.handlers import settings as operator_settings
+from elastrain.handlers.config import OperatorConfig
+from elastrain.handlers.controller import Controller
+from elastrain.handlers.queue import WorkQueue
+from elastrain.handlers.reconcile import CrdProbe, Planner, Reconciler
+from elastrain.handlers.store import JobKey, Store, owner_job_key, slim
+from elastrain.kube import resources
+from elastrain.kube.client import Kube
+from elastrain.kube.events import EventRecorder
+from elastrain.metrics.registry import Metrics
+
+log = logging.getLogger(__name__)
+
+_CHILD_LABELS = {LABEL_JOB_NAME: kopf.PRESENT}
+
+
+def _is_child(body: kopf.Body, **_: Any) -> bool:
+    return owner_job_key(body) is not None
+
+
+class Runtime:
+    """What lives for one operator run; built in the startup handler, torn down in cleanup."""
+
+    def __init__(self, config: OperatorConfig, planner: Planner) -> None:
+        self.config = config
+        self.planner = planner
+        self.metrics = Metrics()
+        self.queue: WorkQueue[JobKey] = WorkQueue(on_depth=self.metrics.workqueue_depth.set)
+        self.kube: Kube | None = None
+        self.controller: Controller | None = None
+        self._metrics_server: Any = None
+
+    def start(self, store: Store) -> None:
+        self.kube = Kube.from_environment(self.config.kube_qps, self.config.kube_burst)
+        recorder = EventRecorder(self.kube, host=socket.gethostname())
+        reconciler = Reconciler(
+            self.kube, store, recorder, self.metrics, self.planner, CrdProbe(self.kube)
+        )
+        self.controller = Controller(
+            self.queue, reconciler, recorder, self.metrics, self.config.workers
+        )
+        self.controller.start()
+        if self.config.metrics_port:
+            self._metrics_server = self.metrics.serve(self.config.metrics_port)
+            log.info("metrics on :%d/metrics", self.config.metrics_port)
+
+    async def stop(self) -> None:
+        if self.controller is not None:
+            await self.controller.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        if self.kube is not None:
+            self.kube.close()
+
+
+def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    """A registry with every handler of the operator, bound to ``runtime``."""
+    registry = kopf.OperatorRegistry()
+    job_resource = (GROUP, VERSION, PLURAL)
+    pod_group = (resources.PODGROUP_GROUP, resources.PODGROUP_VERSION, resources.PODGROUP_PLURAL)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster service account first, then ``KUBECONFIG`` (kopf's own loaders)."""
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(
+            **kwargs
+        ) or kopf.login_with_kubeconfig(**kwargs)
+        return info
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        # kopf passes every index to every handler by its handler id (the function name).
+        operator_settings.apply(settings)
+        indexes = [kwargs[f"elastrain_{n}"] for n in ("jobs", "pods", "services", "podgroups")]
+        runtime.start(Store(*indexes))
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await runtime.stop()
+
+    @kopf.index(*job_resource, registry=registry)
+    async def elastrain_jobs(body: kopf.Body, **_: Any) -> dict[JobKey, Any]:
+        return {(body.metadata.namespace or "", body.metadata.name or ""): slim(body)}
+
+    @kopf.index("v1", "pods", labels=_CHILD_LABELS, when=_is_child, registry=registry)
+    async def elastrain_pods(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
+        return {owner_job_key(body): slim(body)}
+
+    @kopf.index("v1", "services", labels=_CHILD_LABELS, when=_is_child, registry=registry)
+    async def elastrain_services(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
+        return {owner_job_key(body): slim(body)}
+
+    @kopf.index(*pod_group, labels=_CHILD_LABELS, when=_is_child, registry=registry)
+    async def elastrain_podgroups(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
+        return {owner_job_key(body): slim(body)}
+
+    @kopf.on.event(*job_resource, registry=registry)
+    # Handlers are async: kopf runs sync ones in threads, and the queue belongs to the loop.
+    async def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        key = (body.metadata.namespace or "", body.metadata.name or "")
+        if event.get("type") == "DELETED":
+            runtime.metrics.set_job_phase(key, None)
+        else:
+            runtime.metrics.set_job_phase(key, (body.get("status") or {}).get("phase") or "New")
+        runtime.queue.add(key)
+
+    async def child_event(body: kopf.Body, **_: Any) -> None:
+        key = owner_job_key(body)
+        if key is not None:
+            runtime.queue.add(key)
+
+    for resource in (("v1", "pods"), ("v1", "services"), pod_group):
+        kopf.on.event(
+            *resource,
+            id=f"enqueue-{resource[-1]}",
+            labels=_CHILD_LABELS,
+            when=_is_child,
+            registry=registry,
+        )(child_event)
+    return registry

@@ -1,0 +1,80 @@
+"""Read access to the kopf indexes of jobs and their children, keyed by ``(namespace, job name)``.
+
+kopf keeps the indexes current from its watches and blocks every event handler until all of
+them are fully populated after a (re)start, so the first reconcile of a job already sees every
+child that exists: no duplicate creates and no "missing pod" misread as a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from elastrain.api.constants import GROUP, KIND, LABEL_JOB_NAME
+
+JobKey = tuple[str, str]
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A shallow copy of an object without ``managedFields`` (half an object's size, unused)."""
+    obj = dict(body)
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("managedFields", None)
+    obj["metadata"] = meta
+    return obj
+
+
+def owner_job_key(body: Mapping[str, Any]) -> JobKey | None:
+    """The job a child belongs to: its job-name label *and* a TrainingJob owner reference.
+
+    Requiring both keeps a stranger's pod that merely copies the label out of the planner's view.
+    """
+    meta = body.get("metadata") or {}
+    job_name = (meta.get("labels") or {}).get(LABEL_JOB_NAME)
+    if not job_name:
+        return None
+    for ref in meta.get("ownerReferences") or []:
+        if (
+            ref.get("kind") == KIND
+            and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
+            and ref.get("name") == job_name
+        ):
+            return str(meta.get("namespace") or ""), str(job_name)
+    return None
+
+
+def _values(index: Mapping[JobKey, Iterable[dict[str, Any]]] | None, key: JobKey) -> list[Any]:
+    if index is None:
+        return []
+    store = index.get(key)
+    return list(store) if store is not None else []
+
+
+class Store:
+    """The four indexes the reconcile reads instead of listing the API."""
+
+    def __init__(
+        self,
+        jobs: Mapping[JobKey, Iterable[dict[str, Any]]],
+        pods: Mapping[JobKey, Iterable[dict[str, Any]]],
+        services: Mapping[JobKey, Iterable[dict[str, Any]]],
+        pod_groups: Mapping[JobKey, Iterable[dict[str, Any]]] | None,
+    ) -> None:
+        self._jobs = jobs
+        self._pods = pods
+        self._services = services
+        self._pod_groups = pod_groups
+
+    def job(self, key: JobKey) -> dict[str, Any] | None:
+        """The latest job body seen by the watch, or None once it is gone."""
+        found = _values(self._jobs, key)
+        return found[0] if found else None
+
+    def pods(self, key: JobKey) -> list[dict[str, Any]]:
+        return _values(self._pods, key)
+
+    def services(self, key: JobKey) -> list[dict[str, Any]]:
+        return _values(self._services, key)
+
+    def pod_groups(self, key: JobKey) -> list[dict[str, Any]]:
+        return _values(self._pod_groups, key)
