@@ -62,3 +62,5 @@ MAX_GPUS_PER_REPLICA: Final = 64
 JOB_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # Container names inside the pod templates: DNS-1123 labels.
 CONTAINER_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Scheduler, PriorityClass and queue names: DNS-1123 subdomains.
+DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

@@ -112,7 +112,7 @@ class _Reader:
             return None
         return value
 
-    def str_(self, key: str, *, pattern: str | None = None, max_length: int = 253) -> str | None:
+    def str_(self, key: str, *, pattern: str, what: str, max_length: int = 253) -> str | None:
         value = self.obj.get(key)
         if value is None:
             return None
@@ -122,8 +122,8 @@ class _Reader:
         if len(value) > max_length:
             self.error(key, f"must be at most {max_length} characters, got {len(value)}")
             return None
-        if pattern is not None and not re.match(pattern, value):
-            self.error(key, f"{value!r} must match {pattern}")
+        if not re.match(pattern, value):
+            self.error(key, f"{value!r} must be {what}")
             return None
         return value
 
@@ -404,7 +404,6 @@ def _parse_run_policy(errors: list[FieldError], raw: Mapping[str, Any]) -> RunPo
 
 
 _SCHEDULING_FIELDS = ("schedulerName", "priorityClassName", "queue", "minAvailable")
-_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 def _parse_scheduling(
@@ -413,10 +412,11 @@ def _parse_scheduling(
     if raw is None:
         return None
     r = _Reader(errors, "spec.runPolicy.schedulingPolicy", raw, _SCHEDULING_FIELDS)
+    what = "a DNS-1123 subdomain (lower-case letters, digits, '-' and '.')"
     return SchedulingPolicy(
-        scheduler_name=r.str_("schedulerName", pattern=_DNS_SUBDOMAIN),
-        priority_class_name=r.str_("priorityClassName", pattern=_DNS_SUBDOMAIN),
-        queue=r.str_("queue", pattern=_DNS_SUBDOMAIN),
+        scheduler_name=r.str_("schedulerName", pattern=c.DNS_SUBDOMAIN_PATTERN, what=what),
+        priority_class_name=r.str_("priorityClassName", pattern=c.DNS_SUBDOMAIN_PATTERN, what=what),
+        queue=r.str_("queue", pattern=c.DNS_SUBDOMAIN_PATTERN, what=what),
         min_available=r.int_("minAvailable", minimum=1),
     )
 

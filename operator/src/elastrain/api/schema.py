@@ -185,9 +185,16 @@ def _replica_specs() -> Schema:
     )
 
 
+def _immutable(path: str) -> Schema:
+    return rule(
+        "self == oldSelf",
+        f"{path} is immutable; create a new job to change it",
+        reason="FieldValueForbidden",
+    )
+
+
 def _elastic_policy() -> Schema:
     d = ElasticPolicy(min_replicas=1, max_replicas=1)
-    immutable = "is immutable; create a new job to change it"
     return obj(
         "Elastic workers: torchrun's c10d rendezvous admits between minReplicas and "
         "maxReplicas workers, and worker replicas may change (kubectl scale, HPA) in that range.",
@@ -198,14 +205,14 @@ def _elastic_policy() -> Schema:
                 "torchrun rendezvous backend.",
                 list(c.RDZV_BACKENDS),
                 d.rdzv_backend,
-                rules=[rule("self == oldSelf", f"spec.elasticPolicy.rdzvBackend {immutable}")],
+                rules=[_immutable("spec.elasticPolicy.rdzvBackend")],
             ),
             "rdzvPort": integer(
                 "Port of the c10d rendezvous store on worker 0.",
                 minimum=1,
                 maximum=65535,
                 default=d.rdzv_port,
-                rules=[rule("self == oldSelf", f"spec.elasticPolicy.rdzvPort {immutable}")],
+                rules=[_immutable("spec.elasticPolicy.rdzvPort")],
             ),
             "maxRestarts": integer(
                 "torchrun --max-restarts: restarts of the worker group inside a pod before the "
@@ -218,6 +225,7 @@ def _elastic_policy() -> Schema:
         required=["minReplicas", "maxReplicas"],
         rules=[
             rule(
+                "!has(self.minReplicas) || !has(self.maxReplicas) || "
                 "self.minReplicas <= self.maxReplicas",
                 "spec.elasticPolicy.minReplicas must not exceed spec.elasticPolicy.maxReplicas",
                 field_path=".minReplicas",
@@ -228,7 +236,7 @@ def _elastic_policy() -> Schema:
 
 def _scheduling_policy() -> Schema:
     def name(desc: str) -> Schema:
-        return string(desc, pattern=_DNS_SUBDOMAIN, max_length=253)
+        return string(desc, pattern=c.DNS_SUBDOMAIN_PATTERN, max_length=253)
 
     return obj(
         "Scheduling for every pod of the job.",
@@ -242,9 +250,6 @@ def _scheduling_policy() -> Schema:
             ),
         },
     )
-
-
-_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 def _run_policy() -> Schema:
@@ -337,6 +342,7 @@ def _spec_rules() -> list[Schema]:
     rules = [
         rule(
             f"!has(self.elasticPolicy) || !{has_worker} || "
+            "!has(self.elasticPolicy.minReplicas) || !has(self.elasticPolicy.maxReplicas) || "
             f"({worker}.replicas >= self.elasticPolicy.minReplicas && "
             f"{worker}.replicas <= self.elasticPolicy.maxReplicas)",
             "spec.replicaSpecs.worker.replicas must be between spec.elasticPolicy.minReplicas "

@@ -1,0 +1,362 @@
+"""Shared TrainingJob fixtures for the API tests: one valid base job and a table of bad specs.
+
+Each bad case names the field its error must mention. The same table runs through the CRD
+(schema + CEL, in-process) and through ``parse_training_job``, so the two can never disagree
+about what is invalid.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+
+Obj = dict[str, Any]
+
+
+def container(name: str = "trainer") -> Obj:
+    return {"name": name, "image": "ghcr.io/elastrain/trainer:0.1.0"}
+
+
+def template(*containers: Obj) -> Obj:
+    return {"spec": {"containers": list(containers) or [container()]}}
+
+
+def base_job(name: str = "mnist") -> Obj:
+    """A minimal valid job: two DDP workers."""
+    return {
+        "apiVersion": "elastrain.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"replicaSpecs": {"worker": {"replicas": 2, "template": template()}}},
+    }
+
+
+def example_jobs() -> list[tuple[str, Obj]]:
+    """Every TrainingJob document in ``examples/``, with an id for parametrize."""
+    out = []
+    for path in EXAMPLES:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "TrainingJob":
+                out.append((f"{path.name}:{doc['metadata']['name']}", doc))
+    return out
+
+
+def _set(path: str, value: Any) -> Callable[[Obj], None]:
+    """A mutation that sets (or, with value DELETE, removes) a dotted path, creating parents."""
+
+    def apply(obj: Obj) -> None:
+        *parents, last = path.split(".")
+        node = obj
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is DELETE:
+            node.pop(last, None)
+        else:
+            node[last] = copy.deepcopy(value)
+
+    return apply
+
+
+DELETE = object()
+W = "spec.replicaSpecs.worker"
+ELASTIC = {"minReplicas": 1, "maxReplicas": 4}
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One invalid spec: the mutations that make it, and the field its error must name.
+
+    ``schema`` is False for what the CRD cannot state because the API server prunes unknown
+    fields before validating (kubectl's strict field validation reports those instead).
+    """
+
+    id: str
+    mutations: tuple[Callable[[Obj], None], ...]
+    field: str
+    schema: bool = True
+
+    def build(self) -> Obj:
+        obj = base_job()
+        for mutate in self.mutations:
+            mutate(obj)
+        return obj
+
+
+def bad(id: str, field: str, *mutations: Callable[[Obj], None], schema: bool = True) -> Bad:
+    return Bad(id, mutations, field, schema)
+
+
+BAD: list[Bad] = [
+    bad("no-spec", "spec", _set("spec", DELETE)),
+    bad("no-replicaSpecs", "spec.replicaSpecs", _set("spec.replicaSpecs", DELETE)),
+    bad(
+        "no-worker",
+        "spec.replicaSpecs.worker",
+        _set("spec.replicaSpecs", {"ps": {"template": template()}}),
+    ),
+    bad("negative-replicas", f"{W}.replicas", _set(f"{W}.replicas", -1)),
+    bad("string-replicas", f"{W}.replicas", _set(f"{W}.replicas", "two")),
+    bad("too-many-replicas", f"{W}.replicas", _set(f"{W}.replicas", 10000)),
+    bad("bad-restart-policy", f"{W}.restartPolicy", _set(f"{W}.restartPolicy", "Sometimes")),
+    bad("no-template", f"{W}.template", _set(f"{W}.template", DELETE)),
+    bad("no-pod-spec", f"{W}.template.spec", _set(f"{W}.template.spec", DELETE)),
+    bad(
+        "no-containers", f"{W}.template.spec.containers", _set(f"{W}.template.spec.containers", [])
+    ),
+    bad(
+        "container-without-name",
+        f"{W}.template.spec.containers[0].name",
+        _set(f"{W}.template.spec.containers", [{"image": "x"}]),
+    ),
+    bad(
+        "container-without-image",
+        f"{W}.template.spec.containers[0].image",
+        _set(f"{W}.template.spec.containers", [{"name": "x"}]),
+    ),
+    bad(
+        "container-bad-name",
+        f"{W}.template.spec.containers[0].name",
+        _set(f"{W}.template.spec.containers", [container("Bad_Name")]),
+    ),
+    bad(
+        "duplicate-container-names",
+        f"{W}.template.spec.containers[1]",
+        _set(f"{W}.template.spec.containers", [container("a"), container("a")]),
+    ),
+    bad(
+        "pod-restart-policy",
+        f"{W}.template.spec.restartPolicy",
+        _set(f"{W}.template.spec.restartPolicy", "Always"),
+    ),
+    bad(
+        "pod-hostname",
+        f"{W}.template.spec.hostname",
+        _set(f"{W}.template.spec.hostname", "mine"),
+    ),
+    bad(
+        "reserved-label",
+        f"{W}.template.metadata.labels",
+        _set(f"{W}.template.metadata", {"labels": {"elastrain.dev/job-name": "other"}}),
+    ),
+    bad("negative-gpus", f"{W}.gpus", _set(f"{W}.gpus", -1)),
+    bad(
+        "two-chiefs",
+        "spec.replicaSpecs.chief.replicas",
+        _set("spec.replicaSpecs.chief", {"replicas": 2, "template": template()}),
+    ),
+    bad(
+        "two-evaluators",
+        "spec.replicaSpecs.evaluator.replicas",
+        _set("spec.replicaSpecs.evaluator", {"replicas": 2, "template": template()}),
+    ),
+    bad(
+        "elastic-min-above-max",
+        "spec.elasticPolicy.minReplicas",
+        _set("spec.elasticPolicy", {"minReplicas": 3, "maxReplicas": 2}),
+        _set(f"{W}.replicas", 2),
+    ),
+    bad(
+        "elastic-replicas-above-max",
+        f"{W}.replicas",
+        _set("spec.elasticPolicy", ELASTIC),
+        _set(f"{W}.replicas", 5),
+    ),
+    bad(
+        "elastic-replicas-below-min",
+        f"{W}.replicas",
+        _set("spec.elasticPolicy", {"minReplicas": 3, "maxReplicas": 4}),
+        _set(f"{W}.replicas", 2),
+    ),
+    bad(
+        "elastic-etcd-backend",
+        "spec.elasticPolicy.rdzvBackend",
+        _set("spec.elasticPolicy", {**ELASTIC, "rdzvBackend": "etcd-v2"}),
+    ),
+    bad(
+        "elastic-port-range",
+        "spec.elasticPolicy.rdzvPort",
+        _set("spec.elasticPolicy", {**ELASTIC, "rdzvPort": 70000}),
+    ),
+    bad(
+        "elastic-no-max",
+        "spec.elasticPolicy.maxReplicas",
+        _set("spec.elasticPolicy", {"minReplicas": 1}),
+    ),
+    bad(
+        "elastic-negative-restarts",
+        "spec.elasticPolicy.maxRestarts",
+        _set("spec.elasticPolicy", {**ELASTIC, "maxRestarts": -1}),
+    ),
+    bad("nproc-zero", "spec.nprocPerNode", _set("spec.nprocPerNode", 0)),
+    bad("nproc-word", "spec.nprocPerNode", _set("spec.nprocPerNode", "many")),
+    bad("negative-backoff", "spec.runPolicy.backoffLimit", _set("spec.runPolicy.backoffLimit", -1)),
+    bad(
+        "clean-pod-policy",
+        "spec.runPolicy.cleanPodPolicy",
+        _set("spec.runPolicy.cleanPodPolicy", "Some"),
+    ),
+    bad(
+        "zero-deadline",
+        "spec.runPolicy.activeDeadlineSeconds",
+        _set("spec.runPolicy.activeDeadlineSeconds", 0),
+    ),
+    bad(
+        "negative-ttl",
+        "spec.runPolicy.ttlSecondsAfterFinished",
+        _set("spec.runPolicy.ttlSecondsAfterFinished", -5),
+    ),
+    bad("suspend-string", "spec.runPolicy.suspend", _set("spec.runPolicy.suspend", "yes")),
+    bad(
+        "exit-code-zero",
+        "spec.runPolicy.retryableExitCodes[0]",
+        _set(f"{W}.restartPolicy", "ExitCode"),
+        _set("spec.runPolicy.retryableExitCodes", [0]),
+    ),
+    bad(
+        "exit-code-300",
+        "spec.runPolicy.retryableExitCodes[0]",
+        _set(f"{W}.restartPolicy", "ExitCode"),
+        _set("spec.runPolicy.retryableExitCodes", [300]),
+    ),
+    bad(
+        "exit-code-duplicate",
+        "spec.runPolicy.retryableExitCodes[1]",
+        _set(f"{W}.restartPolicy", "ExitCode"),
+        _set("spec.runPolicy.retryableExitCodes", [137, 137]),
+    ),
+    bad(
+        "exit-codes-without-exitcode-role",
+        "spec.runPolicy.retryableExitCodes",
+        _set("spec.runPolicy.retryableExitCodes", [137]),
+    ),
+    bad(
+        "backoff-initial-above-max",
+        "spec.runPolicy.restartBackoff.initialSeconds",
+        _set("spec.runPolicy.restartBackoff", {"initialSeconds": 600, "maxSeconds": 60}),
+    ),
+    bad(
+        "min-available-above-total",
+        "spec.runPolicy.schedulingPolicy.minAvailable",
+        _set("spec.runPolicy.schedulingPolicy", {"minAvailable": 3}),
+    ),
+    bad(
+        "scheduler-name",
+        "spec.runPolicy.schedulingPolicy.schedulerName",
+        _set("spec.runPolicy.schedulingPolicy", {"schedulerName": "Bad Name"}),
+    ),
+    bad("success-policy", "spec.successPolicy", _set("spec.successPolicy", "Any")),
+    bad("all-workers-zero", f"{W}.replicas", _set(f"{W}.replicas", 0)),
+    bad(
+        "chief-policy-nobody",
+        "spec.successPolicy",
+        _set("spec.successPolicy", "Chief"),
+        _set(f"{W}.replicas", 0),
+    ),
+    bad(
+        "ps-without-workers",
+        f"{W}.replicas",
+        _set("spec.successPolicy", "Chief"),
+        _set("spec.replicaSpecs.chief", {"template": template()}),
+        _set("spec.replicaSpecs.ps", {"template": template()}),
+        _set(f"{W}.replicas", 0),
+    ),
+    bad("name-too-long", "metadata.name", _set("metadata.name", "a" * 49)),
+    bad("name-not-dns-1035", "metadata.name", _set("metadata.name", "9lives")),
+    bad("name-with-dot", "metadata.name", _set("metadata.name", "my.job")),
+    bad(
+        "unknown-role",
+        "spec.replicaSpecs.master",
+        _set("spec.replicaSpecs.master", {"template": template()}),
+        schema=False,
+    ),
+    bad("unknown-spec-field", "spec.elasticPolicyy", _set("spec.elasticPolicyy", {}), schema=False),
+]
+
+
+@dataclass(frozen=True)
+class Update:
+    """An update from ``base`` (after ``before``) to ``after``; ``field`` None means allowed."""
+
+    id: str
+    before: tuple[Callable[[Obj], None], ...]
+    after: tuple[Callable[[Obj], None], ...]
+    field: str | None
+
+    def build(self) -> tuple[Obj, Obj]:
+        old = base_job()
+        for mutate in self.before:
+            mutate(old)
+        new = copy.deepcopy(old)
+        for mutate in self.after:
+            mutate(new)
+        return old, new
+
+
+ELASTIC_BEFORE = (_set("spec.elasticPolicy", ELASTIC),)
+SUSPENDED_BEFORE = (_set("spec.runPolicy.suspend", True),)
+NEW_IMAGE = _set(f"{W}.template.spec.containers", [{"name": "trainer", "image": "other:2"}])
+
+UPDATES: list[Update] = [
+    Update(
+        "add-role",
+        (),
+        (_set("spec.replicaSpecs.ps", {"template": template()}),),
+        "spec.replicaSpecs",
+    ),
+    Update("add-elastic", (), (_set("spec.elasticPolicy", ELASTIC),), "spec.elasticPolicy"),
+    Update(
+        "remove-elastic",
+        ELASTIC_BEFORE,
+        (_set("spec.elasticPolicy", DELETE),),
+        "spec.elasticPolicy",
+    ),
+    Update(
+        "rdzv-port",
+        ELASTIC_BEFORE,
+        (_set("spec.elasticPolicy.rdzvPort", 29500),),
+        "spec.elasticPolicy.rdzvPort",
+    ),
+    Update(
+        "ps-replicas",
+        (_set("spec.replicaSpecs.ps", {"replicas": 1, "template": template()}),),
+        (_set("spec.replicaSpecs.ps.replicas", 2),),
+        "spec.replicaSpecs.ps.replicas",
+    ),
+    Update("success-policy", (), (_set("spec.successPolicy", "Chief"),), "spec.successPolicy"),
+    Update("template-running", (), (NEW_IMAGE,), f"{W}.template"),
+    Update("gpus-running", (), (_set(f"{W}.gpus", 1),), f"{W}.gpus"),
+    Update("nproc-running", (), (_set("spec.nprocPerNode", 2),), "spec.nprocPerNode"),
+    Update(
+        "scheduling-running",
+        (),
+        (_set("spec.runPolicy.schedulingPolicy", {"priorityClassName": "high"}),),
+        "spec.runPolicy.schedulingPolicy",
+    ),
+    # Allowed updates.
+    Update("scale-workers", (), (_set(f"{W}.replicas", 3),), None),
+    Update("scale-elastic", ELASTIC_BEFORE, (_set(f"{W}.replicas", 4),), None),
+    Update(
+        "widen-elastic-range",
+        ELASTIC_BEFORE,
+        (_set("spec.elasticPolicy.maxReplicas", 8), _set(f"{W}.replicas", 6)),
+        None,
+    ),
+    Update("backoff-limit", (), (_set("spec.runPolicy.backoffLimit", 10),), None),
+    Update("suspend", (), (_set("spec.runPolicy.suspend", True),), None),
+    Update("template-suspended", SUSPENDED_BEFORE, (NEW_IMAGE,), None),
+    Update(
+        "resume-with-new-template",
+        SUSPENDED_BEFORE,
+        (NEW_IMAGE, _set("spec.runPolicy.suspend", False), _set("spec.nprocPerNode", 2)),
+        None,
+    ),
+    Update("restart-policy", (), (_set(f"{W}.restartPolicy", "Never"),), None),
+]
