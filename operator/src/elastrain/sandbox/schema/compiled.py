@@ -1,0 +1,153 @@
+"""``CompiledSchema``: one CRD version's schema, checked and compiled once, applied per request.
+
+The API server calls, for every create and update of a custom resource (main resource and
+``/status`` alike, since the apiserver validates the whole object on status writes too)::
+
+    obj = cs.default(cs.prune(obj))          # or cs.prepare(obj); also on read, as upstream
+    causes = cs.validate(obj, old)           # old=None on create
+    if causes: return 422 invalid_status(kind, group, name, causes)
+
+and reports ``cs.pruned_fields(obj)`` as ``unknown field "..."`` warnings (or a 400 with
+``fieldValidation=Strict``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elastrain.sandbox.schema import errors as fe
+from elastrain.sandbox.schema.cel import CompiledRule, Evaluator, compile_rule
+from elastrain.sandbox.schema.invariants import check_invariants
+from elastrain.sandbox.schema.openapi import MISSING, validate_openapi
+from elastrain.sandbox.schema.prune import default as apply_defaults
+from elastrain.sandbox.schema.prune import prune as prune_object
+from elastrain.sandbox.schema.structural import Node, parse_schema
+
+_BLOCKING = {fe.NOT_SUPPORTED, fe.REQUIRED, fe.TOO_LONG, fe.TOO_MANY, fe.TYPE_INVALID}
+_UNCHECKED = (
+    "some validation rules were not checked because the object was invalid; "
+    "correct the existing errors to complete validation"
+)
+
+
+def _find_version(crd: Any, version: str) -> tuple[int, dict[str, Any]]:
+    versions = crd.get("spec", {}).get("versions") if isinstance(crd, dict) else None
+    if not isinstance(versions, list):
+        raise fe.SchemaError(
+            [
+                fe.required(
+                    "spec.versions", "must have exactly one version marked as storage version"
+                )
+            ]
+        )
+    for i, entry in enumerate(versions):
+        if isinstance(entry, dict) and entry.get("name") == version:
+            return i, entry
+    names = [v.get("name") for v in versions if isinstance(v, dict)]
+    raise fe.SchemaError([fe.not_supported("spec.versions", version, names)])
+
+
+def _walk(node: Node) -> list[Node]:
+    """Every node of the structural skeleton (not the value-only junctor subtrees)."""
+    out = [node]
+    children = [*node.properties.values(), node.items, node.additional]
+    for child in children:
+        if isinstance(child, Node):
+            out.extend(_walk(child))
+    return out
+
+
+class CompiledSchema:
+    """Prune, default and validate custom resources of one CRD version like kube-apiserver."""
+
+    def __init__(self, root: Node, rules: dict[int, list[CompiledRule]]) -> None:
+        self._root = root
+        self._rules = rules
+
+    @classmethod
+    def from_crd(cls, crd: dict[str, Any], version: str) -> CompiledSchema:
+        """Check and compile ``version``'s schema; raise SchemaError listing every problem."""
+        index, entry = _find_version(crd, version)
+        path = f"spec.versions[{index}].schema.openAPIV3Schema"
+        schema = entry.get("schema")
+        raw = schema.get("openAPIV3Schema") if isinstance(schema, dict) else None
+        if raw is None:
+            raise fe.SchemaError([fe.required(path, "schemas are required")])
+        root, causes = parse_schema(raw, path)
+        causes.extend(_check_root_metadata(root, path))
+        rules: dict[int, list[CompiledRule]] = {}
+        for node in _walk(root):
+            for spec in node.rules:
+                try:
+                    rules.setdefault(id(node), []).append(compile_rule(spec, node))
+                except fe.SchemaError as exc:
+                    causes.extend(exc.causes)
+            if node.has_default:
+                causes.extend(_check_default(node))
+        if causes:
+            raise fe.SchemaError(causes)
+        return cls(root, rules)
+
+    def prune(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A copy without the fields the schema does not declare (top-level meta always kept)."""
+        return prune_object(obj, self._root)[0]
+
+    def pruned_fields(self, obj: dict[str, Any]) -> list[str]:
+        """Paths ``prune`` would drop, for ``unknown field "spec.x"`` warnings or strict errors."""
+        return prune_object(obj, self._root)[1]
+
+    def default(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A copy with schema defaults applied and nulls dropped from non-nullable fields."""
+        return apply_defaults(obj, self._root)
+
+    def prepare(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Prune then default: what the apiserver does to every object it decodes or reads."""
+        return self.default(self.prune(obj))
+
+    def validate(
+        self, obj: dict[str, Any], old: dict[str, Any] | None = None
+    ) -> list[fe.FieldCause]:
+        """Every validation error of ``obj`` (an update when ``old`` is given), upstream's order."""
+        previous = MISSING if old is None else old
+        causes = validate_openapi(obj, self._root, previous)
+        causes.extend(check_invariants(obj, self._root))
+        if not self._rules:
+            return causes
+        if any(c.type in _BLOCKING for c in causes):
+            # Upstream skips CEL then, and says so, as rules could not trust the value's shape.
+            causes.append(fe.invalid(fe.ROOT, None, _UNCHECKED))
+            return causes
+        evaluator = Evaluator(self._rules)
+        evaluator.walk(obj, self._root, "", previous, root=True)
+        return causes + evaluator.causes
+
+
+def _check_root_metadata(root: Node, path: str) -> list[fe.FieldCause]:
+    meta = root.properties.get("metadata")
+    if meta is None:
+        return []
+    extra = set(meta.properties) - {"name", "generateName"}
+    if extra or meta.type not in (None, "object") or meta.rules or meta.has_default:
+        return [
+            fe.forbidden(
+                f"{path}.properties[metadata]",
+                "must not specify anything other than name and generateName, "
+                "but metadata is implicitly specified",
+            )
+        ]
+    return []
+
+
+def _check_default(node: Node) -> list[fe.FieldCause]:
+    """A default must survive pruning unchanged and, defaulted itself, pass its own schema."""
+    where = f"{node.crd_path}.default"
+    value = node.default
+    if isinstance(value, dict):
+        pruned, dropped = prune_object(value, node)
+        if dropped:
+            return [fe.invalid(where, value, f"must not have unknown fields: {', '.join(dropped)}")]
+        value = apply_defaults(pruned, node)
+    return [
+        fe.FieldCause(where if c.field == fe.ROOT else f"{where}.{c.field}", c.type, c.message)
+        for c in validate_openapi(value, node)
+    ]

@@ -1,0 +1,441 @@
+"""Parse an ``openAPIV3Schema`` into a tree of nodes, refusing what a structural schema forbids.
+
+The apiserver only serves CRDs whose schemas are *structural* (every field typed, value checks in
+``allOf``/``anyOf``/``oneOf``/``not`` only, no ``$ref`` ...). Checking that once here lets the
+validator, pruner and defaulter trust the tree, and gives the CRD's author the apiserver's error
+at creation time instead of a surprise on the first custom resource.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from elastrain.sandbox.schema import errors as fe
+
+TYPES = ("object", "array", "string", "integer", "number", "boolean")
+LIST_TYPES = ["atomic", "set", "map"]
+MAP_TYPES = ["granular", "atomic"]
+_UNSUPPORTED = ("$ref", "definitions", "dependencies", "additionalItems", "patternProperties", "id")
+_JUNCTOR_FORBIDDEN = (
+    "type",
+    "default",
+    "nullable",
+    "additionalProperties",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+    "x-kubernetes-validations",
+)
+
+
+@dataclass
+class RuleSpec:
+    """One ``x-kubernetes-validations`` entry as written, with where it was declared."""
+
+    rule: str
+    message: str | None
+    message_expression: str | None
+    reason: str | None
+    field_path: str | None
+    optional_old_self: bool
+    crd_path: str
+
+
+@dataclass
+class Node:
+    """One schema node: its structure plus the value validations that apply to it."""
+
+    type: str | None = None
+    nullable: bool = False
+    properties: dict[str, Node] = field(default_factory=dict)
+    additional: Node | bool | None = None
+    items: Node | None = None
+    preserve_unknown: bool = False
+    embedded: bool = False
+    int_or_string: bool = False
+    list_type: str | None = None
+    list_map_keys: tuple[str, ...] = ()
+    map_type: str | None = None
+    has_default: bool = False
+    default: Any = None
+    required: tuple[str, ...] = ()
+    enum: list[Any] | None = None
+    pattern: re.Pattern[str] | None = None
+    pattern_text: str = ""
+    format: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    multiple_of: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    min_properties: int | None = None
+    max_properties: int | None = None
+    all_of: list[Node] = field(default_factory=list)
+    any_of: list[Node] = field(default_factory=list)
+    one_of: list[Node] = field(default_factory=list)
+    not_: Node | None = None
+    rules: list[RuleSpec] = field(default_factory=list)
+    crd_path: str = ""
+    correlatable: bool = True
+
+    def child_schema(self, key: str) -> Node | None:
+        """The schema of an object member ``key``, or None when the key is unknown here."""
+        if key in self.properties:
+            return self.properties[key]
+        if isinstance(self.additional, Node):
+            return self.additional
+        return None
+
+    @property
+    def cel_type(self) -> str:
+        """The type name CEL errors report for values of this node (``"object"`` ...)."""
+        if self.int_or_string:
+            return "integer-or-string"
+        return self.type or "object"
+
+
+class _Parser:
+    """Walks a raw schema, collecting every structural error instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.causes: list[fe.FieldCause] = []
+
+    def fail(self, cause: fe.FieldCause) -> None:
+        self.causes.append(cause)
+
+    def parse(
+        self, raw: Any, path: str, *, junctor: bool, correlatable: bool, root: bool = False
+    ) -> Node:
+        node = Node(crd_path=path, correlatable=correlatable)
+        if not isinstance(raw, dict):
+            self.fail(
+                fe.invalid(
+                    path,
+                    raw if isinstance(raw, str | int | float | bool) else "",
+                    "must be an object",
+                )
+            )
+            return node
+        self._check_forbidden(raw, path, junctor)
+        self._structure(node, raw, path, junctor, root)
+        self._values(node, raw, path)
+        self._junctors(node, raw, path)
+        if not junctor:
+            self._rules(node, raw, path)
+        return node
+
+    def _check_forbidden(self, raw: dict[str, Any], path: str, junctor: bool) -> None:
+        for key in _UNSUPPORTED:
+            if key in raw:
+                self.fail(fe.forbidden(f"{path}.{key}", f"{key} is not supported"))
+        if raw.get("uniqueItems") is True:
+            self.fail(
+                fe.forbidden(
+                    f"{path}.uniqueItems",
+                    "uniqueItems cannot be set to true since the runtime complexity "
+                    "becomes quadratic",
+                )
+            )
+        if junctor:
+            for key in _JUNCTOR_FORBIDDEN:
+                if key in raw and not (key == "type" and raw[key] in ("integer", "string")):
+                    self.fail(fe.forbidden(f"{path}.{key}", "must be empty to be structural"))
+
+    def _structure(
+        self, node: Node, raw: dict[str, Any], path: str, junctor: bool, root: bool
+    ) -> None:
+        node.type = raw.get("type")
+        node.nullable = raw.get("nullable") is True
+        node.int_or_string = raw.get("x-kubernetes-int-or-string") is True
+        node.embedded = raw.get("x-kubernetes-embedded-resource") is True
+        preserve = raw.get("x-kubernetes-preserve-unknown-fields")
+        if preserve is False:
+            self.fail(
+                fe.invalid(
+                    f"{path}.x-kubernetes-preserve-unknown-fields",
+                    False,
+                    "must be true or undefined",
+                )
+            )
+        node.preserve_unknown = preserve is True
+        if node.type is not None and node.type not in TYPES:
+            self.fail(fe.not_supported(f"{path}.type", node.type, list(TYPES)))
+            node.type = None
+        if node.int_or_string and node.type is not None:
+            self.fail(
+                fe.invalid(
+                    f"{path}.type", node.type, "must be empty if x-kubernetes-int-or-string is true"
+                )
+            )
+        if not junctor and node.type is None and not (node.int_or_string or node.preserve_unknown):
+            where = "at the root" if root else "for specified fields"
+            self.fail(fe.required(f"{path}.type", f"must not be empty {where}"))
+        if root and node.type not in (None, "object"):
+            self.fail(fe.invalid(f"{path}.type", node.type, "must be object at the root"))
+        if node.embedded and node.type != "object":
+            self.fail(
+                fe.invalid(
+                    f"{path}.type",
+                    node.type or "",
+                    "must be object if x-kubernetes-embedded-resource is true",
+                )
+            )
+        if "default" in raw:
+            node.has_default, node.default = True, raw["default"]
+        self._children(node, raw, path, junctor)
+        self._list_and_map_types(node, raw, path)
+
+    def _children(self, node: Node, raw: dict[str, Any], path: str, junctor: bool) -> None:
+        props = raw.get("properties")
+        if props is not None:
+            if not isinstance(props, dict):
+                self.fail(fe.invalid(f"{path}.properties", "", "must be an object"))
+            else:
+                for name, sub in props.items():
+                    node.properties[name] = self.parse(
+                        sub,
+                        f"{path}.properties[{name}]",
+                        junctor=junctor,
+                        correlatable=node.correlatable,
+                    )
+        additional = raw.get("additionalProperties")
+        if additional is not None:
+            if props:
+                self.fail(
+                    fe.forbidden(
+                        f"{path}.additionalProperties",
+                        "additionalProperties and properties are mutual exclusive",
+                    )
+                )
+            if isinstance(additional, bool):
+                node.additional = additional
+            else:
+                node.additional = self.parse(
+                    additional,
+                    f"{path}.additionalProperties",
+                    junctor=junctor,
+                    correlatable=node.correlatable,
+                )
+        items = raw.get("items")
+        if items is not None:
+            if isinstance(items, list):
+                self.fail(
+                    fe.forbidden(f"{path}.items", "items must be a schema object and not an array")
+                )
+            else:
+                keyed = raw.get("x-kubernetes-list-type") == "map"
+                node.items = self.parse(
+                    items,
+                    f"{path}.items",
+                    junctor=junctor,
+                    correlatable=node.correlatable and keyed,
+                )
+        elif node.type == "array" and not junctor:
+            self.fail(fe.required(f"{path}.items", "must be specified"))
+
+    def _list_and_map_types(self, node: Node, raw: dict[str, Any], path: str) -> None:
+        list_type = raw.get("x-kubernetes-list-type")
+        keys = raw.get("x-kubernetes-list-map-keys")
+        map_type = raw.get("x-kubernetes-map-type")
+        if list_type is not None:
+            if list_type not in LIST_TYPES:
+                self.fail(fe.not_supported(f"{path}.x-kubernetes-list-type", list_type, LIST_TYPES))
+            elif node.type != "array":
+                self.fail(
+                    fe.invalid(
+                        f"{path}.type",
+                        node.type or "",
+                        "must be array if x-kubernetes-list-type is specified",
+                    )
+                )
+            else:
+                node.list_type = list_type
+        if keys is not None:
+            if list_type != "map":
+                self.fail(
+                    fe.forbidden(
+                        f"{path}.x-kubernetes-list-map-keys",
+                        "must not be set if x-kubernetes-list-type is not map",
+                    )
+                )
+            elif not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                self.fail(
+                    fe.invalid(
+                        f"{path}.x-kubernetes-list-map-keys", "", "must be a list of strings"
+                    )
+                )
+            else:
+                node.list_map_keys = tuple(keys)
+        if node.list_type == "map":
+            self._check_map_keys(node, path)
+        if map_type is not None:
+            if map_type not in MAP_TYPES:
+                self.fail(fe.not_supported(f"{path}.x-kubernetes-map-type", map_type, MAP_TYPES))
+            elif node.type != "object":
+                self.fail(
+                    fe.invalid(
+                        f"{path}.type",
+                        node.type or "",
+                        "must be object if x-kubernetes-map-type is specified",
+                    )
+                )
+            else:
+                node.map_type = map_type
+
+    def _check_map_keys(self, node: Node, path: str) -> None:
+        if not node.list_map_keys:
+            self.fail(
+                fe.required(
+                    f"{path}.x-kubernetes-list-map-keys",
+                    "must not be empty if x-kubernetes-list-type is map",
+                )
+            )
+            return
+        items = node.items
+        if items is None or items.type != "object":
+            self.fail(
+                fe.invalid(
+                    f"{path}.items.type",
+                    "",
+                    "must be object if parent array's x-kubernetes-list-type is map",
+                )
+            )
+            return
+        for key in node.list_map_keys:
+            prop = items.properties.get(key)
+            if prop is None:
+                self.fail(
+                    fe.invalid(
+                        f"{path}.x-kubernetes-list-map-keys",
+                        key,
+                        "entries must all be names of item properties",
+                    )
+                )
+            elif (
+                prop.type not in ("string", "integer", "number", "boolean")
+                and not prop.int_or_string
+            ):
+                self.fail(
+                    fe.invalid(
+                        f"{path}.items.properties[{key}].type",
+                        prop.type or "",
+                        "must be a scalar type if parent array's x-kubernetes-list-type is map",
+                    )
+                )
+            elif key not in items.required and not prop.has_default:
+                self.fail(
+                    fe.required(
+                        f"{path}.items.properties[{key}]",
+                        "all map keys must be required or have a default value",
+                    )
+                )
+
+    def _values(self, node: Node, raw: dict[str, Any], path: str) -> None:
+        node.required = tuple(raw.get("required") or ())
+        enum = raw.get("enum")
+        if enum is not None:
+            node.enum = list(enum) if isinstance(enum, list) else None
+        if "pattern" in raw:
+            node.pattern_text = str(raw["pattern"])
+            try:
+                node.pattern = re.compile(node.pattern_text)
+            except re.error as exc:
+                self.fail(
+                    fe.invalid(
+                        f"{path}.pattern",
+                        node.pattern_text,
+                        f"must be a valid regular expression, but isn't: {exc}",
+                    )
+                )
+        node.format = raw.get("format")
+        for key, attr in (
+            ("minimum", "minimum"),
+            ("maximum", "maximum"),
+            ("multipleOf", "multiple_of"),
+        ):
+            if key in raw:
+                value = raw[key]
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    self.fail(fe.invalid(f"{path}.{key}", value, "must be a number"))
+                else:
+                    setattr(node, attr, value)
+        if node.multiple_of is not None and node.multiple_of <= 0:
+            self.fail(
+                fe.invalid(f"{path}.multipleOf", node.multiple_of, "must be greater than zero")
+            )
+        node.exclusive_minimum = raw.get("exclusiveMinimum") is True
+        node.exclusive_maximum = raw.get("exclusiveMaximum") is True
+        for key, attr in (
+            ("minLength", "min_length"),
+            ("maxLength", "max_length"),
+            ("minItems", "min_items"),
+            ("maxItems", "max_items"),
+            ("minProperties", "min_properties"),
+            ("maxProperties", "max_properties"),
+        ):
+            if key in raw:
+                value = raw[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    self.fail(fe.invalid(f"{path}.{key}", value, "must be a non-negative integer"))
+                else:
+                    setattr(node, attr, value)
+
+    def _junctors(self, node: Node, raw: dict[str, Any], path: str) -> None:
+        for key, attr in (("allOf", "all_of"), ("anyOf", "any_of"), ("oneOf", "one_of")):
+            subs = raw.get(key)
+            if subs is None:
+                continue
+            if not isinstance(subs, list):
+                self.fail(fe.invalid(f"{path}.{key}", "", "must be a list of schemas"))
+                continue
+            parsed = [
+                self.parse(s, f"{path}.{key}[{i}]", junctor=True, correlatable=False)
+                for i, s in enumerate(subs)
+            ]
+            setattr(node, attr, parsed)
+        if "not" in raw:
+            node.not_ = self.parse(raw["not"], f"{path}.not", junctor=True, correlatable=False)
+
+    def _rules(self, node: Node, raw: dict[str, Any], path: str) -> None:
+        rules = raw.get("x-kubernetes-validations")
+        if rules is None:
+            return
+        if not isinstance(rules, list):
+            self.fail(fe.invalid(f"{path}.x-kubernetes-validations", "", "must be a list of rules"))
+            return
+        for i, entry in enumerate(rules):
+            rpath = f"{path}.x-kubernetes-validations[{i}]"
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("rule"), str)
+                or not entry["rule"].strip()
+            ):
+                self.fail(fe.required(f"{rpath}.rule", ""))
+                continue
+            node.rules.append(
+                RuleSpec(
+                    rule=entry["rule"],
+                    message=entry.get("message"),
+                    message_expression=entry.get("messageExpression"),
+                    reason=entry.get("reason"),
+                    field_path=entry.get("fieldPath"),
+                    optional_old_self=entry.get("optionalOldSelf") is True,
+                    crd_path=rpath,
+                )
+            )
+
+
+def parse_schema(raw: Any, path: str) -> tuple[Node, list[fe.FieldCause]]:
+    """Parse a root ``openAPIV3Schema``; returns the tree and every structural error found."""
+    parser = _Parser()
+    node = parser.parse(raw, path, junctor=False, correlatable=True, root=True)
+    return node, parser.causes
