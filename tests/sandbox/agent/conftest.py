@@ -1,0 +1,39 @@
+"""Fixtures for the node agent's tests: a real pod network and runtime config per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from elastrain.sandbox.agent.backoff import BackoffPolicy
+from elastrain.sandbox.agent.instance import InstanceId
+from elastrain.sandbox.agent.network import PodNetwork, open_network
+from elastrain.sandbox.agent.pod import RuntimeConfig
+
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(
+    not IS_ROOT, reason="needs root: network, UTS and mount namespaces for pods"
+)
+
+
+@pytest.fixture
+def network() -> Iterator[PodNetwork]:
+    """This test's own pod network (bridge + netns as root), removed afterwards."""
+    net = open_network(InstanceId.new())
+    try:
+        yield net
+    finally:
+        net.close()
+
+
+@pytest.fixture
+def config(tmp_path: Path, network: PodNetwork) -> RuntimeConfig:
+    """Runtime config with a fast back-off (same rules, tenths of seconds)."""
+    return RuntimeConfig(
+        state_dir=tmp_path / "state",
+        network=network,
+        backoff=BackoffPolicy(base=0.3, cap=1.2, reset_after=60),
+        namespaces=IS_ROOT,
+    )

@@ -1,0 +1,283 @@
+"""The pod runtime end to end on real processes: exit codes, env, restarts, stop, volumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agent_harness import container, make_pod, read_log, run, run_pod, sh, terminal, wait_for
+from conftest import IS_ROOT, needs_root
+from elastrain.sandbox.agent.container import processes_with_marker
+from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
+
+
+def test_exit_137_is_reported_as_error_and_pod_fails(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        rt = await run_pod(config, make_pod("p", sh("main", "exit 137"), restartPolicy="Never"))
+        status = rt.status()
+        term = container(rt)["state"]["terminated"]
+        assert status["phase"] == "Failed"
+        assert (term["exitCode"], term["reason"]) == (137, "Error")
+        assert term["containerID"].startswith("sandbox://")
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "PodCompleted")
+        await rt.teardown()
+
+    run(body)
+
+
+def test_signal_death_maps_to_128_plus_signal(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        # Kubernetes expansion turns `$$` into `$`, so the shell sees `kill -9 $$`.
+        pod = make_pod("p", sh("main", "kill -9 $$$$"), restartPolicy="Never")
+        rt = await run_pod(config, pod)
+        assert container(rt)["state"]["terminated"]["exitCode"] == 137
+        await rt.teardown()
+
+    run(body)
+
+
+def test_success_completes_and_logs_go_to_the_restart_file(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        pod = make_pod("p", sh("main", "echo out; echo err >&2"), restartPolicy="OnFailure")
+        rt = await run_pod(config, pod)
+        assert rt.phase() == "Succeeded"
+        assert container(rt)["state"]["terminated"]["reason"] == "Completed"
+        assert read_log(config, rt, "main").splitlines() == ["out", "err"]
+        await rt.teardown()
+
+    run(body)
+
+
+def test_downward_api_and_expansion_reach_the_process(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        env = [
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+            {"name": "ROLE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['role']"}}},
+            {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+            {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+            {"name": "ADDR", "value": "$(POD).$(NS):$(PORT)"},
+        ]
+        c = {
+            "name": "main",
+            "image": "busybox",
+            "command": ["sh", "-c"],
+            "args": ["echo $POD $NS $UID $ROLE $NODE $IP $HOST_IP $CPU $ADDR $(POD)"],
+            "env": env,
+            "resources": {"limits": {"cpu": "1500m"}},
+        }
+        pod = make_pod("worker-0", c, namespace="team-a", restartPolicy="Never")
+        pod["metadata"]["labels"] = {"role": "worker"}
+        rt = await run_pod(config, pod)
+        status = rt.status()
+        uid = pod["metadata"]["uid"]
+        expected = (
+            f"worker-0 team-a {uid} worker node-1 {status['podIP']} {status['hostIP']} 2 "
+            "worker-0.team-a:$(PORT) worker-0"
+        )
+        assert read_log(config, rt, "main").strip() == expected
+        await rt.teardown()
+
+    run(body)
+
+
+def test_always_restarts_with_crash_loop_back_off(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        rt = PodRuntime(make_pod("p", sh("main", "echo run; exit 3")), config, lambda: None)
+        rt.start()
+        seen_backoff: list[dict[str, Any]] = []
+
+        def backing_off() -> bool:
+            status = container(rt)
+            if status["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff":
+                seen_backoff.append(status)
+            return bool(seen_backoff) and status["restartCount"] >= 3
+
+        await wait_for(backing_off, 30, "three restarts with a back-off in between")
+        status = seen_backoff[0]
+        assert status["lastState"]["terminated"]["exitCode"] == 3
+        assert rt.phase() == "Running"
+        assert read_log(config, rt, "main", 2).strip() == "run"
+        await rt.teardown()
+
+    run(body)
+
+
+def test_on_failure_restarts_until_success(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        script = "if [ -f /data/once ]; then exit 0; fi; touch /data/once; exit 1"
+        marker = config.state_dir / "flag"
+        if not IS_ROOT:  # no mount namespace: use a host path the script can reach
+            script = script.replace("/data/once", str(marker))
+        c = sh("main", script, volumeMounts=[{"name": "d", "mountPath": "/data"}])
+        pod = make_pod("p", c, restartPolicy="OnFailure", volumes=[{"name": "d", "emptyDir": {}}])
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        rt = await run_pod(config, pod)
+        status = container(rt)
+        assert rt.phase() == "Succeeded"
+        assert status["restartCount"] == 1
+        assert status["lastState"]["terminated"]["exitCode"] == 1
+        await rt.teardown()
+
+    run(body)
+
+
+def test_stop_kills_the_whole_process_group_after_grace(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        # The main process ignores SIGTERM and has a child that does too: only SIGKILL works.
+        script = "trap '' TERM; sh -c \"trap '' TERM; sleep 300\" & echo started; wait"
+        rt = PodRuntime(make_pod("p", sh("main", script)), config, lambda: None)
+        rt.start()
+        await wait_for(lambda: "started" in read_log(config, rt, "main"), what="container up")
+        cid = container(rt)["containerID"].removeprefix("sandbox://")
+        await wait_for(lambda: len(processes_with_marker(cid)) >= 3, what="child processes")
+        begun = time.monotonic()
+        await rt.stop(grace=0.5)
+        assert time.monotonic() - begun >= 0.5  # SIGTERM was ignored for the whole grace
+        assert container(rt)["state"]["terminated"]["exitCode"] == 137
+        assert processes_with_marker(cid) == []
+        await rt.teardown()
+
+    run(body)
+
+
+def test_stop_sigterm_ends_a_cooperative_container_with_143(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        rt = PodRuntime(make_pod("p", sh("main", "echo up; exec sleep 300")), config, lambda: None)
+        rt.start()
+        await wait_for(lambda: "up" in read_log(config, rt, "main"), what="container up")
+        await wait_for(lambda: "running" in container(rt)["state"], what="running state")
+        await rt.stop(grace=30)
+        term = container(rt)["state"]["terminated"]
+        assert term["exitCode"] == 128 + signal.SIGTERM
+        assert rt.phase() == "Failed"  # a deleted pod's phase is final, as on a real node
+        await rt.teardown()
+
+    run(body)
+
+
+def test_leftover_children_die_with_the_main_process(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        script = "setsid sleep 300 & sleep 300 & echo spawned; exit 0"
+        rt = await run_pod(config, make_pod("p", sh("main", script), restartPolicy="Never"))
+        cid = container(rt)["containerID"].removeprefix("sandbox://")
+        assert processes_with_marker(cid) == []
+        await rt.teardown()
+
+    run(body)
+
+
+def test_missing_command_for_an_unknown_image_is_a_config_error(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        pod = make_pod("p", {"name": "main", "image": "example.com/mystery:1"})
+        rt = PodRuntime(pod, config, lambda: None)
+        rt.start()
+
+        def waiting_reason() -> str:
+            return str(container(rt)["state"].get("waiting", {}).get("reason"))
+
+        await wait_for(lambda: waiting_reason() == "CreateContainerConfigError")
+        assert "command" in container(rt)["state"]["waiting"]["message"]
+        assert rt.phase() == "Pending"
+        await rt.teardown()
+
+    run(body)
+
+
+def test_missing_executable_is_a_start_error(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        c = {"name": "main", "image": "busybox", "command": ["no-such-binary-xyz"]}
+        rt = await run_pod(config, make_pod("p", c, restartPolicy="Never"))
+        term = container(rt)["state"]["terminated"]
+        assert term["reason"] == "StartError"
+        assert "no-such-binary-xyz" in term["message"]
+        await rt.teardown()
+
+    run(body)
+
+
+def test_trainer_image_runs_with_the_project_venv(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        c = {
+            "name": "main",
+            "image": "ghcr.io/example/elastrain/trainer:0.1",
+            "command": ["sh", "-c", "command -v torchrun; command -v elastrain-train"],
+        }
+        rt = await run_pod(config, make_pod("p", c, restartPolicy="Never"))
+        venv_bin = Path(sys.prefix) / "bin"
+        assert read_log(config, rt, "main").split() == [
+            str(venv_bin / "torchrun"),
+            str(venv_bin / "elastrain-train"),
+        ]
+        await rt.teardown()
+
+    run(body)
+
+
+def test_init_containers_run_first_in_order(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        log = config.state_dir / "order"
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        pod = make_pod(
+            "p",
+            sh("main", f"echo main >> {log}"),
+            initContainers=[sh("one", f"echo one >> {log}"), sh("two", f"echo two >> {log}")],
+            restartPolicy="Never",
+        )
+        rt = await run_pod(config, pod)
+        assert rt.phase() == "Succeeded"
+        assert log.read_text().split() == ["one", "two", "main"]
+        inits = rt.status()["initContainerStatuses"]
+        assert [s["state"]["terminated"]["reason"] for s in inits] == ["Completed"] * 2
+        await rt.teardown()
+
+    run(body)
+
+
+def test_failed_init_container_fails_a_never_pod(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        pod = make_pod(
+            "p", sh("main", "exit 0"), initContainers=[sh("init", "exit 2")], restartPolicy="Never"
+        )
+        rt = await run_pod(config, pod)
+        status = rt.status()
+        assert status["phase"] == "Failed"
+        assert status["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 2
+        assert "waiting" in status["containerStatuses"][0]["state"]
+        await rt.teardown()
+
+    run(body)
+
+
+@needs_root
+def test_hostname_and_own_hosts_entry(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        script = "hostname; getent hosts w-0.job.default.svc.cluster.local"
+        pod = make_pod("p", sh("main", script), hostname="w-0", subdomain="job")
+        pod["spec"]["restartPolicy"] = "Never"
+        rt = await run_pod(config, pod)
+        lines = read_log(config, rt, "main").splitlines()
+        assert lines[0] == "w-0"
+        assert lines[1].split()[0] == rt.status()["podIP"]
+        assert os.uname().nodename != "w-0"  # the host's own hostname is untouched
+        await rt.teardown()
+
+    run(body)
+
+
+def test_terminal_pod_is_not_restarted(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        rt = await run_pod(config, make_pod("p", sh("main", "exit 0"), restartPolicy="Never"))
+        assert terminal(rt)
+        assert container(rt)["restartCount"] == 0
+        await rt.teardown()
+
+    run(body)
