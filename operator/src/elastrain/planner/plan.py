@@ -1,0 +1,577 @@
+"""``plan(job, observed) -> Plan``: one shared reconcile for every role of a TrainingJob.
+
+The decision order is fixed, and each step only reads what the previous ones settled:
+
+1. a job being deleted is left to garbage collection; an unparseable one fails (``InvalidSpec``);
+2. a finished job only cleans up (``cleanPodPolicy``) and waits for its TTL;
+3. otherwise new restarts and failures are accounted for (``restarts.account``), and the job
+   may finish here: a fatal failure, ``backoffLimit``, success, then ``activeDeadlineSeconds``;
+4. a suspended job loses its pods; a running one gets its missing children, loses the pods
+   it no longer wants, and recreates failed ones after their back-off;
+5. the phase is derived from all of the above and written with the bookkeeping in one status.
+
+The status is applied first by the handlers, so every delete is recorded (``released``) and
+every counted failure is in ``status.tracking`` before anything happens to a pod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from elastrain.api import constants as c
+from elastrain.api.errors import FieldError, SpecInvalid
+from elastrain.api.parse import parse_training_job
+from elastrain.api.types import CleanPodPolicy, ConditionType, SuccessPolicy, TrainingJob
+from elastrain.planner import children, env, status, timefmt
+from elastrain.planner.model import Delete, Event, Observed, Plan
+from elastrain.planner.observe import (
+    RUNNING,
+    SUCCEEDED,
+    PodObservation,
+    PodView,
+    observe_pods,
+)
+from elastrain.planner.restarts import (
+    COUNTED,
+    DISRUPTED,
+    JOB_KEY,
+    RELEASED,
+    Backoff,
+    Fatal,
+    Tracking,
+    account,
+    backoff_key,
+)
+
+# How often a job waiting for the PodGroup CRD re-checks (the CRD may be installed later).
+POD_GROUP_CRD_RECHECK_SECONDS = 60.0
+
+_CREATED = ConditionType.CREATED.value
+_RUNNING = ConditionType.RUNNING.value
+_RESTARTING = ConditionType.RESTARTING.value
+_SCALING = ConditionType.SCALING.value
+_SUSPENDED = ConditionType.SUSPENDED.value
+_SUCCEEDED = ConditionType.SUCCEEDED.value
+_FAILED = ConditionType.FAILED.value
+
+
+def plan(job: dict[str, Any], observed: Observed) -> Plan:
+    """Everything one reconcile of ``job`` must do, given what the handlers ``observed``."""
+    meta = job.get("metadata") if isinstance(job, dict) else None
+    if isinstance(meta, dict) and meta.get("deletionTimestamp"):
+        # Owner references make the garbage collector remove the children; nothing to plan.
+        return Plan()
+    try:
+        parsed = parse_training_job(job)
+    except SpecInvalid as exc:
+        return _invalid(job, observed, exc.errors)
+    return plan_job(parsed, observed)
+
+
+def _invalid(job: dict[str, Any], observed: Observed, errors: list[FieldError]) -> Plan:
+    """Fail the job with ``InvalidSpec``, listing every error; create or delete nothing.
+
+    Nothing is deleted because the spec that would say what to delete (``cleanPodPolicy``)
+    cannot be read; the Failed condition stops every further action on the job.
+    """
+    raw_status = job.get("status") if isinstance(job, dict) else None
+    prev: dict[str, Any] = dict(raw_status) if isinstance(raw_status, dict) else {}
+    before = status.current_phase(prev)
+    if before[0] in status.TERMINAL:
+        return Plan()
+    now = timefmt.fmt(observed.now)
+    message = "spec is invalid: " + "; ".join(str(e) for e in errors)
+    nxt = dict(prev)
+    nxt["conditions"] = status.set_phase(prev, _FAILED, "InvalidSpec", message, now)
+    nxt["phase"] = _FAILED
+    nxt["completionTime"] = now
+    meta = job.get("metadata") if isinstance(job, dict) else None
+    generation = meta.get("generation") if isinstance(meta, dict) else None
+    if isinstance(generation, int):
+        nxt["observedGeneration"] = generation
+    return Plan(status=nxt, events=[Event("Warning", "InvalidSpec", message)])
+
+
+def plan_job(job: TrainingJob, observed: Observed) -> Plan:
+    """``plan`` for an already parsed job (the tests' entry point for typed jobs)."""
+    return _Reconcile(job, observed).run()
+
+
+@dataclass
+class _Phase:
+    kind: str
+    reason: str
+    message: str
+
+
+@dataclass
+class _Reconcile:
+    """The working state of one plan; ``run`` is the only entry point."""
+
+    job: TrainingJob
+    observed: Observed
+    now: datetime = field(init=False)
+    prev: dict[str, Any] = field(init=False)
+    tracking: Tracking = field(init=False)
+    pods: PodObservation = field(init=False)
+    creates: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[Delete] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    timers: list[datetime] = field(default_factory=list)
+    added_restarts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.now = timefmt.as_utc(self.observed.now)
+        self.prev = dict(self.job.status)
+        self.tracking = Tracking.load(self.prev.get("tracking"))
+        self.pods = observe_pods(self.observed.pods, self.job.name, self.job.uid)
+
+    # -- the decision sequence ------------------------------------------------------------
+
+    def run(self) -> Plan:
+        before = status.current_phase(self.prev)
+        if self.job.deletion_timestamp:
+            return Plan()
+        if before[0] in status.TERMINAL:
+            return self._finished(before[0], before[1])
+        counting = account(self.job, self.pods.pods, self.tracking, self.now)
+        self.added_restarts = counting.restarts_by_role
+        self.events.extend(counting.events)
+        finish = self._finish_reason(counting.fatal)
+        if finish is not None:
+            return self._finish(finish)
+        if self.job.spec.run_policy.suspend:
+            return self._suspend()
+        return self._run_active(counting.job_restart)
+
+    def _finish_reason(self, fatal: Fatal | None) -> _Phase | None:
+        """Whether the job ends now, and how: failures first, then success, then the deadline."""
+        if fatal is not None:
+            return _Phase(_FAILED, fatal.reason, fatal.message)
+        limit = self.job.spec.run_policy.backoff_limit
+        if self._restart_count() > limit:
+            return _Phase(
+                _FAILED,
+                "BackoffLimitExceeded",
+                f"{self._restart_count()} restarts exceed backoffLimit {limit}",
+            )
+        success = self._success()
+        if success is not None:
+            return _Phase(_SUCCEEDED, "JobSucceeded", success)
+        deadline = self._deadline()
+        if deadline is not None and self.now >= deadline and not self.job.spec.run_policy.suspend:
+            seconds = self.job.spec.run_policy.active_deadline_seconds
+            return _Phase(
+                _FAILED, "DeadlineExceeded", f"job ran longer than activeDeadlineSeconds {seconds}"
+            )
+        return None
+
+    # -- finished jobs --------------------------------------------------------------------
+
+    def _finish(self, phase: _Phase) -> Plan:
+        """The job ends in this plan: completionTime now, then the same cleanup as later on."""
+        nxt = self._base_status()
+        nxt["completionTime"] = timefmt.fmt(self.now)
+        return self._cleanup(phase.kind, phase.reason, nxt, phase)
+
+    def _finished(self, kind: str, reason: str | None) -> Plan:
+        return self._cleanup(kind, reason or "", self._base_status(), None)
+
+    def _cleanup(
+        self, kind: str, reason: str, nxt: dict[str, Any], new_phase: _Phase | None
+    ) -> Plan:
+        """Stop what a finished job must not keep running, per success/failure and policy.
+
+        Success and DeadlineExceeded always stop live pods (ps and evaluators never exit on
+        their own; a deadline means "stop"). ``cleanPodPolicy`` then decides the rest: All
+        deletes every pod, Running the live ones, None keeps them (for debugging a failure).
+        """
+        policy = self.job.spec.run_policy.clean_pod_policy
+        stop_live = kind == _SUCCEEDED or reason == "DeadlineExceeded"
+        stop_live = stop_live or policy is CleanPodPolicy.RUNNING
+        for pod in self.pods.pods:
+            if pod.terminating:
+                continue
+            if policy is CleanPodPolicy.ALL or (stop_live and pod.live):
+                self._delete_pod(pod, f"Job{kind}", release=False)
+        self._delete_pod_group()
+        if new_phase is not None:
+            self._set_phase(nxt, new_phase)
+        ttl = self.job.spec.run_policy.ttl_seconds_after_finished
+        finished_at = timefmt.parse(nxt.get("completionTime"))
+        delete_job = False
+        if ttl is not None and finished_at is not None:
+            expiry = timefmt.parse(timefmt.fmt_after(finished_at, ttl))
+            assert expiry is not None
+            if self.now >= expiry:
+                delete_job = True
+            else:
+                self.timers.append(expiry)
+        return self._plan(nxt, delete_job=delete_job)
+
+    # -- suspended jobs -------------------------------------------------------------------
+
+    def _suspend(self) -> Plan:
+        """Delete every pod and the PodGroup; keep the job and its Service.
+
+        Back-offs and the settled size are forgotten: a resumed job starts like a new one
+        (startTime and the deadline clock restart when its pods are created again).
+        """
+        for pod in self.pods.pods:
+            if not pod.terminating:
+                self._delete_pod(pod, "JobSuspended", release=True)
+        self._delete_pod_group()
+        self.tracking.backoff = {}
+        self.tracking.settled = None
+        nxt = self._base_status()
+        nxt.pop("startTime", None)
+        self._set_phase(
+            nxt,
+            _Phase(_SUSPENDED, "JobSuspended", "job is suspended: pods deleted, Service kept"),
+        )
+        return self._plan(nxt)
+
+    # -- running jobs ---------------------------------------------------------------------
+
+    def _run_active(self, job_restart: bool) -> Plan:
+        topology = env.topology(self.job)
+        gang = children.gang_requested(self.job)
+        gang_blocked = gang and not self.observed.pod_group_crd_available
+        self._ensure_service()
+        if gang and not gang_blocked:
+            self._ensure_pod_group()
+        elif not gang:
+            self._delete_pod_group()
+        if self._parameter_server_lost():
+            job_restart = True
+            previous = self.tracking.backoff.get(JOB_KEY)
+            if previous is None or not previous.recovering:
+                self.tracking.backoff[JOB_KEY] = Backoff(
+                    attempts=previous.attempts if previous else 0,
+                    last_failure=previous.last_failure if previous else None,
+                    not_before=timefmt.fmt(self.now),
+                )
+                self.events.append(
+                    Event(
+                        "Warning",
+                        "ParameterServerLost",
+                        "a parameter-server pod disappeared; restarting the whole job",
+                    )
+                )
+        self._retire_pods(topology, job_restart)
+        created = self._create_pods(gang, gang_blocked)
+        self._prune_backoff()
+        nxt = self._base_status()
+        if created and not nxt.get("startTime"):
+            nxt["startTime"] = timefmt.fmt(self.now)
+        complete = self._complete()
+        self._update_recovery(complete)
+        if complete and (self.tracking.settled is None or self._fully_settled()):
+            self.tracking.settled = self._desired_counts()
+        nxt["tracking"] = self.tracking.dump()
+        self._set_phase(nxt, self._active_phase(complete, gang_blocked))
+        deadline = self._deadline(nxt)
+        if deadline is not None:
+            self.timers.append(deadline)
+        if gang_blocked:
+            self.timers.append(
+                timefmt.parse(timefmt.fmt_after(self.now, POD_GROUP_CRD_RECHECK_SECONDS))
+                or self.now
+            )
+        return self._plan(nxt)
+
+    def _ensure_service(self) -> None:
+        if not any(_name(s) == self.job.name for s in self.observed.services):
+            self.creates.append(children.build_service_spec(self.job))
+
+    def _ensure_pod_group(self) -> None:
+        """Create the PodGroup; replace it when its gang size no longer matches the spec."""
+        group = self._pod_group()
+        if group is None:
+            self.creates.append(children.build_pod_group_spec(self.job))
+            return
+        spec = group.get("spec")
+        if not isinstance(spec, dict) or spec.get("minMember") != children.min_member(self.job):
+            self._delete_pod_group()
+
+    def _pod_group(self) -> dict[str, Any] | None:
+        for group in self.observed.pod_groups:
+            if _name(group) == self.job.name:
+                return group
+        return None
+
+    def _delete_pod_group(self) -> None:
+        group = self._pod_group()
+        if group is None:
+            return
+        meta = group.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return
+        uid = meta.get("uid")
+        self.deletes.append(
+            Delete("PodGroup", self.job.name, uid if isinstance(uid, str) else None, "Unneeded")
+        )
+
+    def _parameter_server_lost(self) -> bool:
+        """A ps pod vanished while other pods still run against it: restart the whole job."""
+        ps = env.replicas(self.job, c.ROLE_PS)
+        missing = any(
+            children.pod_name(self.job, c.ROLE_PS, i) not in self.pods.names_in_use
+            for i in range(ps)
+        )
+        return missing and any(
+            p.role != c.ROLE_PS and not p.terminating and self.tracking.outcome(p) is None
+            for p in self.pods.pods
+        )
+
+    def _retire_pods(self, topology: str, job_restart: bool) -> None:
+        """Delete the pods the job no longer wants (see docs/lifecycle.md for each reason)."""
+        for pod in self.pods.pods:
+            if pod.terminating:
+                continue
+            outcome = self.tracking.outcome(pod)
+            if outcome == RELEASED:
+                self._delete_pod(pod, "Released", release=True)
+            elif outcome in (COUNTED, DISRUPTED):
+                # Kept during its back-off so that `kubectl logs` still shows why it failed.
+                ready_at = self._not_before(backoff_key(pod.role, pod.index))
+                if ready_at is None or self.now >= ready_at:
+                    self._delete_pod(pod, "Recreating", release=False)
+                else:
+                    self.timers.append(ready_at)
+            elif not self._wanted(pod):
+                self._delete_pod(pod, "ScaledDown", release=True)
+            elif job_restart:
+                self._delete_pod(pod, "JobRestarting", release=True)
+            elif pod.topology != topology:
+                self._delete_pod(pod, "WiringChanged", release=True)
+
+    def _create_pods(self, gang: bool, gang_blocked: bool) -> bool:
+        """Create every desired pod whose name is free and whose back-off has elapsed."""
+        if gang_blocked:
+            return False
+        job_ready_at = self._not_before(JOB_KEY)
+        if job_ready_at is not None and self.now < job_ready_at:
+            self.timers.append(job_ready_at)
+            return False
+        created = False
+        for role, index in self._desired():
+            if children.pod_name(self.job, role, index) in self.pods.names_in_use:
+                continue
+            ready_at = self._not_before(backoff_key(role, index))
+            if ready_at is not None and self.now < ready_at:
+                self.timers.append(ready_at)
+                continue
+            self.creates.append(children.build_pod_spec(self.job, role, index, gang=gang))
+            created = True
+        return created
+
+    def _prune_backoff(self) -> None:
+        """Forget back-offs of replicas the spec no longer has."""
+        keys = {backoff_key(role, index) for role, index in self._desired()}
+        keys.add(JOB_KEY)
+        self.tracking.backoff = {k: b for k, b in self.tracking.backoff.items() if k in keys}
+
+    def _update_recovery(self, complete: bool) -> None:
+        """A back-off stops being a recovery once its replacement runs (or the job does)."""
+        for key, entry in self.tracking.backoff.items():
+            if not entry.recovering:
+                continue
+            if key == JOB_KEY:
+                entry.recovering = not complete
+                continue
+            role, _, index = key.rpartition("-")
+            pod = self.pods.by_name(children.pod_name(self.job, role, int(index)))
+            if pod is not None and self._up(pod):
+                entry.recovering = False
+
+    # -- derived facts --------------------------------------------------------------------
+
+    def _desired(self) -> list[tuple[str, int]]:
+        return [(role, index) for role in c.ROLES for index in range(env.replicas(self.job, role))]
+
+    def _desired_counts(self) -> dict[str, int]:
+        return {role: spec.replicas for role, spec in sorted(self.job.spec.replica_specs.items())}
+
+    def _wanted(self, pod: PodView) -> bool:
+        return pod.index < env.replicas(self.job, pod.role)
+
+    def _up(self, pod: PodView) -> bool:
+        """Running (or done) with the current wiring, and not on its way out."""
+        return (
+            not pod.terminating
+            and pod.phase in (RUNNING, SUCCEEDED)
+            and self.tracking.outcome(pod) is None
+            and pod.topology == env.topology(self.job)
+            and self._wanted(pod)
+        )
+
+    def _up_count(self, role: str) -> int:
+        return sum(1 for p in self.pods.pods if p.role == role and self._up(p))
+
+    def _complete(self) -> bool:
+        """The Running criterion: every replica up; elastic workers: at least minReplicas."""
+        elastic = self.job.spec.elastic_policy
+        for role in self.job.spec.replica_specs:
+            need = env.replicas(self.job, role)
+            if role == c.ROLE_WORKER and elastic is not None:
+                need = min(need, elastic.min_replicas)
+            if self._up_count(role) < need:
+                return False
+        return True
+
+    def _fully_settled(self) -> bool:
+        """Every desired replica up and no pod beyond the desired ones left."""
+        return all(
+            self._up_count(role) == env.replicas(self.job, role)
+            for role in self.job.spec.replica_specs
+        ) and all(self._wanted(p) for p in self.pods.pods)
+
+    def _active_phase(self, complete: bool, gang_blocked: bool) -> _Phase:
+        recovering = sorted(k for k, b in self.tracking.backoff.items() if b.recovering)
+        up = sum(self._up_count(role) for role in self.job.spec.replica_specs)
+        total = sum(env.replicas(self.job, role) for role in self.job.spec.replica_specs)
+        if JOB_KEY in recovering:
+            return _Phase(
+                _RESTARTING,
+                "JobRestarting",
+                "restarting every pod after a "
+                f"parameter-server failure ({up}/{total} pods running)",
+            )
+        if recovering:
+            names = ", ".join(f"{self.job.name}-{k}" for k in recovering)
+            return _Phase(_RESTARTING, "PodRecreating", f"recreating failed pods: {names}")
+        settled = self.tracking.settled
+        if settled is not None and settled != self._desired_counts():
+            return _Phase(
+                _SCALING,
+                "JobScaling",
+                f"scaling {_counts(settled)} -> "
+                f"{_counts(self._desired_counts())} ({up}/{total} pods running)",
+            )
+        if complete:
+            elastic = self.job.spec.elastic_policy
+            if elastic is not None:
+                workers = self._up_count(c.ROLE_WORKER)
+                return _Phase(
+                    _RUNNING,
+                    "JobRunning",
+                    f"{workers} workers running (elastic "
+                    f"{elastic.min_replicas}..{elastic.max_replicas})",
+                )
+            return _Phase(_RUNNING, "JobRunning", f"all {total} pods running")
+        if gang_blocked:
+            return _Phase(
+                _CREATED,
+                "PodGroupCRDMissing",
+                "gang scheduling was requested (schedulingPolicy.minAvailable or queue) but the "
+                "PodGroup CRD (scheduling.x-k8s.io/v1alpha1) is not installed; the job waits "
+                "for it. Install scheduler-plugins or remove minAvailable and queue.",
+            )
+        if settled is not None:
+            return _Phase(_RESTARTING, "PodRecreating", f"{up}/{total} pods running")
+        return _Phase(_CREATED, "JobCreated", f"{up}/{total} pods running")
+
+    def _success(self) -> str | None:
+        """Why the job succeeded, or None if it has not."""
+
+        def done(role: str, index: int) -> bool:
+            pod = self.pods.by_name(children.pod_name(self.job, role, index))
+            return (
+                pod is not None
+                and pod.phase == SUCCEEDED
+                and self.tracking.outcome(pod) != RELEASED
+            )
+
+        has_chief = env.replicas(self.job, c.ROLE_CHIEF) > 0
+        if self.job.spec.success_policy is SuccessPolicy.CHIEF:
+            role = c.ROLE_CHIEF if has_chief else c.ROLE_WORKER
+            return f"{role} 0 succeeded" if done(role, 0) else None
+        if has_chief and not done(c.ROLE_CHIEF, 0):
+            return None
+        workers = env.replicas(self.job, c.ROLE_WORKER)
+        finished = [i for i in range(workers) if done(c.ROLE_WORKER, i)]
+        if self.job.spec.elastic_policy is not None:
+            # torchrun's agents exit 0 together when training ends; workers that never joined
+            # (still pending) are not waited for.
+            running = any(
+                p.role == c.ROLE_WORKER and p.running and self._wanted(p) for p in self.pods.pods
+            )
+            if finished and not running:
+                return f"{len(finished)} elastic workers succeeded"
+            return None
+        if workers > 0 and len(finished) == workers:
+            return f"all {workers} workers succeeded"
+        if workers == 0 and has_chief:
+            return "chief succeeded"
+        return None
+
+    def _deadline(self, nxt: dict[str, Any] | None = None) -> datetime | None:
+        seconds = self.job.spec.run_policy.active_deadline_seconds
+        start = timefmt.parse((nxt if nxt is not None else self.prev).get("startTime"))
+        if seconds is None or start is None:
+            return None
+        return timefmt.parse(timefmt.fmt_after(start, seconds))
+
+    def _not_before(self, key: str) -> datetime | None:
+        entry = self.tracking.backoff.get(key)
+        return timefmt.parse(entry.not_before) if entry is not None else None
+
+    def _restart_count(self) -> int:
+        prev = self.prev.get("restartCount")
+        base = prev if isinstance(prev, int) and prev > 0 else 0
+        return base + sum(self.added_restarts.values())
+
+    # -- output ---------------------------------------------------------------------------
+
+    def _delete_pod(self, pod: PodView, reason: str, *, release: bool) -> None:
+        if release:
+            self.tracking.release(pod)
+        self.deletes.append(Delete("Pod", pod.name, pod.uid or None, reason))
+
+    def _base_status(self) -> dict[str, Any]:
+        """The previous status with every field this plan always recomputes filled in."""
+        nxt = dict(self.prev)
+        nxt["replicaStatuses"] = status.replica_statuses(
+            self.job, self.pods.pods, self.prev.get("replicaStatuses") or {}, self.added_restarts
+        )
+        nxt["restartCount"] = self._restart_count()
+        nxt["observedGeneration"] = self.job.generation
+        nxt["selector"] = children.worker_selector(self.job)
+        nxt["tracking"] = self.tracking.dump()
+        return nxt
+
+    def _set_phase(self, nxt: dict[str, Any], phase: _Phase) -> None:
+        before = status.current_phase(self.prev)
+        now = timefmt.fmt(self.now)
+        nxt["conditions"] = status.set_phase(
+            self.prev, phase.kind, phase.reason, phase.message, now
+        )
+        nxt["phase"] = phase.kind
+        event = status.transition_event(before, phase.kind, phase.reason, phase.message)
+        if event is not None:
+            self.events.append(event)
+
+    def _plan(self, nxt: dict[str, Any], *, delete_job: bool = False) -> Plan:
+        nxt["tracking"] = self.tracking.dump()
+        future = [t for t in self.timers if t > self.now]
+        requeue = min((timefmt.seconds_until(t, self.now) for t in future), default=None)
+        return Plan(
+            status=None if nxt == self.prev else nxt,
+            creates=self.creates,
+            deletes=self.deletes,
+            events=self.events,
+            requeue_after=requeue,
+            delete_job=delete_job,
+        )
+
+
+def _name(obj: dict[str, Any]) -> str | None:
+    meta = obj.get("metadata")
+    return meta.get("name") if isinstance(meta, dict) else None
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ",".join(f"{role}={n}" for role, n in sorted(counts.items()))

@@ -1,0 +1,289 @@
+"""Restart accounting: what each observed failure means, counted exactly once.
+
+Everything counted is recorded in ``status.tracking`` (written before any delete or create), so
+a reconcile that sees the same failed pod again -- because its deletion has not been observed
+yet, or because the operator crashed after the status write -- finds the pod's uid already
+settled and counts nothing twice. In-place restarts are counted as deltas of the containers'
+``restartCount`` against the value last counted for that pod uid.
+
+Tracking layout (free-form under ``status.tracking``; not an API)::
+
+    pods:    {<pod uid>: {name, restarts, outcome}}   only pods with something counted
+    backoff: {<role>-<index> | "job": {attempts, lastFailure, notBefore, recovering}}
+    settled: {<role>: replicas}                         counts the job last ran complete with
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from elastrain.api import constants as c
+from elastrain.api.types import RestartPolicy, TrainingJob
+from elastrain.planner import timefmt
+from elastrain.planner.model import Event
+from elastrain.planner.observe import FAILED, PodView
+
+# Pod outcomes recorded in tracking.
+COUNTED = "counted"  # failed, counted against backoffLimit, to be recreated after the backoff
+DISRUPTED = "disrupted"  # failed through no fault of its own; recreated, not counted
+RELEASED = "released"  # deleted on purpose by the operator; its death means nothing
+
+# The backoff key of a whole-job restart (a parameter server was lost).
+JOB_KEY = "job"
+
+
+@dataclass
+class PodRecord:
+    """What has been counted for one pod uid."""
+
+    name: str
+    restarts: int = 0
+    outcome: str | None = None
+
+
+@dataclass
+class Backoff:
+    """Recreation back-off of one replica (or of the whole job, key ``job``)."""
+
+    attempts: int
+    last_failure: str | None
+    not_before: str
+    # True from a failure until the replacement runs: this is what the Restarting phase shows.
+    recovering: bool = True
+
+
+@dataclass
+class Tracking:
+    """The planner's bookkeeping, loaded from and dumped to ``status.tracking``."""
+
+    pods: dict[str, PodRecord] = field(default_factory=dict)
+    backoff: dict[str, Backoff] = field(default_factory=dict)
+    settled: dict[str, int] | None = None
+
+    @classmethod
+    def load(cls, raw: Any) -> Tracking:
+        """Parse tracking leniently: a malformed entry is dropped, never raised on."""
+        raw = raw if isinstance(raw, dict) else {}
+        tracking = cls()
+        for uid, rec in _items(raw.get("pods")):
+            if isinstance(rec, dict) and isinstance(rec.get("name"), str):
+                outcome = rec.get("outcome")
+                tracking.pods[uid] = PodRecord(
+                    name=rec["name"],
+                    restarts=_int(rec.get("restarts")),
+                    outcome=outcome if outcome in (COUNTED, DISRUPTED, RELEASED) else None,
+                )
+        for key, rec in _items(raw.get("backoff")):
+            if isinstance(rec, dict) and timefmt.parse(rec.get("notBefore")) is not None:
+                last = rec.get("lastFailure")
+                tracking.backoff[key] = Backoff(
+                    attempts=_int(rec.get("attempts")),
+                    last_failure=last if timefmt.parse(last) is not None else None,
+                    not_before=rec["notBefore"],
+                    recovering=bool(rec.get("recovering")),
+                )
+        settled = raw.get("settled")
+        if isinstance(settled, dict):
+            tracking.settled = {str(k): _int(v) for k, v in settled.items()}
+        return tracking
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON form written to ``status.tracking`` (sorted keys: stable diffs)."""
+        out: dict[str, Any] = {}
+        if self.pods:
+            out["pods"] = {
+                uid: _compact(
+                    {"name": rec.name, "restarts": rec.restarts or None, "outcome": rec.outcome}
+                )
+                for uid, rec in sorted(self.pods.items())
+            }
+        if self.backoff:
+            out["backoff"] = {
+                key: _compact(
+                    {
+                        "attempts": b.attempts,
+                        "lastFailure": b.last_failure,
+                        "notBefore": b.not_before,
+                        "recovering": b.recovering,
+                    }
+                )
+                for key, b in sorted(self.backoff.items())
+            }
+        if self.settled is not None:
+            out["settled"] = dict(sorted(self.settled.items()))
+        return out
+
+    def release(self, pod: PodView) -> None:
+        """Mark ``pod`` as deleted on purpose: whatever it does while dying is not a failure."""
+        rec = self.pods.setdefault(pod.uid, PodRecord(pod.name, pod.restarts))
+        if rec.outcome is None:
+            rec.outcome = RELEASED
+
+    def outcome(self, pod: PodView) -> str | None:
+        """What has been decided about ``pod`` so far."""
+        rec = self.pods.get(pod.uid)
+        return rec.outcome if rec else None
+
+
+def _items(value: Any) -> list[tuple[str, Any]]:
+    return [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else []
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _compact(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def backoff_key(role: str, index: int) -> str:
+    """Parameter servers share the job's key: losing one restarts the whole job."""
+    return JOB_KEY if role == c.ROLE_PS else f"{role}-{index}"
+
+
+@dataclass(frozen=True)
+class Fatal:
+    """A failure that ends the job."""
+
+    reason: str
+    message: str
+
+
+@dataclass
+class Counting:
+    """The outcome of accounting for one reconcile's observations."""
+
+    restarts_by_role: dict[str, int] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    fatal: Fatal | None = None
+    # A parameter server failed or was disrupted: every pod must be recreated.
+    job_restart: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.restarts_by_role.values())
+
+
+def account(
+    job: TrainingJob, pods: tuple[PodView, ...], tracking: Tracking, now: datetime
+) -> Counting:
+    """Count new restarts and classify new failures, updating ``tracking`` in place.
+
+    Pods outside the desired replicas (being scaled away) have their in-place restarts counted
+    but their failures ignored: the planner releases them anyway.
+    """
+    result = Counting()
+    scheduled: set[str] = set()
+    for pod in pods:
+        rec = tracking.pods.get(pod.uid) or PodRecord(pod.name)
+        delta = pod.restarts - rec.restarts
+        if delta > 0:
+            _add(result, pod.role, delta)
+            rec.restarts = pod.restarts
+            result.events.append(
+                Event(
+                    "Warning",
+                    "ContainerRestarted",
+                    f"pod {pod.name}: {delta} in-place "
+                    "container restart(s), counted against backoffLimit",
+                )
+            )
+        spec = job.spec.replica_specs.get(pod.role)
+        wanted = spec is not None and pod.index < spec.replicas
+        if pod.phase == FAILED and rec.outcome is None and wanted and spec is not None:
+            _classify(job, pod, spec.restart_policy, rec, tracking, now, result, scheduled)
+        if rec.restarts or rec.outcome:
+            tracking.pods[pod.uid] = rec
+    # Records of pods that are gone can never be seen again (uids are unique): forget them.
+    seen = {pod.uid for pod in pods}
+    tracking.pods = {uid: rec for uid, rec in tracking.pods.items() if uid in seen}
+    return result
+
+
+def _add(result: Counting, role: str, n: int) -> None:
+    result.restarts_by_role[role] = result.restarts_by_role.get(role, 0) + n
+
+
+def _classify(
+    job: TrainingJob,
+    pod: PodView,
+    policy: RestartPolicy,
+    rec: PodRecord,
+    tracking: Tracking,
+    now: datetime,
+    result: Counting,
+    scheduled: set[str],
+) -> None:
+    """Decide what a newly failed pod means: disruption, retryable failure, or the job's end."""
+    key = backoff_key(pod.role, pod.index)
+    whole_job = pod.role == c.ROLE_PS
+    what = (
+        "restarting the whole job (parameter-server state is lost)"
+        if whole_job
+        else (f"recreating {pod.name}")
+    )
+    if pod.disruption:
+        rec.outcome = DISRUPTED
+        if key not in scheduled:
+            previous = tracking.backoff.get(key)
+            tracking.backoff[key] = Backoff(
+                attempts=previous.attempts if previous else 0,
+                last_failure=previous.last_failure if previous else None,
+                not_before=timefmt.fmt(now),
+            )
+            scheduled.add(key)
+        result.job_restart = result.job_restart or whole_job
+        result.events.append(
+            Event(
+                "Warning",
+                "PodDisrupted",
+                f"{pod.failure_text()}; {what} (disruptions do not count against backoffLimit)",
+            )
+        )
+        return
+    if policy is RestartPolicy.NEVER:
+        result.fatal = result.fatal or Fatal(
+            "PodFailed", f"{pod.failure_text()} and role {pod.role} has restartPolicy Never"
+        )
+        return
+    if policy is RestartPolicy.EXIT_CODE:
+        permanent = [e for e in pod.exits if not job.spec.run_policy.is_retryable(e[1])]
+        if permanent:
+            result.fatal = result.fatal or Fatal(
+                "ExitCodeNotRetryable",
+                f"{pod.failure_text(permanent[0])}, which is not a retryable exit code",
+            )
+            return
+    rec.outcome = COUNTED
+    _add(result, pod.role, 1)
+    result.job_restart = result.job_restart or whole_job
+    if key not in scheduled:
+        tracking.backoff[key] = _next_backoff(job, tracking.backoff.get(key), now)
+        scheduled.add(key)
+    wait = timefmt.seconds_until(timefmt.parse(tracking.backoff[key].not_before) or now, now)
+    result.events.append(
+        Event("Warning", "PodFailed", f"{pod.failure_text()}; {what} in {max(wait, 0):.0f}s")
+    )
+
+
+def _next_backoff(job: TrainingJob, previous: Backoff | None, now: datetime) -> Backoff:
+    """Exponential back-off: ``initial * 2**(attempts-1)`` capped at ``max``.
+
+    The count starts over when the previous counted failure is older than twice the cap: a
+    replica that ran fine for a while deserves a fast retry, a crash loop does not.
+    """
+    policy = job.spec.run_policy.restart_backoff
+    attempts = 1
+    if previous is not None and previous.last_failure is not None:
+        last = timefmt.parse(previous.last_failure)
+        if last is not None and timefmt.seconds_until(now, last) <= 2 * policy.max_seconds:
+            attempts = previous.attempts + 1
+    delay = min(policy.initial_seconds * 2 ** min(attempts - 1, 32), policy.max_seconds)
+    return Backoff(
+        attempts=attempts,
+        last_failure=timefmt.fmt(now),
+        not_before=timefmt.fmt_after(now, delay),
+    )

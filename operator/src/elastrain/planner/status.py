@@ -1,0 +1,122 @@
+"""The job's status: phase conditions, per-role pod counts, and transition events.
+
+Exactly one phase condition is True at a time; the others that were ever True stay listed as
+False, so ``kubectl get -o yaml`` shows the history. ``lastTransitionTime`` moves only when a
+condition's status flips and ``lastUpdateTime`` when its reason or message changes, so
+re-planning an unchanged world writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elastrain.api import constants as c
+from elastrain.api.types import ConditionType, TrainingJob
+from elastrain.planner.model import Event, EventType
+from elastrain.planner.observe import FAILED, PENDING, SUCCEEDED, PodView
+
+PHASES: tuple[str, ...] = tuple(t.value for t in ConditionType)
+TERMINAL = (ConditionType.SUCCEEDED.value, ConditionType.FAILED.value)
+# Phase reasons that deserve a Warning event rather than a Normal one.
+_WARNING_PHASES = (ConditionType.FAILED.value, ConditionType.RESTARTING.value)
+_WARNING_REASONS = ("PodGroupCRDMissing",)
+
+
+def current_phase(status: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(phase, reason) of the True phase condition of ``status``, or (None, None)."""
+    for cond in _conditions(status):
+        if cond.get("type") in PHASES and cond.get("status") == "True":
+            return str(cond["type"]), cond.get("reason")
+    return None, None
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The condition of type ``kind`` in ``status``, if present."""
+    for cond in _conditions(status):
+        if cond.get("type") == kind:
+            return cond
+    return None
+
+
+def _conditions(status: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = status.get("conditions")
+    return [cond for cond in raw if isinstance(cond, dict)] if isinstance(raw, list) else []
+
+
+def set_phase(
+    status: dict[str, Any], phase: str, reason: str, message: str, now: str
+) -> list[dict[str, Any]]:
+    """The conditions of ``status`` with ``phase`` the only True one, in ``PHASES`` order.
+
+    Conditions of other types (not ours) are kept unchanged after ours.
+    """
+    existing = {str(cond.get("type")): cond for cond in _conditions(status)}
+    out: list[dict[str, Any]] = []
+    for kind in PHASES:
+        cond = existing.get(kind)
+        if kind == phase:
+            out.append(_true(cond, kind, reason, message, now))
+        elif cond is not None and cond.get("status") == "True":
+            out.append(
+                {**cond, "status": "False", "lastTransitionTime": now, "lastUpdateTime": now}
+            )
+        elif cond is not None:
+            out.append(cond)
+    out.extend(cond for kind, cond in existing.items() if kind not in PHASES)
+    return out
+
+
+def _true(
+    cond: dict[str, Any] | None, kind: str, reason: str, message: str, now: str
+) -> dict[str, Any]:
+    if cond is not None and cond.get("status") == "True":
+        if cond.get("reason") == reason and cond.get("message") == message:
+            return cond
+        return {**cond, "reason": reason, "message": message, "lastUpdateTime": now}
+    return {
+        "type": kind,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now,
+        "lastUpdateTime": now,
+    }
+
+
+def transition_event(
+    before: tuple[str | None, str | None], phase: str, reason: str, message: str
+) -> Event | None:
+    """The Event announcing a new phase or a new reason for the same phase, else None."""
+    if before == (phase, reason):
+        return None
+    warn = phase in _WARNING_PHASES or reason in _WARNING_REASONS
+    kind: EventType = "Warning" if warn else "Normal"
+    return Event(kind, reason, message)
+
+
+def replica_statuses(
+    job: TrainingJob, pods: tuple[PodView, ...], previous: dict[str, Any], added: dict[str, int]
+) -> dict[str, dict[str, int]]:
+    """Counts of the observed pods per role, with cumulative restarts (``previous`` + ``added``).
+
+    Terminating pods are neither active nor ready: they are on their way out and their names
+    are not free yet.
+    """
+    out: dict[str, dict[str, int]] = {}
+    prev = previous if isinstance(previous, dict) else {}
+    for role in c.ROLES:
+        if role not in job.spec.replica_specs:
+            continue
+        mine = [p for p in pods if p.role == role]
+        before = prev.get(role)
+        restarts = before.get("restarts") if isinstance(before, dict) else 0
+        restarts = restarts if isinstance(restarts, int) and restarts > 0 else 0
+        out[role] = {
+            "active": sum(1 for p in mine if p.live),
+            "ready": sum(1 for p in mine if p.ready and not p.terminating),
+            "pending": sum(1 for p in mine if p.phase == PENDING and not p.terminating),
+            "succeeded": sum(1 for p in mine if p.phase == SUCCEEDED),
+            "failed": sum(1 for p in mine if p.phase == FAILED),
+            "restarts": restarts + added.get(role, 0),
+        }
+    return out
