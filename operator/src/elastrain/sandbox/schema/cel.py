@@ -30,6 +30,12 @@ _TYPE_IDENTS = frozenset(
 _FIELD_PATH_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['((?:[^'\\]|\\.)*)'\]")
 
 _ENV = celpy.Environment()
+# String formats the apiserver exposes to CEL as richer types.
+_FORMAT_TYPES: dict[str, Any] = {
+    "date-time": celtypes.TimestampType,
+    "datetime": celtypes.TimestampType,
+    "duration": celtypes.DurationType,
+}
 
 
 @dataclass
@@ -218,9 +224,10 @@ def _scalar(value: Any, node: Node) -> Any:
         and (node.type == "integer" or node.int_or_string)
     ):
         return celtypes.IntType(int(value))
-    if isinstance(value, str) and node.format in ("date-time", "datetime"):
+    converter = _FORMAT_TYPES.get(node.format or "") if isinstance(value, str) else None
+    if converter is not None:
         try:
-            return celtypes.TimestampType(value)
+            return converter(value)
         except (ValueError, TypeError):
             return celtypes.StringType(value)
     return celpy.json_to_cel(value)

@@ -97,10 +97,8 @@ class Node:
 
     @property
     def cel_type(self) -> str:
-        """The type name CEL errors report for values of this node (``"object"`` ...)."""
-        if self.int_or_string:
-            return "integer-or-string"
-        return self.type or "object"
+        """The bad value CEL rule errors show: the node's schema type (empty when untyped)."""
+        return self.type or ""
 
 
 class _Parser:
@@ -176,7 +174,8 @@ class _Parser:
                     f"{path}.type", node.type, "must be empty if x-kubernetes-int-or-string is true"
                 )
             )
-        if not junctor and node.type is None and not (node.int_or_string or node.preserve_unknown):
+        untyped = "type" not in raw
+        if not junctor and untyped and not (node.int_or_string or node.preserve_unknown):
             where = "at the root" if root else "for specified fields"
             self.fail(fe.required(f"{path}.type", f"must not be empty {where}"))
         if root and node.type not in (None, "object"):
