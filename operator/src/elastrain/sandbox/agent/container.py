@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from elastrain.sandbox.agent import podexec
 from elastrain.sandbox.agent.volumes import Mount
+
+log = logging.getLogger(__name__)
 
 MARKER_VAR = "ELASTRAIN_SANDBOX_CONTAINER"
 
@@ -123,7 +127,7 @@ class ContainerProcess:
     async def wait(self) -> int:
         """Wait for the main process; then kill what is left of its tree; return the code."""
         code = exit_code(await self._proc.wait())
-        self.kill_leftovers()
+        await self.kill_leftovers()
         return code
 
     def signal_group(self, sig: int) -> None:
@@ -131,12 +135,22 @@ class ContainerProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
-    def kill_leftovers(self) -> None:
-        """SIGKILL the group and every process still carrying this container's marker."""
+    async def kill_leftovers(self, timeout: float = 10.0) -> None:
+        """SIGKILL the group and every process carrying this container's marker, until none is
+        left: a container counts as terminated only once its whole tree is gone, as when the
+        kubelet kills a cgroup. Killed processes take a moment to vanish, hence the polling."""
+        deadline = time.monotonic() + timeout
         self.signal_group(signal.SIGKILL)
-        for pid in processes_with_marker(self.spec.container_id):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        while pids := processes_with_marker(self.spec.container_id):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if time.monotonic() > deadline:
+                log.warning(
+                    "container %s: processes %s survive SIGKILL", self.spec.container_id, pids
+                )
+                return
+            await asyncio.sleep(0.02)
 
     async def stop(self, grace: float) -> int:
         """SIGTERM the group, SIGKILL after ``grace`` seconds; return the exit code."""
@@ -144,5 +158,5 @@ class ContainerProcess:
             self.signal_group(signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout=max(grace, 0))
-        self.kill_leftovers()
+        await self.kill_leftovers()
         return await self.wait()
