@@ -1,0 +1,77 @@
+{{/* Chart name, truncated to a DNS label. */}}
+{{- define "elastrain.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: the release name, suffixed with the chart name unless it already contains it. */}}
+{{- define "elastrain.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "elastrain.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "elastrain.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "elastrain.labels" -}}
+{{ include "elastrain.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: elastrain
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "elastrain.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "elastrain.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "elastrain.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* Settings that are each valid alone but not together. */}}
+{{- define "elastrain.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) -}}
+{{- fail "replicaCount > 1 needs peering.enabled=true: standalone operators would all act on the same jobs" -}}
+{{- end -}}
+{{- if eq (int .Values.metrics.port) (int .Values.health.port) -}}
+{{- fail "metrics.port and health.port must differ" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What the operator does inside a watched namespace (or, with a ClusterRole, in all of them).
+Only the verbs it uses: it never updates pods or services, it recreates them.
+*/}}
+{{- define "elastrain.namespacedRules" -}}
+- apiGroups: ["elastrain.dev"]
+  resources: ["trainingjobs"]
+  verbs: ["get", "list", "watch", "patch", "update", "delete"]
+- apiGroups: ["elastrain.dev"]
+  resources: ["trainingjobs/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: [""]
+  resources: ["pods", "services"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["scheduling.x-k8s.io"]
+  resources: ["podgroups"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+{{- end -}}
+
+{{- define "elastrain.peeringVerbs" -}}
+verbs: ["get", "list", "watch", "patch"]
+{{- end -}}

@@ -1,0 +1,224 @@
+"""The Helm chart: renders valid manifests for every value set, RBAC has the right shape and
+only the verbs the operator uses, values are strictly checked, and the validator catches
+broken manifests."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from elastrain.tools import validate_chart
+
+REPO = Path(__file__).resolve().parents[2]
+HELM = REPO / ".tools" / "bin" / "helm"
+CHART = REPO / "charts" / "elastrain"
+Obj = dict[str, Any]
+
+OPERATOR_RULES = [
+    {
+        "apiGroups": ["elastrain.dev"],
+        "resources": ["trainingjobs"],
+        "verbs": ["get", "list", "watch", "patch", "update", "delete"],
+    },
+    {
+        "apiGroups": ["elastrain.dev"],
+        "resources": ["trainingjobs/status"],
+        "verbs": ["get", "patch", "update"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "services"],
+        "verbs": ["get", "list", "watch", "create", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    {
+        "apiGroups": ["scheduling.x-k8s.io"],
+        "resources": ["podgroups"],
+        "verbs": ["get", "list", "watch", "create", "delete"],
+    },
+]
+CRD_READ = {
+    "apiGroups": ["apiextensions.k8s.io"],
+    "resources": ["customresourcedefinitions"],
+    "verbs": ["get", "list", "watch"],
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _helm_installed() -> None:
+    assert HELM.exists(), f"{HELM} is missing: run `make install`"
+
+
+@functools.cache
+def _render(values_json: str) -> list[Obj]:
+    return validate_chart.render(str(HELM), CHART, json.loads(values_json))
+
+
+def render(values: Obj | None = None) -> list[Obj]:
+    return copy.deepcopy(_render(json.dumps(values or {}, sort_keys=True)))
+
+
+def of_kind(docs: list[Obj], kind: str) -> list[Obj]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def operator_container(docs: list[Obj]) -> Obj:
+    (deploy,) = of_kind(docs, "Deployment")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_validator_accepts_every_value_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert validate_chart.main([str(HELM), str(CHART)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ok   ") == len(validate_chart.VALUE_SETS)
+
+
+def test_default_install_is_cluster_wide() -> None:
+    docs = render()
+    assert of_kind(docs, "Role") == [] and of_kind(docs, "RoleBinding") == []
+    (role,) = of_kind(docs, "ClusterRole")
+    assert role["rules"] == [*OPERATOR_RULES, CRD_READ]
+    (binding,) = of_kind(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["namespace"] == validate_chart.NAMESPACE
+    container = operator_container(docs)
+    assert container["image"] == "ghcr.io/elastrain/operator:0.1.0"
+    assert container["command"] == ["python", "-m", "elastrain", "operator"]
+    assert container["args"] == ["--metrics-port=8080", "--health-port=8081", "--log-format=json"]
+    (deploy,) = of_kind(docs, "Deployment")
+    assert deploy["spec"]["strategy"]["type"] == "Recreate"
+    (crd,) = of_kind(docs, "CustomResourceDefinition")
+    assert crd["metadata"]["name"] == "trainingjobs.elastrain.dev"
+
+
+def test_watch_namespaces_get_roles_and_only_crd_read_cluster_wide() -> None:
+    docs = render({"watchNamespaces": ["team-a", "team-b"]})
+    roles = of_kind(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert all(r["rules"] == OPERATOR_RULES for r in roles)
+    bindings = of_kind(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    (cluster_role,) = of_kind(docs, "ClusterRole")
+    assert cluster_role["rules"] == [CRD_READ]
+    args = operator_container(docs)["args"]
+    assert args[:2] == ["--namespace=team-a", "--namespace=team-b"]
+
+
+def test_peering_cluster_wide() -> None:
+    docs = render({"peering": {"enabled": True}, "replicaCount": 2})
+    (role,) = of_kind(docs, "ClusterRole")
+    assert role["rules"][-1] == {
+        "apiGroups": ["kopf.dev"],
+        "resources": ["clusterkopfpeerings"],
+        "verbs": ["get", "list", "watch", "patch"],
+    }
+    (peering,) = of_kind(docs, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "elastrain"
+    assert "post-install" in peering["metadata"]["annotations"]["helm.sh/hook"]
+    crds = {c["metadata"]["name"] for c in of_kind(docs, "CustomResourceDefinition")}
+    assert crds == {"trainingjobs.elastrain.dev", "clusterkopfpeerings.kopf.dev"}
+    assert "--peering=elastrain" in operator_container(docs)["args"]
+    (deploy,) = of_kind(docs, "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_peering_namespaced() -> None:
+    docs = render({"watchNamespaces": ["team-a", "team-b"], "peering": {"enabled": True}})
+    peerings = of_kind(docs, "KopfPeering")
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
+    for role in of_kind(docs, "Role"):
+        assert role["rules"][-1]["resources"] == ["kopfpeerings"]
+    crds = {c["metadata"]["name"] for c in of_kind(docs, "CustomResourceDefinition")}
+    assert "kopfpeerings.kopf.dev" in crds
+
+
+def test_peering_crds_can_be_left_to_someone_else() -> None:
+    docs = render({"peering": {"enabled": True, "createCRDs": False}})
+    crds = {c["metadata"]["name"] for c in of_kind(docs, "CustomResourceDefinition")}
+    assert crds == {"trainingjobs.elastrain.dev"}
+    assert len(of_kind(docs, "ClusterKopfPeering")) == 1
+
+
+def test_external_rbac_and_service_account() -> None:
+    docs = render(
+        {"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "ops-sa"}}
+    )
+    kinds = {d["kind"] for d in docs}
+    assert kinds.isdisjoint({"ClusterRole", "Role", "ServiceAccount", "ClusterRoleBinding"})
+    (deploy,) = of_kind(docs, "Deployment")
+    assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == "ops-sa"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"replicaCount": 2}, "replicaCount > 1 needs peering.enabled"),
+        ({"watchNamespace": ["team-a"]}, "watchNamespace"),
+        ({"operator": {"logFormat": "xml"}}, "logFormat"),
+        ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
+        ({"metrics": {"port": 8081}}, "metrics.port and health.port must differ"),
+        ({"serviceAccount": {"create": False}}, "serviceAccount.name is required"),
+    ],
+)
+def test_bad_values_fail_with_a_clear_message(values: Obj, message: str) -> None:
+    with pytest.raises(RuntimeError, match=message):
+        validate_chart.render(str(HELM), CHART, values)
+
+
+def _broken(mutate: Any) -> list[str]:
+    docs = render()
+    mutate(docs)
+    return validate_chart.validate_manifests(docs, "1.37.0", expect_sa=True)
+
+
+def test_validator_reports_broken_manifests() -> None:
+    def unknown_field(docs: list[Obj]) -> None:
+        of_kind(docs, "Deployment")[0]["spec"]["replica"] = 1
+
+    def dangling_binding(docs: list[Obj]) -> None:
+        of_kind(docs, "ClusterRoleBinding")[0]["roleRef"]["name"] = "nobody"
+
+    def privileged(docs: list[Obj]) -> None:
+        operator_container(docs)["securityContext"]["allowPrivilegeEscalation"] = True
+
+    def bad_probe(docs: list[Obj]) -> None:
+        operator_container(docs)["livenessProbe"]["httpGet"]["port"] = "nope"
+
+    def orphan_service(docs: list[Obj]) -> None:
+        of_kind(docs, "Service")[0]["spec"]["selector"] = {"app": "other"}
+
+    def bad_crd(docs: list[Obj]) -> None:
+        crd = of_kind(docs, "CustomResourceDefinition")[0]
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        schema["properties"]["spec"]["x-kubernetes-validations"][0]["rule"] = "self.nope("
+
+    assert any("spec.replica" in e or "replica" in e for e in _broken(unknown_field))
+    assert any("roleRef ClusterRole nobody" in e for e in _broken(dangling_binding))
+    assert any("allowPrivilegeEscalation" in e for e in _broken(privileged))
+    assert any("livenessProbe" in e for e in _broken(bad_probe))
+    assert any("matches no rendered pod template" in e for e in _broken(orphan_service))
+    assert any("trainingjobs.elastrain.dev" in e for e in _broken(bad_crd))
+    assert validate_chart.validate_manifests(render(), "1.37.0", expect_sa=True) == []
+
+
+def test_chart_crd_is_the_generated_one() -> None:
+    generated = yaml.safe_load((REPO / "crds" / "trainingjobs.elastrain.dev.yaml").read_text())
+    (crd,) = of_kind(render(), "CustomResourceDefinition")
+    assert crd == generated
+
+
+def test_lint_passes_with_the_makefile_settings() -> None:
+    for extra in ([], ["--set", "watchNamespaces={team-a}", "--set", "peering.enabled=true"]):
+        proc = subprocess.run(
+            [str(HELM), "lint", str(CHART), *extra], capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
