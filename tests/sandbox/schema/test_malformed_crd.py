@@ -196,3 +196,15 @@ def test_unknown_version_lists_the_known_ones() -> None:
     with pytest.raises(SchemaError) as info:
         CompiledSchema.from_crd(crd({"type": "object"}, version="v1beta1"), "v1")
     assert str(info.value) == 'spec.versions: Unsupported value: "v1": supported values: "v1beta1"'
+
+
+def test_unknown_schema_keys_are_reported_not_fatal() -> None:
+    schema = with_spec(
+        {
+            "type": "integer",
+            "minimun": 0,
+            "x-kubernetes-validations": [{"rule": "true", "mesage": "x"}],
+        }
+    )
+    cs = CompiledSchema.from_crd(crd(schema), "v1")
+    assert cs.unknown_fields == [f"{SPEC}.minimun", f"{SPEC}.x-kubernetes-validations[0].mesage"]

@@ -224,3 +224,13 @@ def test_unknown_and_numeric_formats_are_not_checked() -> None:
         "i": {"type": "integer", "format": "int32"},
     }
     assert check(props, {"s": "anything", "i": 5}) == []
+
+
+def test_integer_formats_bound_the_range() -> None:
+    props = {"a": {"type": "integer", "format": "int32"}, "b": {"type": "integer"}}
+    assert check(props, {"a": 2**31 - 1, "b": 2**63 - 1}) == []
+    prefix = '<nil>: Invalid value: "": Checked value must be of type integer'
+    assert check(props, {"a": 2**31, "b": 2**63}) == [
+        f"{prefix} with format int32 in spec.a",
+        f"{prefix} (default format) in spec.b",
+    ]

@@ -60,9 +60,17 @@ def _walk(node: Node) -> list[Node]:
 class CompiledSchema:
     """Prune, default and validate custom resources of one CRD version like kube-apiserver."""
 
-    def __init__(self, root: Node, rules: dict[int, list[CompiledRule]]) -> None:
+    def __init__(
+        self, root: Node, rules: dict[int, list[CompiledRule]], unknown_fields: list[str]
+    ) -> None:
         self._root = root
         self._rules = rules
+        self.unknown_fields = unknown_fields
+        """Schema keys the apiserver does not know (typos such as ``minimun``), by CRD path.
+
+        The apiserver drops them when decoding the CRD: a warning, or a 400 under strict field
+        validation (kubectl's default). Reported here so the API server can do the same.
+        """
 
     @classmethod
     def from_crd(cls, crd: dict[str, Any], version: str) -> CompiledSchema:
@@ -73,7 +81,7 @@ class CompiledSchema:
         raw = schema.get("openAPIV3Schema") if isinstance(schema, dict) else None
         if raw is None:
             raise fe.SchemaError([fe.required(path, "schemas are required")])
-        root, causes = parse_schema(raw, path)
+        root, causes, unknown = parse_schema(raw, path)
         causes.extend(_check_root_metadata(root, path))
         rules: dict[int, list[CompiledRule]] = {}
         for node in _walk(root):
@@ -86,7 +94,7 @@ class CompiledSchema:
                 causes.extend(_check_default(node))
         if causes:
             raise fe.SchemaError(causes)
-        return cls(root, rules)
+        return cls(root, rules, unknown)
 
     def prune(self, obj: dict[str, Any]) -> dict[str, Any]:
         """A copy without the fields the schema does not declare (top-level meta always kept)."""

@@ -154,6 +154,10 @@ class Validator:
 
     def _number(self, value: float, node: Node, path: str) -> None:
         field = _field(path)
+        if node.type == "integer" and not _fits(value, node.format):
+            # A plain error upstream, not a field error: it lands on the nil path with "".
+            fmt = f"with format {node.format}" if node.format else "(default format)"
+            self._composite(f"Checked value must be of type integer {fmt} in {path}")
         if node.multiple_of is not None and not _is_multiple(value, node.multiple_of):
             detail = f"{path} in body should be a multiple of {_bound(node.multiple_of, value)}"
             self.causes.append(fe.invalid(field, value, detail))
@@ -212,6 +216,11 @@ class Validator:
 def _fewest(results: list[list[fe.FieldCause]]) -> list[fe.FieldCause]:
     """The failures of the alternative that came closest, as upstream reports for anyOf/oneOf."""
     return min(results, key=lambda r: len(r))
+
+
+def _fits(value: float, fmt: str | None) -> bool:
+    bits = 32 if fmt == "int32" else 64
+    return -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
 
 
 def _is_multiple(value: float, factor: float) -> bool:

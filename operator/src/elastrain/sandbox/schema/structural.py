@@ -18,6 +18,23 @@ TYPES = ("object", "array", "string", "integer", "number", "boolean")
 LIST_TYPES = ["atomic", "set", "map"]
 MAP_TYPES = ["granular", "atomic"]
 _UNSUPPORTED = ("$ref", "definitions", "dependencies", "additionalItems", "patternProperties", "id")
+# Every key of apiextensions/v1 JSONSchemaProps and ValidationRule; anything else is a typo.
+_SCHEMA_KEYS = frozenset(
+    {
+        *_UNSUPPORTED,
+        *("$schema", "description", "type", "format", "title", "default", "maximum"),
+        *("exclusiveMaximum", "minimum", "exclusiveMinimum", "maxLength", "minLength"),
+        *("pattern", "maxItems", "minItems", "uniqueItems", "multipleOf", "enum"),
+        *("maxProperties", "minProperties", "required", "items", "allOf", "oneOf", "anyOf"),
+        *("not", "properties", "additionalProperties", "externalDocs", "example", "nullable"),
+        *("x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource"),
+        *("x-kubernetes-int-or-string", "x-kubernetes-list-map-keys", "x-kubernetes-list-type"),
+        *("x-kubernetes-map-type", "x-kubernetes-validations"),
+    }
+)
+_RULE_KEYS = frozenset(
+    {"rule", "message", "messageExpression", "reason", "fieldPath", "optionalOldSelf"}
+)
 _JUNCTOR_FORBIDDEN = (
     "type",
     "default",
@@ -106,6 +123,7 @@ class _Parser:
 
     def __init__(self) -> None:
         self.causes: list[fe.FieldCause] = []
+        self.unknown: list[str] = []
 
     def fail(self, cause: fe.FieldCause) -> None:
         self.causes.append(cause)
@@ -123,6 +141,7 @@ class _Parser:
                 )
             )
             return node
+        self.unknown.extend(f"{path}.{key}" for key in raw if key not in _SCHEMA_KEYS)
         self._check_forbidden(raw, path, junctor)
         self._structure(node, raw, path, junctor, root)
         self._values(node, raw, path)
@@ -420,6 +439,7 @@ class _Parser:
             ):
                 self.fail(fe.required(f"{rpath}.rule", ""))
                 continue
+            self.unknown.extend(f"{rpath}.{key}" for key in entry if key not in _RULE_KEYS)
             node.rules.append(
                 RuleSpec(
                     rule=entry["rule"],
@@ -433,8 +453,8 @@ class _Parser:
             )
 
 
-def parse_schema(raw: Any, path: str) -> tuple[Node, list[fe.FieldCause]]:
-    """Parse a root ``openAPIV3Schema``; returns the tree and every structural error found."""
+def parse_schema(raw: Any, path: str) -> tuple[Node, list[fe.FieldCause], list[str]]:
+    """Parse a root ``openAPIV3Schema``: the tree, every structural error, unknown keys' paths."""
     parser = _Parser()
     node = parser.parse(raw, path, junctor=False, correlatable=True, root=True)
-    return node, parser.causes
+    return node, parser.causes, parser.unknown
