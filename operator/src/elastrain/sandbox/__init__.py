@@ -1,1 +1,28 @@
-"""elastrain.sandbox"""
+"""elastrain.sandbox: an embedded Kubernetes API server, scheduler, controllers and node agent.
+
+``Sandbox`` (in-process, for tests) and ``python -m elastrain sandbox`` (the CLI) both assemble
+a ``SandboxRuntime``; see ``docs/sandbox.md``. Attributes are imported lazily so that the node
+agent or the schema engine importing ``elastrain.sandbox.<module>`` never pulls in the server.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from elastrain.sandbox.embedded import Sandbox
+    from elastrain.sandbox.store import Store
+
+__all__ = ["Sandbox", "Store"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Sandbox":
+        from elastrain.sandbox.embedded import Sandbox
+
+        return Sandbox
+    if name == "Store":
+        from elastrain.sandbox.store import Store
+
+        return Store
+    raise AttributeError(name)

@@ -52,7 +52,7 @@ from typing import Any, Protocol
 
 from elastrain.sandbox import errors
 from elastrain.sandbox.errors import ApiError
-from elastrain.sandbox.meta import clone, generate_name, now, timestamp
+from elastrain.sandbox.meta import clone, generate_name, now, set_condition, timestamp
 from elastrain.sandbox.patch import json_patch, merge_patch, strategic_merge_patch
 from elastrain.sandbox.resources import BUILTIN, ResKey, ResourceType
 from elastrain.sandbox.selectors import FieldSelector, LabelSelector
@@ -250,6 +250,16 @@ class Store:
             key, ns, name = loc
             obj = self._data.get(key, {}).get(ns, {}).get(name)
             return clone(obj) if obj is not None else None
+
+    def locate(self, uid: str) -> tuple[ResourceType, dict[str, Any]] | None:
+        """The type and a copy of the object with ``uid``, if it exists."""
+        with self._lock:
+            loc = self._uids.get(uid)
+            if loc is None:
+                return None
+            key, ns, name = loc
+            obj = self._data.get(key, {}).get(ns, {}).get(name)
+            return (self._types[key], clone(obj)) if obj is not None else None
 
     def dependents(self, owner_uid: str) -> list[tuple[ResourceType, dict[str, Any]]]:
         """Objects whose ownerReferences name ``owner_uid`` (from the owner index)."""
@@ -583,8 +593,10 @@ class Store:
         if new == old:
             return clone(old)  # a no-op write does not bump resourceVersion, as on a cluster
         nmd = new["metadata"]
+        ns_pending = rt.key == ("", "namespaces") and (new.get("spec") or {}).get("finalizers")
         if (
             nmd.get("deletionTimestamp")
+            and not ns_pending
             and not nmd.get("finalizers")
             and not nmd.get("deletionGracePeriodSeconds")
         ):
@@ -593,6 +605,36 @@ class Store:
             return clone(new)
         self._commit(rt, "MODIFIED", new, old)
         return clone(new)
+
+    def bind_pod(self, namespace: str, name: str, node: str) -> dict[str, Any]:
+        """``pods/binding``: set ``spec.nodeName`` and ``PodScheduled=True`` in one commit,
+        as the binding registry does; 409 when the pod is already bound or terminating."""
+        rt = self.resolve("pods")
+        with self._lock:
+            old = self._get_ref(rt, name, namespace)
+            current = (old.get("spec") or {}).get("nodeName")
+            if current:
+                raise errors.conflict(
+                    "pods", "", name, f'pod {name} is already assigned to node "{current}"'
+                )
+            if old["metadata"].get("deletionTimestamp"):
+                raise errors.conflict(
+                    "pods", "", name, "pod is being deleted, cannot be assigned to a host"
+                )
+            new = clone(old)
+            new["spec"]["nodeName"] = node
+            status = new.setdefault("status", {})
+            set_condition(
+                status,
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": timestamp(),
+                },
+            )
+            self._commit(rt, "MODIFIED", new, old)
+            return clone(new)
 
     # ----------------------------------------------------------------------- delete
     def delete(
@@ -820,6 +862,15 @@ class Store:
             start_rv = self._rv
         return Watch(self, w, start_rv)
 
+    def _bookmark(self, w: _Watcher, initial_events_end: bool) -> None:
+        with self._lock:
+            md: dict[str, Any] = {"resourceVersion": str(self._rv)}
+            if initial_events_end:
+                md["annotations"] = {"k8s.io/initial-events-end": "true"}
+            # Queued behind every event already handed to this watcher, so the bookmark's
+            # version never runs ahead of what the client has received.
+            w.push(WatchEvent("BOOKMARK", w.rt, {"metadata": md}, None, self._rv))
+
     def _unwatch(self, w: _Watcher) -> None:
         with self._lock:
             ws = self._watchers.get(w.rt.key)
@@ -859,6 +910,10 @@ class Watch:
         ev = await self.next()
         assert ev is not None
         return ev
+
+    def request_bookmark(self, initial_events_end: bool = False) -> None:
+        """Queue a BOOKMARK at the store's current resourceVersion."""
+        self._store._bookmark(self._w, initial_events_end)
 
     def close(self) -> None:
         if not self.closed:

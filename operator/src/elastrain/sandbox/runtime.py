@@ -1,0 +1,177 @@
+"""Assembling a sandbox: store, admission, API server, controllers and the node agent.
+
+``SandboxRuntime`` is the async core and runs on whatever event loop starts it: the CLI runs it
+on the main thread's loop; ``elastrain.sandbox.Sandbox`` runs it on a private loop in a
+background thread for tests. Everything asynchronous (HTTP serving, watches, controllers, the
+node agent) lives on that one loop; the store is lock-protected, so other threads may call its
+Python API directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from elastrain.sandbox import nodes as nodes_mod
+from elastrain.sandbox.admission import BuiltinAdmission
+from elastrain.sandbox.crds import CRD_KEY, CrdAdmission, CrdCleanup, CrdRegistrar
+from elastrain.sandbox.errors import ApiError
+from elastrain.sandbox.gc import GarbageCollector
+from elastrain.sandbox.kubeconfig import write_kubeconfig
+from elastrain.sandbox.nodes import NodeLifecycle
+from elastrain.sandbox.requestlog import RequestLog
+from elastrain.sandbox.scheduler import Scheduler
+from elastrain.sandbox.server import ApiServer
+from elastrain.sandbox.store import Store
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class Agent(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class SandboxConfig:
+    """Everything that shapes a sandbox; the CLI and ``Sandbox`` both build one."""
+
+    state_dir: Path
+    kubeconfig_path: Path
+    nodes: int = 2
+    gpus_per_node: int = 0
+    cpus_per_node: int = 8
+    memory_per_node: str = "64Gi"
+    port: int = 0
+    host: str = "127.0.0.1"
+    # tolerationSeconds of the default not-ready/unreachable tolerations (the eviction timeout).
+    eviction_timeout: int = 30
+    bookmark_interval: float = 30.0
+    history: int = 50_000
+    agent: bool = True
+    agent_options: dict[str, Any] = field(default_factory=dict)
+
+
+class SandboxRuntime:
+    def __init__(self, config: SandboxConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store or Store(history=config.history)
+        self.request_log = RequestLog()
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._controllers: list[Any] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.agent: Agent | None = None
+        self.server = ApiServer(
+            self.store,
+            state_dir=config.state_dir,
+            request_log=self.request_log,
+            bookmark_interval=config.bookmark_interval,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        builtin = BuiltinAdmission(toleration_seconds=cfg.eviction_timeout)
+        for rt in self.store.resource_types():
+            if not rt.custom:
+                self.store.set_admitter(rt.key, builtin)
+        self.store.set_admitter(CRD_KEY, CrdAdmission())
+        registrar = CrdRegistrar(self.store)
+        registrar.bind(asyncio.get_running_loop())
+        self.store.add_listener(registrar)
+        for ns in SYSTEM_NAMESPACES:
+            try:
+                self.store.create("namespaces", {"metadata": {"name": ns}})
+            except ApiError as err:
+                if err.code != 409:
+                    raise
+        for i in range(cfg.nodes):
+            self.add_node(f"node-{i}")
+        from elastrain.sandbox.admin import install_admin_routes
+
+        install_admin_routes(self)
+        self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.port, reuse_address=True)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://{cfg.host}:{port}"
+        for ctl in (GarbageCollector(self.store), Scheduler(self.store), NodeLifecycle(self.store)):
+            ctl.start()
+            self._controllers.append(ctl)
+        cleanup = CrdCleanup(self.store, registrar)
+        self._tasks.append(
+            asyncio.get_running_loop().create_task(cleanup.run(), name="crd-cleanup")
+        )
+        if cfg.agent:
+            self.agent = _make_agent(self.store, cfg)
+            if self.agent is not None:
+                await self.agent.start()
+        write_kubeconfig(cfg.kubeconfig_path, self.url)
+
+    async def stop(self) -> None:
+        if self.agent is not None:
+            try:
+                await self.agent.stop()
+            except Exception:  # noqa: BLE001 - keep tearing down
+                log.exception("node agent failed to stop cleanly")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        for ctl in reversed(self._controllers):
+            await ctl.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --------------------------------------------------------------- node admin
+    def add_node(
+        self,
+        name: str,
+        *,
+        gpus: int | None = None,
+        cpus: int | None = None,
+        memory: str | None = None,
+        labels: dict[str, str] | None = None,
+        taints: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        cfg = self.config
+        node = nodes_mod.make_node(
+            name,
+            cpus=cfg.cpus_per_node if cpus is None else cpus,
+            gpus=cfg.gpus_per_node if gpus is None else gpus,
+            memory=memory or cfg.memory_per_node,
+            labels=labels,
+            taints=taints,
+        )
+        return self.store.create("nodes", node)
+
+    def remove_node(self, name: str) -> None:
+        self.store.delete("nodes", name)
+
+    def set_node_ready(self, name: str, ready: bool | None) -> dict[str, Any]:
+        return nodes_mod.set_node_ready(self.store, name, ready)
+
+
+def _make_agent(store: Store, cfg: SandboxConfig) -> Agent | None:
+    """The node agent from ``elastrain.sandbox.agent`` (one agent runs every node's pods)."""
+    try:
+        from elastrain.sandbox.agent import NodeAgent  # type: ignore[attr-defined]
+    except ImportError as exc:
+        log.warning("node agent unavailable (%s): pods are scheduled but never run", exc)
+        return None
+    agent: Agent = NodeAgent(store, cfg.state_dir, **cfg.agent_options)
+    return agent
