@@ -127,6 +127,11 @@ class PodRuntime:
         await asyncio.to_thread(shutil.rmtree, self.dir, True)
 
     @property
+    def grace(self) -> float:
+        """The grace period of the stop in progress (0 before any stop)."""
+        return self._grace
+
+    @property
     def stopped(self) -> bool:
         """Whether :meth:`stop` was called."""
         return self._stop.is_set()
