@@ -54,7 +54,7 @@ class World:
     """The job, its children and the clock."""
 
     def __init__(self, job: dict[str, Any], *, crd: bool = False) -> None:
-        self.job = job
+        self.job = copy.deepcopy(job)
         self.now = T0
         self.crd = crd
         self.pods: dict[str, dict[str, Any]] = {}
