@@ -92,7 +92,12 @@ def test_default_install_is_cluster_wide() -> None:
     container = operator_container(docs)
     assert container["image"] == "ghcr.io/elastrain/operator:0.1.0"
     assert container["command"] == ["python", "-m", "elastrain", "operator"]
-    assert container["args"] == ["--metrics-port=8080", "--health-port=8081", "--log-format=json"]
+    assert container["args"] == [
+        "--metrics-port=8080",
+        "--health-port=8081",
+        "--log-format=json",
+        "--workers=4",
+    ]
     (deploy,) = of_kind(docs, "Deployment")
     assert deploy["spec"]["strategy"]["type"] == "Recreate"
     (crd,) = of_kind(docs, "CustomResourceDefinition")
@@ -113,7 +118,7 @@ def test_watch_namespaces_get_roles_and_only_crd_read_cluster_wide() -> None:
 
 
 def test_peering_cluster_wide() -> None:
-    docs = render({"peering": {"enabled": True}, "replicaCount": 2})
+    docs = render({"peering": {"enabled": True}})
     (role,) = of_kind(docs, "ClusterRole")
     assert role["rules"][-1] == {
         "apiGroups": ["kopf.dev"],
@@ -127,7 +132,7 @@ def test_peering_cluster_wide() -> None:
     assert crds == {"trainingjobs.elastrain.dev", "clusterkopfpeerings.kopf.dev"}
     assert "--peering=elastrain" in operator_container(docs)["args"]
     (deploy,) = of_kind(docs, "Deployment")
-    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["replicas"] == 1
     assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"
 
 
@@ -161,7 +166,9 @@ def test_external_rbac_and_service_account() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"replicaCount": 2}, "replicaCount > 1 needs peering.enabled"),
+        ({"replicaCount": 2}, "replicaCount > 1 is not supported"),
+        ({"replicaCount": 2, "peering": {"enabled": True}}, "same-priority peers"),
+        ({"operator": {"extraArgs": ["kube-qps=5"]}}, "extraArgs"),
         ({"watchNamespace": ["team-a"]}, "watchNamespace"),
         ({"operator": {"logFormat": "xml"}}, "logFormat"),
         ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
@@ -222,3 +229,22 @@ def test_lint_passes_with_the_makefile_settings() -> None:
             [str(HELM), "lint", str(CHART), *extra], capture_output=True, text=True, check=False
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_operator_flags_from_values() -> None:
+    values = {
+        "operator": {"logFormat": "plain", "verbose": True, "workers": 8, "extraArgs": ["--x=1"]},
+        "metrics": {"port": 9100},
+        "health": {"port": 9101},
+    }
+    container = operator_container(render(values))
+    assert container["args"] == [
+        "--metrics-port=9100",
+        "--health-port=9101",
+        "--log-format=plain",
+        "--workers=8",
+        "--verbose",
+        "--x=1",
+    ]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 9100, "health": 9101}

@@ -39,8 +39,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* Settings that are each valid alone but not together. */}}
 {{- define "elastrain.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) -}}
-{{- fail "replicaCount > 1 needs peering.enabled=true: standalone operators would all act on the same jobs" -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- fail "replicaCount > 1 is not supported: standalone operators would all act on the same jobs, and peered ones all run with kopf's default priority, so kopf pauses every one of them (same-priority peers). Use replicaCount 1; peering.enabled=true still keeps a rolling update from running two active operators at once." -}}
 {{- end -}}
 {{- if eq (int .Values.metrics.port) (int .Values.health.port) -}}
 {{- fail "metrics.port and health.port must differ" -}}

@@ -30,13 +30,18 @@ NAMESPACE = "elastrain-system"
 VALUE_SETS: dict[str, Obj] = {
     "defaults": {},
     "watch-namespaces": {"watchNamespaces": ["team-a", "team-b"]},
-    "peering-cluster": {"peering": {"enabled": True}, "replicaCount": 2},
+    "peering-cluster": {"peering": {"enabled": True}},
     "peering-namespaced": {"watchNamespaces": ["team-a"], "peering": {"enabled": True}},
     "external-rbac": {
         "rbac": {"create": False},
         "serviceAccount": {"create": False, "name": "platform-operator"},
         "metrics": {"service": {"enabled": False}},
-        "operator": {"logFormat": "plain", "verbose": True},
+        "operator": {
+            "logFormat": "plain",
+            "verbose": True,
+            "workers": 8,
+            "extraArgs": ["--kube-qps=50"],
+        },
         "peering": {"enabled": True},
     },
 }
