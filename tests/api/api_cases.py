@@ -341,7 +341,8 @@ UPDATES: list[Update] = [
         "spec.runPolicy.schedulingPolicy",
     ),
     # Allowed updates.
-    Update("scale-workers", (), (_set(f"{W}.replicas", 3),), None),
+    # Non-elastic: the operator recreates every pod with the new world size.
+    Update("scale-fixed-size", (), (_set(f"{W}.replicas", 3),), None),
     Update("scale-elastic", ELASTIC_BEFORE, (_set(f"{W}.replicas", 4),), None),
     Update(
         "widen-elastic-range",
