@@ -37,7 +37,7 @@ def test_elastic_rdzv_port_is_served() -> None:
 
 
 def test_pods_have_deterministic_names_hostnames_labels_and_owner() -> None:
-    world, created = first_plan(make_job(workers=3))
+    _, created = first_plan(make_job(workers=3))
     assert sorted(k for k in created if k.startswith("Pod/")) == [
         "Pod/mnist-worker-0",
         "Pod/mnist-worker-1",
