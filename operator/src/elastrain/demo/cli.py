@@ -28,7 +28,7 @@ from elastrain.demo.kubectl import Kubectl, KubectlError
 from elastrain.demo.report import JobResult
 from elastrain.demo.report import table as summary_table
 from elastrain.demo.scenario import DemoFailed, Scenario
-from elastrain.demo.stack import Stack
+from elastrain.demo.stack import Stack, sweep_containers
 from elastrain.demo.target import Target, TargetError
 from elastrain.demo.view import View
 from elastrain.demo.workspace import Workspace, WorkspaceError
@@ -95,6 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = Target.from_env(workspace, os.environ, args.namespace)
     except (TargetError, WorkspaceError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    if target.sandbox and os.geteuid() != 0:
+        print(
+            "demo: the sandbox needs root to give every pod its own network namespace (two jobs "
+            "bind the same ports); run `sudo make demo`, or run on a real cluster with IMAGE and "
+            "KUBECONFIG set (docs/demo.md)",
+            file=sys.stderr,
+        )
         return 2
     if args.external_operator and target.sandbox:
         print(
@@ -223,20 +231,28 @@ class Run:
 
     def _finish(self) -> None:
         self.view.finish()
-        keep = self.args.keep and self.stack.processes
+        started = list(self.stack.processes)
+        keep = self.args.keep and bool(started)
         if self.error is None:
             self._print_summary()
         else:
             self._print_failure()
+        leftovers: list[int] = []
+        if not keep:
+            forced = self.stack.stop()
+            self.ws.pids_file.unlink(missing_ok=True)
+            if forced:
+                print(f"warning: {', '.join(forced)} ignored SIGTERM and had to be killed")
+            if self.target.sandbox and self.scenario:
+                leftovers = sweep_containers(self.scenario.container_ids)
+            if leftovers:
+                message = f"container processes outlived the sandbox (killed now): {leftovers}"
+                print(f"demo FAILED: {message}", file=sys.stderr)
+                self.error = self.error or message
         if self.args.result_json:
-            self._write_result()
+            self._write_result(started, leftovers)
         if keep:
             self._print_kept()
-            return
-        forced = self.stack.stop()
-        self.ws.pids_file.unlink(missing_ok=True)
-        if forced:
-            print(f"warning: {', '.join(forced)} ignored SIGTERM and had to be killed")
 
     def _print_summary(self) -> None:
         elapsed = time.monotonic() - self.started
@@ -299,7 +315,7 @@ class Run:
             lines.append(f"pods:     {self.kubectl.shown('logs', '<pod>')}")
         return lines
 
-    def _write_result(self) -> None:
+    def _write_result(self, started: list[procs.Background], leftovers: list[int]) -> None:
         record = self.scenario.fault_record if self.scenario else None
         payload: dict[str, Any] = {
             "ok": self.error is None,
@@ -309,6 +325,8 @@ class Run:
             "elapsed_seconds": round(time.monotonic() - self.started, 1),
             "fault": asdict(record) if record else None,
             "jobs": [r.to_json() for r in self.results],
+            "processes": [asdict(p) for p in started],
+            "leftover_processes": leftovers,
             "logs": {
                 "operator": str(self.ws.operator_log),
                 "sandbox": str(self.ws.sandbox_log) if self.target.sandbox else None,

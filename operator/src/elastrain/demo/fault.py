@@ -44,13 +44,17 @@ def _argv(pid: int) -> list[str]:
         return []
 
 
+def marker_id(container_id: str) -> str:
+    """Kubernetes spells a container ID ``<runtime>://<id>``; the agent's marker holds the id."""
+    return container_id.split("://", 1)[-1]
+
+
 def _container_id(pod: dict[str, Any]) -> str:
     statuses = pod.get("status", {}).get("containerStatuses") or []
     running = [s for s in statuses if "running" in (s.get("state") or {}) and s.get("containerID")]
     if not running:
         raise FaultError(f"pod {pod['metadata']['name']} has no running container")
-    # Kubernetes spells it <runtime>://<id>; the agent's marker holds the id alone.
-    return str(running[0]["containerID"]).split("://", 1)[-1]
+    return marker_id(str(running[0]["containerID"]))
 
 
 def kill_on_sandbox(pod: dict[str, Any]) -> list[int]:

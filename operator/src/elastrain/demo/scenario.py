@@ -76,6 +76,8 @@ class Scenario:
     fault_record: FaultRecord | None = None
     _states: dict[str, JobState] = field(default_factory=dict)
     _seen_events: set[tuple[str, int]] = field(default_factory=set)
+    # Every container the jobs ran, for the check that none outlives the demo.
+    container_ids: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._states = {job.name: JobState(job) for job in self.jobs}
@@ -127,6 +129,7 @@ class Scenario:
                 time.sleep(self.interval)
                 continue
             outage_since = None
+            self.container_ids.update(_container_ids(pods))
             self._narrate(events, pods)
             self.view.show([self._row(job, objs.get(job.name), pods) for job in self.jobs])
             if self.fault_record is None:
@@ -256,6 +259,15 @@ class Scenario:
                 f"event {involved['kind'].lower()}/{involved['name']}: {event.get('type')} "
                 f"{event.get('reason')}: {event.get('message', '').strip()}"
             )
+
+
+def _container_ids(pods: list[Obj]) -> set[str]:
+    ids: set[str] = set()
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            last = ((status.get("lastState") or {}).get("terminated") or {}).get("containerID")
+            ids.update(i for i in (status.get("containerID"), last) if i)
+    return ids
 
 
 def _condition_message(obj: Obj) -> str:

@@ -7,20 +7,25 @@ Each piece is started exactly as a user would start it (``python -m elastrain sa
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from elastrain.api import constants as c
 from elastrain.demo import procs
+from elastrain.demo.fault import marker_id
 from elastrain.demo.kubectl import Kubectl, KubectlError
 from elastrain.demo.procs import Background
 from elastrain.demo.target import Target
 from elastrain.demo.view import View
 from elastrain.demo.workspace import Workspace
+from elastrain.sandbox.agent.container import processes_with_marker
 
 # 3 nodes x 4 simulated GPUs: enough room for both jobs at once, and `kubectl get nodes` shows
 # the capacity a GPU cluster would have.
@@ -86,7 +91,6 @@ class Stack:
 
     def _start_sandbox(self) -> None:
         ws = self.workspace
-        port = free_port()
         argv = [
             sys.executable,
             "-m",
@@ -98,8 +102,6 @@ class Stack:
             str(SANDBOX_NODES),
             "--gpus-per-node",
             str(SANDBOX_GPUS_PER_NODE),
-            "--port",
-            str(port),
             "--state-dir",
             str(ws.sandbox_state),
         ]
@@ -163,6 +165,19 @@ class Stack:
         )
         self.operator_metrics_port = metrics_port
         self.view.say(f"operator ready: metrics at http://127.0.0.1:{metrics_port}/metrics")
+
+
+def sweep_containers(container_ids: Iterable[str]) -> list[int]:
+    """SIGKILL every process still carrying one of ``container_ids``' markers; return their pids.
+
+    After the sandbox has stopped there must be none: this is the demo checking its promise to
+    leave no process behind, and keeping it even if the sandbox did not.
+    """
+    found = sorted({pid for cid in container_ids for pid in processes_with_marker(marker_id(cid))})
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return found
 
 
 def _read(path: os.PathLike[str]) -> str:
