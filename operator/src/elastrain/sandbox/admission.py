@@ -7,6 +7,7 @@ objects with 422 and field causes; it is not the full ``k8s.io/kubernetes`` vali
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import itertools
 import threading

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from elastrain.sandbox import discovery, errors, openapi, requestctx, tables
+from elastrain.sandbox import discovery, errors, openapi, protobuf, requestctx, tables
 from elastrain.sandbox import jsonpath
 from elastrain.sandbox.errors import ApiError
 from elastrain.sandbox.logs import serve_log
@@ -764,6 +764,8 @@ async def _body(request: web.Request) -> Any:
     if not raw:
         raise errors.bad_request("the request body is empty")
     ctype = (request.content_type or "application/json").split(";")[0].strip()
+    if ctype == "application/vnd.kubernetes.protobuf":
+        return protobuf.decode(raw)
     if ctype in ("application/yaml", "application/apply-patch+yaml"):
         import yaml
 
@@ -794,7 +796,9 @@ def _check_kind(body: Any, rt: ResourceType, version: str) -> None:
 async def _delete_options(request: web.Request) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     raw = await request.read()
-    if raw:
+    if raw and request.content_type == "application/vnd.kubernetes.protobuf":
+        opts.update(protobuf.decode(raw))
+    elif raw:
         body = json.loads(raw)
         if isinstance(body, dict):
             opts.update(body)

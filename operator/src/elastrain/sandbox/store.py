@@ -106,7 +106,7 @@ class DeleteResult:
     deleted: bool
 
 
-@dataclass
+@dataclass(eq=False)  # identity-hashed: watchers live in sets
 class _Watcher:
     rt: ResourceType
     namespace: str | None
