@@ -313,3 +313,59 @@ def test_lifecycle_events_happen_once_per_transition() -> None:
         seen += [e.reason for e in world.step().events]
     assert seen == ["JobCreated", "JobRunning"]
     assert T0.tzinfo is not None
+
+
+def test_stuck_pods_are_explained_in_the_condition() -> None:
+    world = World(make_job(workers=3))
+    world.settle()
+    world.pods["mnist-worker-1"]["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+        }
+    ]
+    world.pods["mnist-worker-2"]["status"]["containerStatuses"] = [
+        {"name": "trainer", "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+    ]
+    world.step()
+    created = world.condition("Created")
+    assert created is not None
+    assert created["message"] == (
+        "0/3 pods running; mnist-worker-1: Unschedulable: 0/3 nodes are available: "
+        "3 Insufficient nvidia.com/gpu.; mnist-worker-2: container 'trainer' ImagePullBackOff"
+    )
+
+
+def test_elastic_scale_down_keeps_the_lower_workers_running() -> None:
+    job = make_job(workers=4, elasticPolicy={"minReplicas": 1, "maxReplicas": 4})
+    world = World(job)
+    world.settle()
+    world.run()
+    world.step()
+    uids = {n: world.pods[n]["metadata"]["uid"] for n in ("mnist-worker-0", "mnist-worker-1")}
+    world.job["spec"]["replicaSpecs"]["worker"]["replicas"] = 2
+    p = world.apply(world.plan(), finish=False)
+    assert sorted((d.name, d.reason) for d in p.deletes) == [
+        ("mnist-worker-2", "ScaledDown"),
+        ("mnist-worker-3", "ScaledDown"),
+    ]
+    assert world.phase == "Scaling"  # until the removed workers are gone
+    world.fail("mnist-worker-3", 143)  # dying from our deletion: not a failure
+    world.step(finish=False)
+    assert world.status["restartCount"] == 0
+    world.remove("mnist-worker-2")
+    world.remove("mnist-worker-3")
+    world.step()
+    assert world.phase == "Running"
+    assert {n: world.pods[n]["metadata"]["uid"] for n in uids} == uids
+
+
+def test_large_job_plans_every_pod_once() -> None:
+    world = World(make_job(workers=2000))
+    p = world.step()
+    assert len([o for o in p.creates if o["kind"] == "Pod"]) == 2000
+    world.run()
+    world.step()
+    assert world.phase == "Running"

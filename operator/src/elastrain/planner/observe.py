@@ -9,7 +9,7 @@ counted, deleted or adopted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from elastrain.api import constants as c
@@ -52,8 +52,10 @@ class PodView:
     disruption: str | None
     # (container, exit code) of every container that terminated with a non-zero code.
     exits: tuple[tuple[str, int], ...]
-    # status.reason / status.message of the pod, for messages.
+    # status.reason of the pod, for messages.
     reason: str | None
+    # Why a pod that should be starting is not (unschedulable, image pull, crash loop...).
+    waiting: str | None = None
 
     @property
     def live(self) -> bool:
@@ -81,13 +83,15 @@ class PodObservation:
 
     pods: tuple[PodView, ...]
     names_in_use: frozenset[str]
+    _by_name: dict[str, PodView] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Indexed once: success and recovery checks look up every replica by name.
+        object.__setattr__(self, "_by_name", {pod.name: pod for pod in self.pods})
 
     def by_name(self, name: str) -> PodView | None:
         """Our pod called ``name``, if any."""
-        for pod in self.pods:
-            if pod.name == name:
-                return pod
-        return None
+        return self._by_name.get(name)
 
 
 def observe_pods(raw_pods: list[dict[str, Any]], job_name: str, job_uid: str) -> PodObservation:
@@ -159,7 +163,42 @@ def _view(
         disruption=_disruption(conditions, reason),
         exits=_exits(statuses),
         reason=reason if isinstance(reason, str) else None,
+        waiting=_waiting(conditions, statuses),
     )
+
+
+# Container waiting reasons worth surfacing: each means "this will not fix itself soon".
+STUCK_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+def _waiting(conditions: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> str | None:
+    """Why the pod is not running yet, in one line, if Kubernetes says why.
+
+    Pods stuck Pending are the most reported training-operator problem (Kubeflow #1825,
+    #1630); putting the scheduler's or kubelet's reason into the job's condition saves users
+    from describing every pod.
+    """
+    for cond in conditions:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            text = str(cond.get("reason") or "Unschedulable")
+            message = cond.get("message")
+            return f"{text}: {message}" if message else text
+    for s in statuses:
+        waiting = _dict(_dict(s.get("state")).get("waiting"))
+        reason = waiting.get("reason")
+        if reason in STUCK_REASONS:
+            return f"container {s.get('name')!r} {reason}"
+    return None
 
 
 def _count(value: Any) -> int:

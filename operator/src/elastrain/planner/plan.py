@@ -121,9 +121,11 @@ class _Reconcile:
     events: list[Event] = field(default_factory=list)
     timers: list[datetime] = field(default_factory=list)
     added_restarts: dict[str, int] = field(default_factory=dict)
+    topology: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.now = timefmt.as_utc(self.observed.now)
+        self.topology = env.topology(self.job)
         self.prev = dict(self.job.status)
         self.tracking = Tracking.load(self.prev.get("tracking"))
         self.pods = observe_pods(self.observed.pods, self.job.name, self.job.uid)
@@ -236,7 +238,6 @@ class _Reconcile:
     # -- running jobs ---------------------------------------------------------------------
 
     def _run_active(self, job_restart: bool) -> Plan:
-        topology = env.topology(self.job)
         gang = children.gang_requested(self.job)
         gang_blocked = gang and not self.observed.pod_group_crd_available
         self._ensure_service()
@@ -260,9 +261,9 @@ class _Reconcile:
                         "a parameter-server pod disappeared; restarting the whole job",
                     )
                 )
-        self._retire_pods(topology, job_restart)
-        created = self._create_pods(gang, gang_blocked)
         self._prune_backoff()
+        self._retire_pods(job_restart)
+        created = self._create_pods(gang, gang_blocked)
         nxt = self._base_status()
         if created and not nxt.get("startTime"):
             nxt["startTime"] = timefmt.fmt(self.now)
@@ -326,7 +327,7 @@ class _Reconcile:
             for p in self.pods.pods
         )
 
-    def _retire_pods(self, topology: str, job_restart: bool) -> None:
+    def _retire_pods(self, job_restart: bool) -> None:
         """Delete the pods the job no longer wants (see docs/lifecycle.md for each reason)."""
         for pod in self.pods.pods:
             if pod.terminating:
@@ -345,7 +346,7 @@ class _Reconcile:
                 self._delete_pod(pod, "ScaledDown", release=True)
             elif job_restart:
                 self._delete_pod(pod, "JobRestarting", release=True)
-            elif pod.topology != topology:
+            elif pod.topology != self.topology:
                 self._delete_pod(pod, "WiringChanged", release=True)
 
     def _create_pods(self, gang: bool, gang_blocked: bool) -> bool:
@@ -404,7 +405,7 @@ class _Reconcile:
             not pod.terminating
             and pod.phase in (RUNNING, SUCCEEDED)
             and self.tracking.outcome(pod) is None
-            and pod.topology == env.topology(self.job)
+            and pod.topology == self.topology
             and self._wanted(pod)
         )
 
@@ -430,36 +431,34 @@ class _Reconcile:
         ) and all(self._wanted(p) for p in self.pods.pods)
 
     def _active_phase(self, complete: bool, gang_blocked: bool) -> _Phase:
+        """The phase of a job that is neither finished nor suspended, by priority.
+
+        Restarting (a failure is being repaired) beats Scaling (a spec change is being carried
+        out) beats Running; a job that ran before and lost pods without a recorded failure is
+        Restarting too, never back to Created.
+        """
         recovering = sorted(k for k, b in self.tracking.backoff.items() if b.recovering)
         up = sum(self._up_count(role) for role in self.job.spec.replica_specs)
         total = sum(env.replicas(self.job, role) for role in self.job.spec.replica_specs)
+        progress = f"{up}/{total} pods running{self._stuck()}"
+        settled = self.tracking.settled
         if JOB_KEY in recovering:
-            return _Phase(
-                _RESTARTING,
-                "JobRestarting",
-                "restarting every pod after a "
-                f"parameter-server failure ({up}/{total} pods running)",
-            )
+            message = f"restarting every pod after losing a parameter server ({progress})"
+            return _Phase(_RESTARTING, "JobRestarting", message)
         if recovering:
             names = ", ".join(f"{self.job.name}-{k}" for k in recovering)
-            return _Phase(_RESTARTING, "PodRecreating", f"recreating failed pods: {names}")
-        settled = self.tracking.settled
+            return _Phase(_RESTARTING, "PodRecreating", f"recreating {names} ({progress})")
         if settled is not None and settled != self._desired_counts():
-            return _Phase(
-                _SCALING,
-                "JobScaling",
-                f"scaling {_counts(settled)} -> "
-                f"{_counts(self._desired_counts())} ({up}/{total} pods running)",
-            )
+            target = _counts(self._desired_counts())
+            message = f"scaling {_counts(settled)} -> {target} ({progress})"
+            return _Phase(_SCALING, "JobScaling", message)
         if complete:
             elastic = self.job.spec.elastic_policy
             if elastic is not None:
                 workers = self._up_count(c.ROLE_WORKER)
+                bounds = f"{elastic.min_replicas}..{elastic.max_replicas}"
                 return _Phase(
-                    _RUNNING,
-                    "JobRunning",
-                    f"{workers} workers running (elastic "
-                    f"{elastic.min_replicas}..{elastic.max_replicas})",
+                    _RUNNING, "JobRunning", f"{workers} workers running (elastic {bounds})"
                 )
             return _Phase(_RUNNING, "JobRunning", f"all {total} pods running")
         if gang_blocked:
@@ -471,8 +470,16 @@ class _Reconcile:
                 "for it. Install scheduler-plugins or remove minAvailable and queue.",
             )
         if settled is not None:
-            return _Phase(_RESTARTING, "PodRecreating", f"{up}/{total} pods running")
-        return _Phase(_CREATED, "JobCreated", f"{up}/{total} pods running")
+            return _Phase(_RESTARTING, "PodRecreating", progress)
+        return _Phase(_CREATED, "JobCreated", progress)
+
+    def _stuck(self) -> str:
+        """``; <pod>: <why it is not running>`` for the first few stuck pods, else ``""``."""
+        stuck = [f"{p.name}: {p.waiting}" for p in self.pods.pods if p.live and p.waiting]
+        if not stuck:
+            return ""
+        more = f" (+{len(stuck) - 2} more)" if len(stuck) > 2 else ""
+        return "; " + "; ".join(stuck[:2]) + more
 
     def _success(self) -> str | None:
         """Why the job succeeded, or None if it has not."""

@@ -180,7 +180,9 @@ def account(
     for pod in pods:
         rec = tracking.pods.get(pod.uid) or PodRecord(pod.name)
         delta = pod.restarts - rec.restarts
-        if delta > 0:
+        if delta > 0 and rec.outcome == RELEASED:
+            rec.restarts = pod.restarts  # a pod we are deleting: its restarts mean nothing
+        elif delta > 0:
             _add(result, pod.role, delta)
             rec.restarts = pod.restarts
             result.events.append(
