@@ -108,6 +108,7 @@ class NodeAgent:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def host_ip(self) -> str:
@@ -278,8 +279,10 @@ class NodeAgent:
         if rt is None:
             return
         if uid in self._terminating:
-            if grace < rt.grace:
-                asyncio.create_task(self._safe_stop(rt, grace))
+            if grace < rt.grace:  # e.g. `kubectl delete --force` during a graceful stop
+                task = asyncio.create_task(self._safe_stop(rt, grace))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
             return
         self._terminating[uid] = asyncio.create_task(
             self._terminate(rt, grace, delete), name=f"terminate {rt.namespace}/{rt.name}"
@@ -289,7 +292,8 @@ class NodeAgent:
         try:
             await rt.stop(grace)
             if delete and self._nodes.get(self._node_of(rt) or ""):
-                self._write_status(rt)
+                # A kubelet writes the final status first; the sandbox store ignores a grace-0
+                # delete of a terminating pod once its phase is terminal, so delete first.
                 self._final_delete(rt.pod)
             await rt.teardown()
         except Exception:
@@ -334,6 +338,8 @@ class NodeAgent:
                 continue
             if not self._nodes.get(self._node_of(rt) or ""):
                 continue  # partitioned: resync reports it later
+            if uid in self._terminating:
+                continue  # its last word is the final delete (see _terminate)
             self._write_status(rt)
         namespaces, self._dirty_hosts = self._dirty_hosts, set()
         for namespace in namespaces:

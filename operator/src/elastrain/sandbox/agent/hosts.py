@@ -137,11 +137,21 @@ def entries_for(
         and _pod_ip(p)
         and _pod_live(p)
     ]
-    if subdomain:
-        for peer in sorted(live, key=lambda p: str(p["metadata"]["name"])):
-            if peer.get("spec", {}).get("subdomain") == subdomain:
-                names = pod_names(pod_hostname(peer), subdomain, namespace)
-                entries.append(HostEntry(str(_pod_ip(peer)), names))
+    services = list(services)
+    # Per-pod names exist for a subdomain that names a headless service (what kube-dns serves
+    # to every pod) and, for the pod's own subdomain, even before that service exists.
+    domains = {subdomain} if subdomain else set()
+    domains |= {
+        str(s["metadata"]["name"])
+        for s in services
+        if s.get("spec", {}).get("clusterIP") == "None"
+        and s["metadata"].get("namespace", "default") == namespace
+    }
+    for peer in sorted(live, key=lambda p: str(p["metadata"]["name"])):
+        peer_domain = peer.get("spec", {}).get("subdomain")
+        if peer_domain and peer_domain in domains:
+            names = pod_names(pod_hostname(peer), peer_domain, namespace)
+            entries.append(HostEntry(str(_pod_ip(peer)), names))
     for svc in sorted(services, key=lambda s: str(s["metadata"]["name"])):
         entries.extend(_service_entries(svc, pod, pod_ip, live))
     return entries
