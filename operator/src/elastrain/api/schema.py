@@ -480,7 +480,8 @@ def openapi_schema() -> Schema:
         "properties": {
             "apiVersion": {"type": "string", "description": "elastrain.dev/v1alpha1"},
             "kind": {"type": "string", "description": "TrainingJob"},
-            "metadata": {"type": "object"},
+            # metadata is not declared: the API server always handles ObjectMeta itself (and
+            # CEL sees metadata.name regardless), so declaring it would add nothing.
             "spec": spec_schema(),
             "status": status_schema(),
         },

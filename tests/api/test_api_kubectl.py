@@ -1,0 +1,103 @@
+"""The CRD through the real kubectl against the sandbox API server: install, the examples,
+printer columns, ``kubectl scale`` within and outside the elastic range, and the errors users
+see for bad specs and forbidden updates."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from api_cases import EXAMPLES, REPO
+from elastrain.sandbox.embedded import Sandbox
+
+KUBECTL = REPO / ".tools" / "bin" / "kubectl"
+pytestmark = pytest.mark.slow
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def ok(self, *args: str, stdin: str | None = None) -> str:
+        proc = self(*args, stdin=stdin)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def fails(self, *args: str, stdin: str | None = None) -> str:
+        proc = self(*args, stdin=stdin)
+        assert proc.returncode != 0, proc.stdout
+        return proc.stderr
+
+
+@pytest.fixture(scope="module")
+def kubectl() -> Iterator[Kubectl]:
+    assert KUBECTL.exists(), f"{KUBECTL} is missing: run `make install`"
+    with Sandbox(nodes=1, agent=False) as sandbox:
+        k = Kubectl(Path(sandbox.kubeconfig_path))
+        k.ok("apply", "-f", str(REPO / "crds"))
+        k.ok("wait", "--for=condition=Established", "crd/trainingjobs.elastrain.dev")
+        yield k
+
+
+def test_examples_apply_and_show_columns(kubectl: Kubectl) -> None:
+    for path in EXAMPLES:
+        kubectl.ok("apply", "-f", str(path))
+    table = kubectl.ok("get", "tj", "-o", "wide").splitlines()
+    assert table[0].split() == [
+        "NAME", "PHASE", "READY", "WORKERS", "RESTARTS", "MIN", "MAX", "AGE"
+    ]  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert set(rows) == {"ddp", "elastic-ddp", "ps"}
+    assert rows["elastic-ddp"][1:4] == ["2", "1", "4"]  # no status yet: WORKERS, MIN, MAX
+
+
+def test_scale_within_and_outside_the_elastic_range(kubectl: Kubectl) -> None:
+    kubectl.ok("apply", "-f", str(REPO / "examples" / "elastic-ddp.yaml"))
+    kubectl.ok("scale", "tj", "elastic-ddp", "--replicas=4")
+    replicas = "jsonpath={.spec.replicaSpecs.worker.replicas}"
+    assert kubectl.ok("get", "tj", "elastic-ddp", "-o", replicas) == "4"
+    error = kubectl.fails("scale", "tj", "elastic-ddp", "--replicas=5")
+    assert "spec.replicaSpecs.worker.replicas must be between" in error
+
+
+def test_bad_spec_lists_every_field(kubectl: Kubectl) -> None:
+    manifest = (REPO / "examples" / "ddp.yaml").read_text()
+    bad = (
+        manifest.replace("name: ddp  ", "name: ddp-bad ")
+        .replace("replicas: 2", "replicas: -2")
+        .replace("restartPolicy: OnFailure", "restartPolicy: Sometimes")
+    )
+    error = kubectl.fails("apply", "-f", "-", stdin=bad)
+    assert "spec.replicaSpecs.worker.replicas" in error
+    assert "spec.replicaSpecs.worker.restartPolicy" in error
+
+
+def test_unknown_field_is_refused(kubectl: Kubectl) -> None:
+    manifest = (REPO / "examples" / "ps.yaml").read_text()
+    bad = manifest.replace("name: ps\n", "name: ps-typo\n").replace(
+        "  replicaSpecs:", "  elasticPolicyy: {}\n  replicaSpecs:"
+    )
+    assert 'unknown field "spec.elasticPolicyy"' in kubectl.fails("apply", "-f", "-", stdin=bad)
+
+
+def test_forbidden_update_names_the_field(kubectl: Kubectl) -> None:
+    kubectl.ok("apply", "-f", str(REPO / "examples" / "elastic-ddp.yaml"))
+    patch = '{"spec":{"elasticPolicy":{"rdzvPort":1234}}}'
+    error = kubectl.fails("patch", "tj", "elastic-ddp", "--type=merge", "-p", patch)
+    assert "spec.elasticPolicy.rdzvPort is immutable" in error
+    port = "jsonpath={.spec.elasticPolicy.rdzvPort}"
+    assert kubectl.ok("get", "tj", "elastic-ddp", "-o", port) == "29400"
+    job = (REPO / "examples" / "ps.yaml").read_text().replace("name: ps\n", f"name: {'x' * 49}\n")
+    assert "metadata.name must be at most 48" in kubectl.fails("apply", "-f", "-", stdin=job)
