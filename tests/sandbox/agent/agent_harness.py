@@ -37,6 +37,15 @@ async def wait_for(
         await asyncio.sleep(0.02)
 
 
+def poll_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "it") -> None:
+    """Synchronous :func:`wait_for` (killed processes take a moment to vanish)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 def terminal(rt: PodRuntime) -> bool:
     """Whether the pod reached Succeeded or Failed."""
     return rt.phase() in ("Succeeded", "Failed")

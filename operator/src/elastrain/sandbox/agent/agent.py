@@ -20,6 +20,7 @@ Node semantics, agreed with the control plane's ``NodeLifecycle`` controller:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -29,6 +30,7 @@ from typing import Any
 
 from elastrain.sandbox.agent import hosts
 from elastrain.sandbox.agent.backoff import BackoffPolicy
+from elastrain.sandbox.agent.container import sweep_orphans
 from elastrain.sandbox.agent.images import ImageMap
 from elastrain.sandbox.agent.instance import InstanceId
 from elastrain.sandbox.agent.network import PodNetwork, open_network
@@ -122,10 +124,14 @@ class NodeAgent:
         """Open the pod network, then follow the store from its current state."""
         self._loop = asyncio.get_running_loop()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.network = await asyncio.to_thread(
-            open_network, InstanceId.new(), isolate=self._isolate
-        )
+        instance = InstanceId.new()
+        orphans = await asyncio.to_thread(sweep_orphans)
+        if orphans:
+            log.warning("killed %d container processes left by dead sandbox agents", len(orphans))
+        self.network = await asyncio.to_thread(open_network, instance, isolate=self._isolate)
+        atexit.register(self._at_exit)
         self._config = RuntimeConfig(
+            owner=instance.tag,
             state_dir=self.state_dir,
             network=self.network,
             images=self._images,
@@ -159,8 +165,18 @@ class NodeAgent:
                 await task
         await asyncio.gather(*(rt.teardown() for rt in runtimes), return_exceptions=True)
         self._runtimes.clear()
+        atexit.unregister(self._at_exit)
         if self.network is not None:
             await asyncio.to_thread(self.network.close)
+
+    def _at_exit(self) -> None:
+        """The interpreter is exiting without :meth:`stop`: leave no process or netns behind."""
+        for rt in list(self._runtimes.values()):
+            with contextlib.suppress(Exception):
+                rt.kill_now()
+        if self.network is not None:
+            with contextlib.suppress(Exception):
+                self.network.close()
 
     @staticmethod
     async def _safe_stop(rt: PodRuntime, grace: float) -> None:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from elastrain.sandbox.agent import podexec
+from elastrain.sandbox.agent.instance import InstanceId
 from elastrain.sandbox.agent.volumes import Mount
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,36 @@ def processes_with_marker(container_id: str) -> list[int]:
     return found
 
 
+def sweep_orphans() -> list[int]:
+    """SIGKILL container processes whose agent is dead; return their PIDs.
+
+    Container IDs start with the owning agent's instance tag, so the processes of an agent
+    that was SIGKILLed (and could not stop its containers) are found by the next one to start.
+    """
+    prefix = f"{MARKER_VAR}=".encode()
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                values = [
+                    v[len(prefix) :] for v in handle.read().split(b"\0") if v.startswith(prefix)
+                ]
+        except OSError:
+            continue
+        for value in values:
+            try:
+                owner = InstanceId.parse_tag(value.decode().split("-", 1)[0])
+            except ValueError:
+                continue
+            if not owner.alive():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed.append(int(entry.name))
+    return killed
+
+
 class ContainerProcess:
     """A started container; the pod runtime awaits :meth:`wait` and calls :meth:`stop`."""
 
@@ -129,6 +160,13 @@ class ContainerProcess:
         code = exit_code(await self._proc.wait())
         await self.kill_leftovers()
         return code
+
+    def kill_now(self) -> None:
+        """Synchronous SIGKILL of the group and marked processes (interpreter exit path)."""
+        self.signal_group(signal.SIGKILL)
+        for pid in processes_with_marker(self.spec.container_id):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
     def signal_group(self, sig: int) -> None:
         """Signal the container's process group (a vanished group is not an error)."""

@@ -60,6 +60,8 @@ class RuntimeConfig:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     namespaces: bool = False  # UTS + mount namespaces (root): hostname, /etc/hosts, volumes
     lookup: ObjectLookup | None = None
+    # Prefix of container IDs: the agent's instance tag, so orphans of a dead agent are found.
+    owner: str = ""
     # Peers and services the pod's /etc/hosts should carry; called at setup and on refresh.
     hosts_provider: Callable[[PodRuntime], list[hosts.HostEntry]] | None = None
 
@@ -125,6 +127,11 @@ class PodRuntime:
             await self.stop(0)
         await asyncio.to_thread(self.config.network.remove_pod, self.uid)
         await asyncio.to_thread(shutil.rmtree, self.dir, True)
+
+    def kill_now(self) -> None:
+        """SIGKILL every container at once, synchronously (the agent's exit path)."""
+        for proc in self._processes.values():
+            proc.kill_now()
 
     @property
     def grace(self) -> float:
@@ -277,7 +284,9 @@ class PodRuntime:
         if self.config.namespaces:
             for mount in mounts:
                 _ensure_mount_point(mount)
-        container_id = uuid.uuid4().hex
+        container_id = (
+            f"{self.config.owner}-{uuid.uuid4().hex}" if self.config.owner else uuid.uuid4().hex
+        )
         return LaunchSpec(
             container_id=container_id,
             argv=argv,
