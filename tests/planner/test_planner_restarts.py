@@ -315,3 +315,49 @@ def test_foreign_namesake_blocks_creation_and_is_never_touched() -> None:
     p = world.step()
     assert [o["kind"] for o in p.creates] == ["Service"] and not p.deletes
     assert world.status["restartCount"] == 0
+
+
+def test_whole_job_restart_recreates_workers_only_with_the_fresh_parameter_servers() -> None:
+    roles = {"ps": replica(2, "ExitCode"), "worker": replica(2, "ExitCode")}
+    world = running_world(make_job(roles=roles))
+    world.fail("mnist-ps-1", 137)
+    reasons: list[str] = []
+    deleted: list[str] = []
+    for _ in range(3):
+        p = world.step()
+        reasons += [e.reason for e in p.events]
+        deleted += [d.name for d in p.deletes]
+    world.advance(10)
+    p = world.step()  # the failed ps goes now; workers must not come back before it is gone
+    reasons += [e.reason for e in p.events]
+    deleted += [d.name for d in p.deletes]
+    assert [o["metadata"]["name"] for o in p.creates] == ["mnist-ps-0"]
+    p = world.step()
+    assert sorted(o["metadata"]["name"] for o in p.creates) == [
+        "mnist-ps-1",
+        "mnist-worker-0",
+        "mnist-worker-1",
+    ]
+    world.settle()
+    world.run()
+    world.step()
+    assert world.phase == "Running"
+    assert "ParameterServerLost" not in reasons
+    assert sorted(deleted) == ["mnist-ps-0", "mnist-ps-1", "mnist-worker-0", "mnist-worker-1"]
+    assert world.status["restartCount"] == 1
+
+
+def test_scaling_parameter_servers_rewires_without_a_restart() -> None:
+    roles = {"ps": replica(1), "worker": replica(2)}
+    world = running_world(make_job(roles=roles))
+    world.job["spec"]["replicaSpecs"]["ps"]["replicas"] = 2
+    p = world.step()
+    assert "ParameterServerLost" not in [e.reason for e in p.events]
+    assert world.phase == "Scaling"
+    assert {d.reason for d in p.deletes} == {"WiringChanged"}
+    world.settle()
+    world.run()
+    world.step()
+    assert world.phase == "Running" and world.status["restartCount"] == 0
+    tf_config = world.env("mnist-worker-0")["TF_CONFIG"]
+    assert "mnist-ps-1.mnist.team-a.svc:2222" in tf_config

@@ -205,8 +205,7 @@ class _Reconcile:
         finished_at = timefmt.parse(nxt.get("completionTime"))
         delete_job = False
         if ttl is not None and finished_at is not None:
-            expiry = timefmt.parse(timefmt.fmt_after(finished_at, ttl))
-            assert expiry is not None
+            expiry = timefmt.after(finished_at, ttl)
             if self.now >= expiry:
                 delete_job = True
             else:
@@ -277,10 +276,7 @@ class _Reconcile:
         if deadline is not None:
             self.timers.append(deadline)
         if gang_blocked:
-            self.timers.append(
-                timefmt.parse(timefmt.fmt_after(self.now, POD_GROUP_CRD_RECHECK_SECONDS))
-                or self.now
-            )
+            self.timers.append(timefmt.after(self.now, POD_GROUP_CRD_RECHECK_SECONDS))
         return self._plan(nxt)
 
     def _ensure_service(self) -> None:
@@ -316,14 +312,21 @@ class _Reconcile:
         )
 
     def _parameter_server_lost(self) -> bool:
-        """A ps pod vanished while other pods still run against it: restart the whole job."""
+        """A ps pod vanished while other pods still run against it: restart the whole job.
+
+        Pods with a stale wiring do not count: they are being replaced anyway (a ps scale-up
+        makes new ps indices "missing" without anything being lost).
+        """
         ps = env.replicas(self.job, c.ROLE_PS)
         missing = any(
             children.pod_name(self.job, c.ROLE_PS, i) not in self.pods.names_in_use
             for i in range(ps)
         )
         return missing and any(
-            p.role != c.ROLE_PS and not p.terminating and self.tracking.outcome(p) is None
+            p.role != c.ROLE_PS
+            and not p.terminating
+            and self.tracking.outcome(p) is None
+            and p.topology == self.topology
             for p in self.pods.pods
         )
 
@@ -357,17 +360,34 @@ class _Reconcile:
         if job_ready_at is not None and self.now < job_ready_at:
             self.timers.append(job_ready_at)
             return False
-        created = False
+        created: set[str] = set()
         for role, index in self._desired():
-            if children.pod_name(self.job, role, index) in self.pods.names_in_use:
+            name = children.pod_name(self.job, role, index)
+            if name in self.pods.names_in_use:
                 continue
             ready_at = self._not_before(backoff_key(role, index))
             if ready_at is not None and self.now < ready_at:
                 self.timers.append(ready_at)
                 continue
+            if role != c.ROLE_PS and not self._parameter_servers_ready(created):
+                continue
             self.creates.append(children.build_pod_spec(self.job, role, index, gang=gang))
-            created = True
-        return created
+            created.add(name)
+        return bool(created)
+
+    def _parameter_servers_ready(self, created: set[str]) -> bool:
+        """Whether every ps is healthy or created in this plan (trivially true without ps).
+
+        Workers created while an old ps is still being deleted would be orphaned by it and
+        trigger a second whole-job restart; they wait for the fresh parameter servers.
+        """
+        for index in range(env.replicas(self.job, c.ROLE_PS)):
+            name = children.pod_name(self.job, c.ROLE_PS, index)
+            pod = self.pods.by_name(name)
+            healthy = pod is not None and not pod.terminating and self.tracking.outcome(pod) is None
+            if name not in created and not healthy:
+                return False
+        return True
 
     def _prune_backoff(self) -> None:
         """Forget back-offs of replicas the spec no longer has."""
@@ -520,7 +540,7 @@ class _Reconcile:
         start = timefmt.parse((nxt if nxt is not None else self.prev).get("startTime"))
         if seconds is None or start is None:
             return None
-        return timefmt.parse(timefmt.fmt_after(start, seconds))
+        return timefmt.after(start, seconds)
 
     def _not_before(self, key: str) -> datetime | None:
         entry = self.tracking.backoff.get(key)

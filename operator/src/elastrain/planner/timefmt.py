@@ -24,11 +24,15 @@ def fmt(moment: datetime) -> str:
     return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def fmt_after(moment: datetime, seconds: float) -> str:
+def after(moment: datetime, seconds: float) -> datetime:
     """The instant ``seconds`` after ``moment``, rounded up to a whole second."""
     target = as_utc(moment) + timedelta(seconds=seconds)
-    whole = math.ceil(target.timestamp())
-    return fmt(datetime.fromtimestamp(whole, tz=UTC))
+    return datetime.fromtimestamp(math.ceil(target.timestamp()), tz=UTC)
+
+
+def fmt_after(moment: datetime, seconds: float) -> str:
+    """``after(moment, seconds)`` as a status timestamp."""
+    return fmt(after(moment, seconds))
 
 
 def parse(value: object) -> datetime | None:
