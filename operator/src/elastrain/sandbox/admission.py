@@ -192,6 +192,15 @@ class BuiltinAdmission:
                 )
         return causes
 
+    def _secret(
+        self, obj: dict[str, Any], old: dict[str, Any] | None, sub: str | None
+    ) -> list[Cause]:
+        obj.setdefault("type", "Opaque")
+        # stringData is write-only: merged into data (base64) as the apiserver does.
+        for k, v in (obj.pop("stringData", None) or {}).items():
+            obj.setdefault("data", {})[k] = base64.b64encode(str(v).encode()).decode()
+        return []
+
     def _event(
         self, obj: dict[str, Any], old: dict[str, Any] | None, sub: str | None
     ) -> list[Cause]:

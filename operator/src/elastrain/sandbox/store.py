@@ -210,6 +210,10 @@ class Store:
             key = (group, plural)
         with self._lock:
             rt = self._types.get(key)
+            if rt is None and isinstance(resource, str) and "." not in resource:
+                # A bare plural outside the core group is fine when it is unambiguous.
+                matches = [t for t in self._types.values() if t.plural == resource]
+                rt = matches[0] if len(matches) == 1 else None
         if rt is None:
             raise ApiError(
                 404, "NotFound", f"the server could not find the requested resource ({resource})"

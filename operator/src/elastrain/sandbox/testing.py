@@ -5,6 +5,7 @@
 * ``kubectl``: ``kubectl(*args, input=None, check=True, timeout=60) -> CompletedProcess`` running
   the real binary against the function-scoped sandbox, with its own discovery cache dir.
 * ``Kubectl(sb)``: the same helper for any sandbox (use with ``shared_sandbox``).
+* ``wait_for(fn, timeout, what=...)``: poll with a deadline (never sleep to synchronise).
 """
 
 from __future__ import annotations
@@ -13,14 +14,34 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from elastrain.sandbox.embedded import Sandbox
 
 _REPO = Path(__file__).resolve().parents[4]
+T = TypeVar("T")
+
+
+def wait_for(
+    fn: Callable[[], T | None],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll ``fn`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
 
 
 def kubectl_binary() -> str:
