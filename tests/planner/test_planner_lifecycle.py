@@ -369,3 +369,30 @@ def test_large_job_plans_every_pod_once() -> None:
     world.run()
     world.step()
     assert world.phase == "Running"
+
+
+def test_elastic_parameter_server_job_is_refused_by_the_planner() -> None:
+    roles = {"ps": replica(1), "worker": replica(2)}
+    world = World(make_job(roles=roles, elasticPolicy={"minReplicas": 1, "maxReplicas": 3}))
+    p = world.step()
+    assert not p.creates
+    failed = world.condition("Failed")
+    assert failed is not None and failed["reason"] == "InvalidSpec"
+    assert failed["message"].startswith("spec is invalid: spec.elasticPolicy: ")
+
+
+def test_crash_looping_pod_is_named_while_running() -> None:
+    world = World(make_job(workers=2))
+    world.settle()
+    world.run()
+    world.step()
+    world.pods["mnist-worker-1"]["status"]["containerStatuses"] = [
+        {"name": "trainer", "restartCount": 1, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+    ]
+    world.step()
+    running = world.condition("Running")
+    assert running is not None and running["status"] == "True"
+    assert running["message"] == (
+        "all 2 pods running; mnist-worker-1: container 'trainer' CrashLoopBackOff"
+    )
+    assert world.status["restartCount"] == 1
