@@ -1,0 +1,17 @@
+"""Error types the CLI maps onto exit codes.
+
+A usage error (bad flag, bad env value, bad cluster spec) exits 2 with one readable line, so a
+user reading `kubectl logs` sees what to fix instead of a traceback; the operator's ExitCode
+policy treats 2 as permanent, which is right: retrying a bad spec cannot help.
+"""
+
+
+class UsageError(Exception):
+    """The job was configured wrongly; retrying will not help (exit code 2)."""
+
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+# 128 + SIGTERM: the operator's ExitCode restart policy treats 128-255 as retryable.
+EXIT_PREEMPTED = 143

@@ -1,0 +1,1 @@
+"""Parameter-server mode: asynchronous SGD over torch.distributed.rpc (TensorPipe)."""

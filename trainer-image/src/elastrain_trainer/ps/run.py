@@ -1,0 +1,137 @@
+"""Start a ps-mode process: join the RPC group, then serve a shard or run a worker.
+
+RPC membership: ps-i takes rank i and ps-0's `host:port` from the cluster spec hosts the
+rendezvous store. The group is dynamic (`init_rpc(world_size=None)`), so workers may join late
+and leave early; a worker draws a fresh rank (and name) from a counter in that store each time it
+joins, because TensorPipe never lets a name that left by crashing be reused. What the torch
+version does not allow: a ps that dies cannot rejoin under its name while ps-0's store lives, so
+losing a ps means restarting the job, which resumes from the shards' checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.distributed.rpc as rpc
+
+from elastrain_trainer.checkpoint import CheckpointDir
+from elastrain_trainer.cluster import ClusterSpec
+from elastrain_trainer.config import TrainConfig
+from elastrain_trainer.data import fetch
+from elastrain_trainer.errors import EXIT_OK, EXIT_PREEMPTED
+from elastrain_trainer.metrics import TrainerMetrics
+from elastrain_trainer.ps import server
+from elastrain_trainer.ps.layout import PushPlan, assign_shards, evaluation_indices
+from elastrain_trainer.ps.worker import Worker, ps_name
+from elastrain_trainer.runtime import StopSignal
+from elastrain_trainer.task import Task, TaskContext, TaskFactory, build_task
+
+log = logging.getLogger(__name__)
+
+RPC_TIMEOUT_S = 120
+JOIN_TIMEOUT = timedelta(minutes=10)
+_RANK_COUNTER = "elastrain/ps/worker-joins"
+
+
+def run_ps(config: TrainConfig, factory: TaskFactory, cluster: ClusterSpec) -> int:
+    """Run this process's ps-mode role to completion; returns the exit code."""
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    workers = len(cluster.workers)
+    ctx = TaskContext(
+        seed=config.seed,
+        features=config.features,
+        samples=config.samples,
+        noise=config.noise,
+        rank=cluster.index,
+        world_size=workers,
+    )
+    task = build_task(factory, ctx)
+    plan = PushPlan(
+        workers=workers,
+        global_batch=config.batch_size,
+        steps=config.steps,
+        num_samples=len(task.dataset),  # type: ignore[arg-type]
+        seed=config.seed,
+    )
+    sizes = {n: p.numel() for n, p in task.model.named_parameters()}
+    owner = assign_shards(sizes, len(cluster.ps))
+    metrics = TrainerMetrics(cluster.role, cluster.index)
+    metrics.world_size.set(workers)
+    metrics.serve(config.metrics_port)
+    shard = _build_shard(config, cluster, task, plan, owner, metrics) if cluster.is_ps else None
+    master = cluster.ps[0]
+    options = rpc.TensorPipeRpcBackendOptions(
+        init_method=f"tcp://{master.host}:{master.port}", rpc_timeout=RPC_TIMEOUT_S
+    )
+    if shard is not None:
+        # Registered before joining: a worker may call us the moment we are in the group.
+        server.serve(shard)
+        rank, name = cluster.index, ps_name(cluster.index)
+    else:
+        rank = _draw_worker_rank(master.host, master.port, len(cluster.ps))
+        # No '-' in names: dynamic RPC serialises "name-rank" pairs and a dash breaks parsing.
+        name = f"worker{cluster.index}_r{rank}"
+    log.info("joining the RPC group at %s:%d as %s (rank %d)", master.host, master.port, name, rank)
+    rpc.init_rpc(name, rank=rank, world_size=None, rpc_backend_options=options)
+    try:
+        if shard is not None:
+            return _serve(shard)
+        return Worker(cluster, config, task, plan, owner, metrics).run()
+    finally:
+        rpc.shutdown()
+
+
+def _build_shard(
+    config: TrainConfig,
+    cluster: ClusterSpec,
+    task: Task,
+    plan: PushPlan,
+    owner: dict[str, int],
+    metrics: TrainerMetrics,
+) -> server.ParameterShard:
+    """This ps's parameters, restored from its checkpoint directory when one exists."""
+    params = {n: p for n, p in task.model.named_parameters() if owner[n] == cluster.index}
+    checkpoints = (
+        CheckpointDir(Path(config.checkpoint_dir) / f"ps-{cluster.index}", config.keep_checkpoints)
+        if config.checkpoint_dir
+        else None
+    )
+    shard = server.ParameterShard(cluster.index, params, config, plan, checkpoints, metrics)
+    resumed = shard.restore()
+    if cluster.index == 0 and not resumed:
+        # The untouched model is the initial one: its loss is the job's first_loss.
+        with torch.no_grad():
+            indices = evaluation_indices(plan.num_samples).tolist()
+            inputs, targets = fetch(task.dataset, indices, torch.device("cpu"))
+            shard.ledger.first_loss = float(task.loss_fn(task.model(inputs), targets))
+    return shard
+
+
+def _draw_worker_rank(host: str, port: int, num_ps: int) -> int:
+    """A rank no process of this job has used yet (ps ranks come first)."""
+    store = dist.TCPStore(host, port, is_master=False, timeout=JOIN_TIMEOUT)
+    return num_ps - 1 + int(store.add(_RANK_COUNTER, 1))
+
+
+def _serve(shard: server.ParameterShard) -> int:
+    """Serve until every worker of the spec has finished, or a signal asks to stop."""
+    stop = StopSignal().install()
+    log.info("ps-%d serving %d tensors", shard.index, len(shard.names))
+    try:
+        while not shard.finished.wait(timeout=0.5):
+            if stop.requested:
+                break
+    finally:
+        stop.uninstall()
+    shard.save_now()
+    if stop.requested and not shard.finished.is_set():
+        log.warning(
+            "ps-%d stopped by signal at version %d (checkpointed)", shard.index, shard.version
+        )
+        return EXIT_PREEMPTED
+    log.info("ps-%d done: every worker finished", shard.index)
+    return EXIT_OK

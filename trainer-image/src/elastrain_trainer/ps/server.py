@@ -1,0 +1,229 @@
+"""One parameter-server shard: owns some parameters and their optimizer, applies pushes.
+
+RPC handlers run on TensorPipe's thread pool, so every state change happens under one lock.
+ps-0 additionally hands out push tickets (the job's data position and step count) and keeps the
+job-level facts: first loss, worker joins, throughput.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from elastrain_trainer.checkpoint import CheckpointDir
+from elastrain_trainer.config import TrainConfig
+from elastrain_trainer.errors import UsageError
+from elastrain_trainer.metrics import TrainerMetrics
+from elastrain_trainer.ps.layout import PushPlan
+from elastrain_trainer.runtime import build_optimizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobLedger:
+    """ps-0's job-wide bookkeeping (checkpointed with its shard)."""
+
+    tickets: int = 0
+    resumed_tickets: int = 0
+    first_loss: float | None = None
+    joins: dict[int, int] = field(default_factory=dict)
+    first_ticket_at: float | None = None
+    last_ticket_at: float | None = None
+
+    @property
+    def restarts(self) -> int:
+        """Worker re-joins: a worker index seen more than once came back after dying."""
+        return sum(count - 1 for count in self.joins.values())
+
+
+class ParameterShard:
+    """Parameters `names` of the model, their optimizer and the async-SGD update rule."""
+
+    def __init__(
+        self,
+        index: int,
+        params: Mapping[str, torch.Tensor],
+        config: TrainConfig,
+        plan: PushPlan,
+        checkpoints: CheckpointDir | None,
+        metrics: TrainerMetrics,
+    ) -> None:
+        self.index = index
+        self.names = sorted(params)
+        self.params = {n: torch.nn.Parameter(params[n].detach().clone()) for n in self.names}
+        self.optimizer = build_optimizer(config, (self.params[n] for n in self.names))
+        self.staleness = config.staleness
+        self.plan = plan
+        self.checkpoint_every = config.checkpoint_every * plan.workers
+        self.checkpoints = checkpoints
+        self.metrics = metrics
+        self.version = 0
+        self.ledger = JobLedger()
+        self.done: set[int] = set()
+        self.finished = threading.Event()
+        self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
+
+    # -- RPC handlers (called through the module-level functions in rpc_api) -----------------
+
+    def pull(self) -> tuple[int, dict[str, torch.Tensor]]:
+        with self._lock:
+            return self.version, {n: p.detach().clone() for n, p in self.params.items()}
+
+    def push(self, version: int, grads: dict[str, torch.Tensor]) -> bool:
+        """Apply one worker's gradient unless it is staler than the bound; True if applied."""
+        snapshot = None
+        with self._lock:
+            if self.staleness >= 0 and self.version - version > self.staleness:
+                self.metrics.stale_gradients.inc()
+                return False
+            for name in self.names:
+                self.params[name].grad = grads[name] * self.plan.weight
+            self.optimizer.step()
+            self.version += 1
+            self.metrics.step.set(self.version)
+            if self.checkpoint_every and self.version % self.checkpoint_every == 0:
+                snapshot = self._payload()
+        if snapshot is not None:
+            self._write(snapshot)
+        return True
+
+    def next_ticket(self) -> int | None:
+        """ps-0: the next push ticket, or None when the job's pushes are all handed out."""
+        with self._lock:
+            ledger = self.ledger
+            if ledger.tickets >= self.plan.total_pushes:
+                return None
+            now = time.monotonic()
+            if ledger.first_ticket_at is None:
+                ledger.first_ticket_at = now
+            ledger.last_ticket_at = now
+            ledger.tickets += 1
+            self.metrics.epoch.set(self.plan.epoch_of(ledger.tickets - 1))
+            return ledger.tickets - 1
+
+    def join(self, worker: int) -> dict[str, Any]:
+        with self._lock:
+            self.ledger.joins[worker] = self.ledger.joins.get(worker, 0) + 1
+            self.done.discard(worker)
+            self.metrics.restarts.set(self.ledger.restarts)
+            return self.job_facts()
+
+    def finish(self, worker: int) -> dict[str, Any]:
+        with self._lock:
+            self.done.add(worker)
+            if len(self.done) >= self.plan.workers:
+                self.finished.set()
+            return self.job_facts()
+
+    def job_facts(self) -> dict[str, Any]:
+        ledger = self.ledger
+        elapsed = (ledger.last_ticket_at or 0.0) - (ledger.first_ticket_at or 0.0)
+        pushes = ledger.tickets - ledger.resumed_tickets
+        return {
+            "tickets": ledger.tickets,
+            "resumed_tickets": ledger.resumed_tickets,
+            "first_loss": ledger.first_loss,
+            "restarts": ledger.restarts,
+            "samples_per_second": pushes * self.plan.push_batch / elapsed if elapsed > 0 else 0.0,
+        }
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _payload(self) -> dict[str, Any]:
+        ledger = self.ledger
+        return {
+            "version": self.version,
+            "names": self.names,
+            "params": {n: p.detach().clone() for n, p in self.params.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "ledger": {"tickets": ledger.tickets, "first_loss": ledger.first_loss},
+            "saved_at": time.time(),
+        }
+
+    def _write(self, payload: dict[str, Any]) -> None:
+        if self.checkpoints is None:
+            return
+        # Pushes keep being served while the file is written; concurrent saves are skipped.
+        if not self._save_lock.acquire(blocking=False):
+            return
+        try:
+            self.checkpoints.save(int(payload["version"]), payload)
+            self.metrics.checkpointed(int(payload["version"]))
+        finally:
+            self._save_lock.release()
+
+    def save_now(self) -> None:
+        """Final / SIGTERM checkpoint: waits for a save in progress instead of skipping."""
+        if self.checkpoints is None:
+            return
+        with self._lock:
+            payload = self._payload()
+        with self._save_lock:
+            self.checkpoints.save(self.version, payload)
+            self.metrics.checkpointed(self.version)
+
+    def restore(self) -> bool:
+        """Load this shard's newest checkpoint; False when there is none."""
+        loaded = self.checkpoints.load_latest() if self.checkpoints else None
+        if loaded is None:
+            return False
+        payload = loaded.payload
+        if payload["names"] != self.names:
+            raise UsageError(
+                f"ps-{self.index} checkpoint holds other parameters than this shard "
+                "(different model or ps count); use a fresh --checkpoint-dir"
+            )
+        with torch.no_grad():
+            for name in self.names:
+                self.params[name].copy_(payload["params"][name])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.version = int(payload["version"])
+        self.ledger.tickets = self.ledger.resumed_tickets = int(payload["ledger"]["tickets"])
+        self.ledger.first_loss = payload["ledger"]["first_loss"]
+        self.metrics.checkpointed(loaded.step)
+        log.info("ps-%d resumed at version %d", self.index, self.version)
+        return True
+
+
+_SHARD: ParameterShard | None = None
+
+
+def serve(shard: ParameterShard) -> None:
+    """Make `shard` the target of this process's RPC handlers."""
+    global _SHARD
+    _SHARD = shard
+
+
+def _shard() -> ParameterShard:
+    if _SHARD is None:
+        raise RuntimeError("this process serves no parameter shard")
+    return _SHARD
+
+
+# Module-level functions: RPC pickles them by qualified name, so workers call these.
+def rpc_pull() -> tuple[int, dict[str, torch.Tensor]]:
+    return _shard().pull()
+
+
+def rpc_push(version: int, grads: dict[str, torch.Tensor]) -> bool:
+    return _shard().push(version, grads)
+
+
+def rpc_next_ticket() -> int | None:
+    return _shard().next_ticket()
+
+
+def rpc_join(worker: int) -> dict[str, Any]:
+    return _shard().join(worker)
+
+
+def rpc_finish(worker: int) -> dict[str, Any]:
+    return _shard().finish(worker)

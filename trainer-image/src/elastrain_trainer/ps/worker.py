@@ -1,0 +1,168 @@
+"""A ps-mode worker: take a ticket, pull parameters, compute a gradient, push it; repeat.
+
+Workers hold no state worth saving: parameters and the data position live on the ps, so a
+worker that dies loses at most its in-flight push, and a replacement simply joins and continues.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+import torch.distributed.rpc as rpc
+
+from elastrain_trainer.cluster import ClusterSpec
+from elastrain_trainer.config import TrainConfig
+from elastrain_trainer.data import fetch
+from elastrain_trainer.errors import EXIT_OK, EXIT_PREEMPTED
+from elastrain_trainer.metrics import TrainerMetrics
+from elastrain_trainer.ps import server
+from elastrain_trainer.ps.layout import PushPlan, evaluation_indices
+from elastrain_trainer.runtime import Progress, StopSignal, print_summary
+from elastrain_trainer.task import Task
+
+log = logging.getLogger(__name__)
+
+# A push rejected as stale is recomputed on fresh parameters this many times before the worker
+# gives up on that ticket (only reachable with a very tight --staleness and many workers).
+MAX_STALE_RETRIES = 8
+
+
+def ps_name(index: int) -> str:
+    return f"ps{index}"
+
+
+class Worker:
+    def __init__(
+        self,
+        cluster: ClusterSpec,
+        config: TrainConfig,
+        task: Task,
+        plan: PushPlan,
+        owner: dict[str, int],
+        metrics: TrainerMetrics,
+    ) -> None:
+        self.cluster = cluster
+        self.config = config
+        self.task = task
+        self.plan = plan
+        self.owner = owner
+        self.metrics = metrics
+        self.device = torch.device("cpu")
+        self.params = dict(task.model.named_parameters())
+        self.shards = sorted(set(owner.values()))
+
+    def _call(self, shard: int, fn: Any, *args: Any) -> Any:
+        return rpc.rpc_sync(ps_name(shard), fn, args=args)
+
+    def _pull(self) -> dict[int, int]:
+        """Fetch every shard's parameters in parallel into the local model; shard -> version."""
+        futures = {s: rpc.rpc_async(ps_name(s), server.rpc_pull) for s in self.shards}
+        versions: dict[int, int] = {}
+        with torch.no_grad():
+            for shard, fut in futures.items():
+                version, values = fut.wait()
+                versions[shard] = version
+                for name, value in values.items():
+                    self.params[name].copy_(value)
+        return versions
+
+    def _loss(self, indices: list[int]) -> torch.Tensor:
+        inputs, targets = fetch(self.task.dataset, indices, self.device)
+        return self.task.loss_fn(self.task.model(inputs), targets)
+
+    def _step(self, ticket: int) -> tuple[float, int]:
+        """One push (retried on fresh parameters if stale); (loss, stale rejections)."""
+        indices = self.plan.indices(ticket)
+        pending = set(self.shards)
+        rejected = 0
+        loss = torch.tensor(float("nan"))
+        for _ in range(MAX_STALE_RETRIES + 1):
+            versions = self._pull()
+            self.task.model.zero_grad(set_to_none=True)
+            loss = self._loss(indices)
+            loss.backward()
+            futures: dict[int, torch.futures.Future[bool]] = {}
+            for shard in pending:
+                grads = {n: self._grad(n) for n, owner in self.owner.items() if owner == shard}
+                futures[shard] = rpc.rpc_async(
+                    ps_name(shard), server.rpc_push, args=(versions[shard], grads)
+                )
+            pending = {s for s, f in futures.items() if not f.wait()}
+            rejected += len(pending)
+            if not pending:
+                break
+        else:
+            log.warning("ticket %d dropped on %d shard(s): still stale", ticket, len(pending))
+        return float(loss.detach()), rejected
+
+    def _grad(self, name: str) -> torch.Tensor:
+        grad = self.params[name].grad
+        return torch.zeros_like(self.params[name]) if grad is None else grad.detach()
+
+    def run(self) -> int:
+        index = self.cluster.index
+        for shard in self.shards:
+            self._call(shard, server.rpc_join, index)
+        chief = index == 0
+        progress = Progress(self.config.steps, self.config.log_every, chief=False)
+        stop = StopSignal().install()
+        last_logged = -1
+        try:
+            while not stop.requested:
+                ticket = self._call(0, server.rpc_next_ticket)
+                if ticket is None:
+                    break
+                loss, rejected = self._step(ticket)
+                if rejected:
+                    self.metrics.stale_gradients.inc(rejected)
+                step = ticket // self.plan.workers + 1
+                progress.record(step, loss, self.plan.push_batch, self.plan.workers, 0)
+                self.metrics.step.set(step)
+                self.metrics.epoch.set(self.plan.epoch_of(ticket))
+                self.metrics.loss.set(loss)
+                self.metrics.samples_per_second.set(progress.samples_per_second())
+                if chief and step // self.config.log_every > last_logged:
+                    last_logged = step // self.config.log_every
+                    print(
+                        f"step {step}/{self.config.steps} loss {loss:.6f} "
+                        f"world_size {self.plan.workers} "
+                        f"samples/s {progress.samples_per_second():.1f} (this worker)",
+                        flush=True,
+                    )
+                if self.config.step_delay:
+                    time.sleep(self.config.step_delay)  # demo pacing only
+        finally:
+            stop.uninstall()
+        if stop.requested:
+            log.warning("worker %d stopped by signal; its state lives on the ps", index)
+            return EXIT_PREEMPTED
+        for shard in self.shards[1:]:
+            self._call(shard, server.rpc_finish, index)
+        facts = self._call(0, server.rpc_finish, index)
+        if chief:
+            self._summary(facts)
+        return EXIT_OK
+
+    def _summary(self, facts: dict[str, Any]) -> None:
+        """Evaluate the final parameters on the fixed evaluation set (as ps-0 did the first)."""
+        self._pull()
+        with torch.no_grad():
+            final = float(self._loss(evaluation_indices(self.plan.num_samples).tolist()))
+        print_summary(
+            {
+                "status": "completed",
+                "mode": "ps",
+                "steps": facts["tickets"] // self.plan.workers,
+                "first_loss": facts["first_loss"],
+                "final_loss": final,
+                "world_size": self.plan.workers,
+                "ps_replicas": len(self.cluster.ps),
+                "samples_per_second": round(facts["samples_per_second"], 3),
+                "resumed_from_step": facts["resumed_tickets"] // self.plan.workers,
+                "restarts": facts["restarts"],
+                "staleness": self.config.staleness,
+            }
+        )
