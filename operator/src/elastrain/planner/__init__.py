@@ -1,1 +1,5 @@
-"""elastrain.planner"""
+"""The planner: pure ``plan(job, observed) -> Plan`` (see ``plan.py``, docs/lifecycle.md)."""
+
+from elastrain.planner.plan import plan
+
+__all__ = ["plan"]
