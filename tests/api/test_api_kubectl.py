@@ -5,6 +5,7 @@ see for bad specs and forbidden updates."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,6 @@ from api_cases import EXAMPLES, REPO
 from elastrain.sandbox.embedded import Sandbox
 
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"
-pytestmark = pytest.mark.slow
 
 
 class Kubectl:
@@ -47,7 +47,12 @@ def kubectl() -> Iterator[Kubectl]:
     with Sandbox(nodes=1, agent=False) as sandbox:
         k = Kubectl(Path(sandbox.kubeconfig_path))
         k.ok("apply", "-f", str(REPO / "crds"))
-        k.ok("wait", "--for=condition=Established", "crd/trainingjobs.elastrain.dev")
+        established = '{.status.conditions[?(@.type=="Established")].status}'
+        crd = "crd/trainingjobs.elastrain.dev"
+        deadline = time.monotonic() + 30
+        while k.ok("get", crd, "-o", f"jsonpath={established}") != "True":
+            assert time.monotonic() < deadline, "the CRD never became Established"
+            time.sleep(0.2)
         yield k
 
 
