@@ -159,6 +159,14 @@ def rules(*entries: dict[str, Any]) -> dict[str, Any]:
             "name and generateName, but metadata is implicitly specified",
         ),
         (with_spec("nope"), f'{SPEC}: Invalid value: "nope": must be an object'),
+        (
+            with_spec({"type": "object", "required": 1}),
+            f"{SPEC}.required: Invalid value: 1: must be of type array of strings",
+        ),
+        (
+            with_spec({"type": "string", "maxLength": -1}),
+            f"{SPEC}.maxLength: Invalid value: -1: must be greater than or equal to 0",
+        ),
     ],
 )
 def test_malformed_schema_is_refused_with_its_path(schema: Any, expected: str) -> None:

@@ -30,6 +30,7 @@ _TYPE_IDENTS = frozenset(
 _FIELD_PATH_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['((?:[^'\\]|\\.)*)'\]")
 
 _ENV = celpy.Environment()
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # String formats the apiserver exposes to CEL as richer types.
 _FORMAT_TYPES: dict[str, Any] = {
     "date-time": celtypes.TimestampType,
@@ -199,7 +200,7 @@ def to_cel(value: Any, node: Node | None, *, root: bool = False) -> Any:
     if value is None:
         return None
     if node is None:
-        return celpy.json_to_cel(value)
+        return untyped(value)
     if isinstance(value, dict):
         items = value.items()
         if root and isinstance(value.get("metadata"), dict):
@@ -214,23 +215,41 @@ def to_cel(value: Any, node: Node | None, *, root: bool = False) -> Any:
 
 
 def _scalar(value: Any, node: Node) -> Any:
-    if isinstance(value, bool):
-        return celtypes.BoolType(value)
-    if isinstance(value, int | float) and node.type == "number":
-        return celtypes.DoubleType(float(value))
-    if (
-        isinstance(value, float)
-        and value.is_integer()
-        and (node.type == "integer" or node.int_or_string)
-    ):
-        return celtypes.IntType(int(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if node.type == "number":
+            return celtypes.DoubleType(float(value))
+        if isinstance(value, float) and value.is_integer() and _INT64_MIN <= value <= _INT64_MAX:
+            return celtypes.IntType(int(value))
     converter = _FORMAT_TYPES.get(node.format or "") if isinstance(value, str) else None
     if converter is not None:
         try:
             return converter(value)
         except (ValueError, TypeError):
             return celtypes.StringType(value)
-    return celpy.json_to_cel(value)
+    return untyped(value)
+
+
+def untyped(value: Any) -> Any:
+    """Convert a value the schema does not type (preserved fields) as the apiserver decodes it.
+
+    Unlike ``celpy.json_to_cel`` this never raises: integers beyond int64 become doubles, as
+    Go's JSON decoder makes them, and anything not JSON becomes its string form.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return celtypes.BoolType(value)
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return celtypes.IntType(value)
+        return celtypes.DoubleType(float(value))
+    if isinstance(value, float):
+        return celtypes.DoubleType(value)
+    if isinstance(value, dict):
+        return celtypes.MapType({celtypes.StringType(str(k)): untyped(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return celtypes.ListType([untyped(v) for v in value])
+    return celtypes.StringType(str(value))
 
 
 class Evaluator:

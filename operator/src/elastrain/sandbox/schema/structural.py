@@ -19,7 +19,7 @@ LIST_TYPES = ["atomic", "set", "map"]
 MAP_TYPES = ["granular", "atomic"]
 _UNSUPPORTED = ("$ref", "definitions", "dependencies", "additionalItems", "patternProperties", "id")
 # Every key of apiextensions/v1 JSONSchemaProps and ValidationRule; anything else is a typo.
-_SCHEMA_KEYS = frozenset(
+SCHEMA_KEYS = frozenset(
     {
         *_UNSUPPORTED,
         *("$schema", "description", "type", "format", "title", "default", "maximum"),
@@ -32,9 +32,56 @@ _SCHEMA_KEYS = frozenset(
         *("x-kubernetes-map-type", "x-kubernetes-validations"),
     }
 )
-_RULE_KEYS = frozenset(
+RULE_KEYS = frozenset(
     {"rule", "message", "messageExpression", "reason", "fieldPath", "optionalOldSelf"}
 )
+_STR, _BOOL, _INT = ("string",), ("boolean",), ("integer",)
+_STRINGS, _LIST, _OBJ = ("array of strings",), ("array", "array of strings"), ("object",)
+_KEY_TYPES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("type", "format", "pattern", "description", "title", "$schema", "id"), _STR),
+    **dict.fromkeys(("$ref", "x-kubernetes-list-type", "x-kubernetes-map-type"), _STR),
+    **dict.fromkeys(("maximum", "minimum", "multipleOf"), ("number", "integer")),
+    **dict.fromkeys(("exclusiveMaximum", "exclusiveMinimum", "uniqueItems", "nullable"), _BOOL),
+    **dict.fromkeys(
+        (
+            "x-kubernetes-preserve-unknown-fields",
+            "x-kubernetes-embedded-resource",
+            "x-kubernetes-int-or-string",
+        ),
+        _BOOL,
+    ),
+    **dict.fromkeys(
+        ("maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties"), _INT
+    ),
+    **dict.fromkeys(("required", "x-kubernetes-list-map-keys"), _STRINGS),
+    **dict.fromkeys(("enum", "allOf", "anyOf", "oneOf", "x-kubernetes-validations"), _LIST),
+    **dict.fromkeys(("not", "properties", "items", "externalDocs", "definitions"), _OBJ),
+    **dict.fromkeys(("dependencies", "patternProperties"), _OBJ),
+    **dict.fromkeys(("additionalProperties", "additionalItems"), ("object", "boolean")),
+}
+_RULE_TYPES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("rule", "message", "messageExpression", "reason", "fieldPath"), _STR),
+    "optionalOldSelf": _BOOL,
+}
+
+
+def _kind(value: Any) -> str:
+    """The JSON type of a schema keyword's value, in the words of ``_KEY_TYPES``."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array of strings" if all(isinstance(v, str) for v in value) else "array"
+    return "null"
+
+
 _JUNCTOR_FORBIDDEN = (
     "type",
     "default",
@@ -141,7 +188,8 @@ class _Parser:
                 )
             )
             return node
-        self.unknown.extend(f"{path}.{key}" for key in raw if key not in _SCHEMA_KEYS)
+        self.unknown.extend(f"{path}.{key}" for key in raw if key not in SCHEMA_KEYS)
+        raw = self._well_typed(raw, path, _KEY_TYPES)
         self._check_forbidden(raw, path, junctor)
         self._structure(node, raw, path, junctor, root)
         self._values(node, raw, path)
@@ -149,6 +197,20 @@ class _Parser:
         if not junctor:
             self._rules(node, raw, path)
         return node
+
+    def _well_typed(
+        self, raw: dict[str, Any], path: str, types: dict[str, tuple[str, ...]]
+    ) -> dict[str, Any]:
+        """Drop (and report) keys whose JSON type is wrong, as decoding the CRD would fail."""
+        out = {}
+        for key, value in raw.items():
+            allowed = types.get(key)
+            if allowed is None or _kind(value) in allowed:
+                out[key] = value
+            else:
+                detail = f"must be of type {' or '.join(allowed)}"
+                self.fail(fe.invalid(f"{path}.{key}", value, detail))
+        return out
 
     def _check_forbidden(self, raw: dict[str, Any], path: str, junctor: bool) -> None:
         for key in _UNSUPPORTED:
@@ -213,18 +275,11 @@ class _Parser:
         self._list_and_map_types(node, raw, path)
 
     def _children(self, node: Node, raw: dict[str, Any], path: str, junctor: bool) -> None:
-        props = raw.get("properties")
-        if props is not None:
-            if not isinstance(props, dict):
-                self.fail(fe.invalid(f"{path}.properties", "", "must be an object"))
-            else:
-                for name, sub in props.items():
-                    node.properties[name] = self.parse(
-                        sub,
-                        f"{path}.properties[{name}]",
-                        junctor=junctor,
-                        correlatable=node.correlatable,
-                    )
+        props = raw.get("properties") or {}
+        for name, sub in props.items():
+            node.properties[name] = self.parse(
+                sub, f"{path}.properties[{name}]", junctor=junctor, correlatable=node.correlatable
+            )
         additional = raw.get("additionalProperties")
         if additional is not None:
             if props:
@@ -245,18 +300,10 @@ class _Parser:
                 )
         items = raw.get("items")
         if items is not None:
-            if isinstance(items, list):
-                self.fail(
-                    fe.forbidden(f"{path}.items", "items must be a schema object and not an array")
-                )
-            else:
-                keyed = raw.get("x-kubernetes-list-type") == "map"
-                node.items = self.parse(
-                    items,
-                    f"{path}.items",
-                    junctor=junctor,
-                    correlatable=node.correlatable and keyed,
-                )
+            keyed = raw.get("x-kubernetes-list-type") == "map"
+            node.items = self.parse(
+                items, f"{path}.items", junctor=junctor, correlatable=node.correlatable and keyed
+            )
         elif node.type == "array" and not junctor:
             self.fail(fe.required(f"{path}.items", "must be specified"))
 
@@ -283,12 +330,6 @@ class _Parser:
                     fe.forbidden(
                         f"{path}.x-kubernetes-list-map-keys",
                         "must not be set if x-kubernetes-list-type is not map",
-                    )
-                )
-            elif not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-                self.fail(
-                    fe.invalid(
-                        f"{path}.x-kubernetes-list-map-keys", "", "must be a list of strings"
                     )
                 )
             else:
@@ -359,11 +400,9 @@ class _Parser:
 
     def _values(self, node: Node, raw: dict[str, Any], path: str) -> None:
         node.required = tuple(raw.get("required") or ())
-        enum = raw.get("enum")
-        if enum is not None:
-            node.enum = list(enum) if isinstance(enum, list) else None
+        node.enum = raw.get("enum")
         if "pattern" in raw:
-            node.pattern_text = str(raw["pattern"])
+            node.pattern_text = raw["pattern"]
             try:
                 node.pattern = re.compile(node.pattern_text)
             except re.error as exc:
@@ -380,12 +419,7 @@ class _Parser:
             ("maximum", "maximum"),
             ("multipleOf", "multiple_of"),
         ):
-            if key in raw:
-                value = raw[key]
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    self.fail(fe.invalid(f"{path}.{key}", value, "must be a number"))
-                else:
-                    setattr(node, attr, value)
+            setattr(node, attr, raw.get(key))
         if node.multiple_of is not None and node.multiple_of <= 0:
             self.fail(
                 fe.invalid(f"{path}.multipleOf", node.multiple_of, "must be greater than zero")
@@ -400,21 +434,15 @@ class _Parser:
             ("minProperties", "min_properties"),
             ("maxProperties", "max_properties"),
         ):
-            if key in raw:
-                value = raw[key]
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    self.fail(fe.invalid(f"{path}.{key}", value, "must be a non-negative integer"))
-                else:
-                    setattr(node, attr, value)
+            value = raw.get(key)
+            if value is not None and value < 0:
+                self.fail(fe.invalid(f"{path}.{key}", value, "must be greater than or equal to 0"))
+            else:
+                setattr(node, attr, value)
 
     def _junctors(self, node: Node, raw: dict[str, Any], path: str) -> None:
         for key, attr in (("allOf", "all_of"), ("anyOf", "any_of"), ("oneOf", "one_of")):
-            subs = raw.get(key)
-            if subs is None:
-                continue
-            if not isinstance(subs, list):
-                self.fail(fe.invalid(f"{path}.{key}", "", "must be a list of schemas"))
-                continue
+            subs = raw.get(key) or []
             parsed = [
                 self.parse(s, f"{path}.{key}[{i}]", junctor=True, correlatable=False)
                 for i, s in enumerate(subs)
@@ -424,22 +452,16 @@ class _Parser:
             node.not_ = self.parse(raw["not"], f"{path}.not", junctor=True, correlatable=False)
 
     def _rules(self, node: Node, raw: dict[str, Any], path: str) -> None:
-        rules = raw.get("x-kubernetes-validations")
-        if rules is None:
-            return
-        if not isinstance(rules, list):
-            self.fail(fe.invalid(f"{path}.x-kubernetes-validations", "", "must be a list of rules"))
-            return
-        for i, entry in enumerate(rules):
+        for i, entry in enumerate(raw.get("x-kubernetes-validations") or []):
             rpath = f"{path}.x-kubernetes-validations[{i}]"
-            if (
-                not isinstance(entry, dict)
-                or not isinstance(entry.get("rule"), str)
-                or not entry["rule"].strip()
-            ):
+            if not isinstance(entry, dict):
+                self.fail(fe.invalid(rpath, "", "must be an object"))
+                continue
+            entry = self._well_typed(entry, rpath, _RULE_TYPES)
+            if not entry.get("rule", "").strip():
                 self.fail(fe.required(f"{rpath}.rule", ""))
                 continue
-            self.unknown.extend(f"{rpath}.{key}" for key in entry if key not in _RULE_KEYS)
+            self.unknown.extend(f"{rpath}.{key}" for key in entry if key not in RULE_KEYS)
             node.rules.append(
                 RuleSpec(
                     rule=entry["rule"],
