@@ -44,7 +44,9 @@ class TokenBucket:
         """Take one token, waiting for the refill when the bucket is empty."""
         async with self._lock:
             self._refill()
-            while self._tokens < 1.0:
+            # The epsilon absorbs float rounding of elapsed * qps, which could otherwise ask
+            # for a sleep too short to move the clock, forever.
+            while self._tokens < 1.0 - 1e-9:
                 await self._sleep((1.0 - self._tokens) / self.qps)
                 self._refill()
-            self._tokens -= 1.0
+            self._tokens = max(0.0, self._tokens - 1.0)

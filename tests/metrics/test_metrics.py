@@ -1,0 +1,118 @@
+"""Job counters follow status transitions once; the endpoint serves them in text format."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from elastrain.metrics.registry import Metrics
+from elastrain.metrics.transitions import record_transition
+from prometheus_client.parser import text_string_to_metric_families
+
+CREATED = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
+
+
+def cond(type_: str, status: str = "True", reason: str = "", at: str = "") -> dict[str, Any]:
+    return {"type": type_, "status": status, "reason": reason, "lastTransitionTime": at}
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    got = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if got is None else got
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+def test_created_and_running_are_counted_once(metrics: Metrics) -> None:
+    created = {"startTime": "2026-01-01T00:00:02Z", "conditions": [cond("Created")]}
+    running = {
+        "startTime": "2026-01-01T00:00:02Z",
+        "conditions": [cond("Created"), cond("Running", at="2026-01-01T00:00:30Z")],
+    }
+    record_transition(metrics, "ns", CREATED, {}, created)
+    record_transition(metrics, "ns", CREATED, created, running)
+    record_transition(metrics, "ns", CREATED, running, running)  # a repeated write
+    assert value(metrics, "elastrain_jobs_created_total", namespace="ns") == 1
+    assert value(metrics, "elastrain_job_to_pod_creation_seconds_count") == 1
+    assert value(metrics, "elastrain_job_to_pod_creation_seconds_sum") == 2
+    assert value(metrics, "elastrain_job_time_to_running_seconds_count") == 1
+    assert value(metrics, "elastrain_job_time_to_running_seconds_sum") == 30
+
+
+def test_restarts_count_each_entry_into_restarting(metrics: Metrics) -> None:
+    running = {"conditions": [cond("Running")]}
+    restarting = {"conditions": [cond("Running", "False"), cond("Restarting", reason="PodFailed")]}
+    back = {"conditions": [cond("Running"), cond("Restarting", "False", reason="PodFailed")]}
+    for old, new in [(running, restarting), (restarting, back), (back, restarting)]:
+        record_transition(metrics, "ns", CREATED, old, new)
+    assert value(metrics, "elastrain_jobs_restarted_total", namespace="ns", reason="PodFailed") == 2
+    # Running again after a restart is not a second time-to-running.
+    assert value(metrics, "elastrain_job_time_to_running_seconds_count") == 0
+
+
+def test_terminal_transitions_carry_the_reason(metrics: Metrics) -> None:
+    failed = {"conditions": [cond("Failed", reason="BackoffLimitExceeded")]}
+    record_transition(metrics, "a", CREATED, {}, failed)
+    record_transition(metrics, "a", CREATED, failed, failed)
+    record_transition(metrics, "b", CREATED, {}, {"conditions": [cond("Succeeded")]})
+    labels = {"namespace": "a", "reason": "BackoffLimitExceeded"}
+    assert value(metrics, "elastrain_jobs_failed_total", **labels) == 1
+    assert value(metrics, "elastrain_jobs_succeeded_total", namespace="b") == 1
+    assert value(metrics, "elastrain_jobs_succeeded_total", namespace="a") == 0
+
+
+def test_phase_gauge_tracks_each_job_once(metrics: Metrics) -> None:
+    metrics.set_job_phase(("ns", "a"), "Running")
+    metrics.set_job_phase(("ns", "b"), "Running")
+    metrics.set_job_phase(("ns", "a"), "Running")
+    metrics.set_job_phase(("ns", "a"), "Succeeded")
+    assert value(metrics, "elastrain_jobs", phase="Running") == 1
+    assert value(metrics, "elastrain_jobs", phase="Succeeded") == 1
+    metrics.set_job_phase(("ns", "b"), None)
+    assert value(metrics, "elastrain_jobs", phase="Running") == 0
+
+
+@pytest.fixture
+def endpoint(metrics: Metrics) -> Iterator[str]:
+    server = metrics.serve(0, addr="127.0.0.1")
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/metrics"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_endpoint_serves_every_documented_metric(metrics: Metrics, endpoint: str) -> None:
+    metrics.pods_created.labels("ns").inc(3)
+    with urllib.request.urlopen(endpoint, timeout=10) as response:
+        text = response.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    expected = {
+        "elastrain_jobs_created": "counter",
+        "elastrain_jobs_succeeded": "counter",
+        "elastrain_jobs_failed": "counter",
+        "elastrain_jobs_restarted": "counter",
+        "elastrain_pods_created": "counter",
+        "elastrain_pods_deleted": "counter",
+        "elastrain_pod_create_failures": "counter",
+        "elastrain_reconcile_errors": "counter",
+        "elastrain_jobs": "gauge",
+        "elastrain_workqueue_depth": "gauge",
+        "elastrain_reconcile_duration_seconds": "histogram",
+        "elastrain_job_to_pod_creation_seconds": "histogram",
+        "elastrain_job_time_to_running_seconds": "histogram",
+    }
+    assert {name: families[name].type for name in expected if name in families} == expected
+    samples = {
+        (s.name, s.labels.get("namespace")): s.value
+        for s in families["elastrain_pods_created"].samples
+    }
+    assert samples[("elastrain_pods_created_total", "ns")] == 3
+    # Only our metrics: a private registry, no process/python collectors from the global one.
+    assert not [name for name in families if not name.startswith("elastrain_")]
