@@ -22,7 +22,7 @@ from typing import Any
 
 from elastrain.sandbox.agent import hosts
 from elastrain.sandbox.agent.backoff import Backoff, BackoffPolicy
-from elastrain.sandbox.agent.container import ContainerProcess, LaunchSpec
+from elastrain.sandbox.agent.container import MARKER_VAR, ContainerProcess, LaunchSpec
 from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup, command_line, container_env
 from elastrain.sandbox.agent.images import ImageMap, base_env
 from elastrain.sandbox.agent.network import PodNet, PodNetwork
@@ -35,6 +35,7 @@ from elastrain.sandbox.agent.podstatus import (
     pod_phase,
     rfc3339,
 )
+from elastrain.sandbox.agent.probes import ProbeCounter, ProbeTarget, probe_once
 from elastrain.sandbox.agent.volumes import Mount, container_mounts, prepare_volumes
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,16 @@ class PodRuntime:
             self._changed()
             if self._stop.is_set():
                 await proc.stop(self._grace)
+            probes = [
+                asyncio.create_task(self._probe_loop(spec, rec, proc, launch, kind))
+                for kind in ("readiness", "liveness")
+                if not init and f"{kind}Probe" in spec
+            ]
             code = await proc.wait()
+            for task in probes:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             finished = time.time()
             error = proc.start_error() if code == START_ERROR_EXIT else None
             done = Terminated(
@@ -247,6 +257,37 @@ class PodRuntime:
                 self._changed()
                 await self._sleep(delay)
         return False
+
+    async def _probe_loop(
+        self, spec: Obj, rec: ContainerRecord, proc: ContainerProcess, launch: LaunchSpec, kind: str
+    ) -> None:
+        """Probe one running container: readiness flips ``ready``; liveness kills on failure."""
+        assert self.net is not None
+        probe = spec[f"{kind}Probe"]
+        env = {**launch.env, MARKER_VAR: launch.container_id}  # exec probes die with the container
+        target = ProbeTarget(
+            self.net.ip, spec.get("ports") or [], proc.pid, env, self.config.namespaces
+        )
+        counter = ProbeCounter.for_probe(probe)
+        await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)))
+        while True:
+            verdict = counter.record(await probe_once(probe, target))
+            if kind == "readiness" and verdict is not None and verdict != rec.ready:
+                rec.ready = verdict
+                self._changed()
+            elif kind == "liveness" and verdict is False:
+                log.info(
+                    "pod %s/%s: container %s failed liveness, killing",
+                    self.namespace,
+                    self.name,
+                    rec.name,
+                )
+                grace = probe.get("terminationGracePeriodSeconds")
+                if grace is None:
+                    grace = self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+                await proc.stop(float(grace))
+                return
+            await asyncio.sleep(float(probe.get("periodSeconds", 10)))
 
     def _should_restart(self, code: int, init: bool) -> bool:
         if self.restart_policy == "Never":

@@ -1,0 +1,77 @@
+"""Readiness and liveness probes against real containers."""
+
+from __future__ import annotations
+
+from agent_harness import container, make_pod, run, sh, wait_for
+from conftest import needs_root
+from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
+from elastrain.sandbox.agent.probes import ProbeCounter
+
+
+def fast(probe: dict[str, object], **extra: object) -> dict[str, object]:
+    return {**probe, "periodSeconds": 0.1, "timeoutSeconds": 2, **extra}
+
+
+@needs_root
+def test_http_and_tcp_readiness_follow_the_server(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        script = "sleep 0.5; exec python3 -m http.server 8080 --bind 0.0.0.0"
+        http = sh(
+            "web",
+            script,
+            ports=[{"name": "http", "containerPort": 8080}],
+            readinessProbe=fast({"httpGet": {"path": "/", "port": "http"}}),
+        )
+        tcp = sh("tcp", "exec sleep 300", readinessProbe=fast({"tcpSocket": {"port": 8080}}))
+        rt = PodRuntime(make_pod("p", http, tcp), config, lambda: None)
+        rt.start()
+        await wait_for(lambda: "running" in container(rt, "web")["state"], what="web running")
+        assert not container(rt, "web")["ready"]  # the server is not up yet
+        await wait_for(lambda: container(rt, "web")["ready"], what="http readiness")
+        # Containers share the pod's network: the tcp container's probe sees the web server.
+        await wait_for(lambda: container(rt, "tcp")["ready"], what="tcp readiness")
+        ready = next(c for c in rt.status()["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True"
+        await rt.teardown()
+
+    run(body)
+
+
+def test_exec_readiness_and_liveness(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        flag = config.state_dir / "ready-flag"
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        ready = sh(
+            "ready",
+            "exec sleep 300",
+            readinessProbe=fast({"exec": {"command": ["test", "-f", str(flag)]}}),
+        )
+        live = sh(
+            "live",
+            "exec sleep 300",
+            livenessProbe=fast({"exec": {"command": ["false"]}}, failureThreshold=2),
+        )
+        pod = make_pod("p", ready, live, terminationGracePeriodSeconds=1)
+        rt = PodRuntime(pod, config, lambda: None)
+        rt.start()
+        await wait_for(lambda: container(rt, "live")["restartCount"] >= 1, what="liveness restart")
+        last = container(rt, "live")["lastState"]["terminated"]
+        assert last["exitCode"] == 143  # SIGTERM from the liveness kill
+        assert not container(rt, "ready")["ready"]
+        flag.touch()
+        await wait_for(lambda: container(rt, "ready")["ready"], what="exec readiness")
+        await rt.teardown()
+
+    run(body)
+
+
+def test_probe_thresholds() -> None:
+    counter = ProbeCounter(success_threshold=2, failure_threshold=3)
+    assert [counter.record(ok) for ok in (True, True, False, False, False, True)] == [
+        None,
+        True,
+        None,
+        None,
+        False,
+        None,
+    ]
