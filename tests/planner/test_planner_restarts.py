@@ -361,3 +361,30 @@ def test_scaling_parameter_servers_rewires_without_a_restart() -> None:
     assert world.phase == "Running" and world.status["restartCount"] == 0
     tf_config = world.env("mnist-worker-0")["TF_CONFIG"]
     assert "mnist-ps-1.mnist.team-a.svc:2222" in tf_config
+
+
+def test_kubelet_admission_rejections_are_disruptions() -> None:
+    for reason in ("OutOfnvidia.com/gpu", "UnexpectedAdmissionError", "NodeAffinity"):
+        world = running_world(make_job(workers=1, policy="Never", runPolicy={"backoffLimit": 0}))
+        world.fail("mnist-worker-0", None, reason=reason)
+        world.step()
+        assert world.phase == "Restarting", reason
+        assert world.status["restartCount"] == 0
+
+
+def test_in_place_restart_event_names_the_exit_code_and_the_budget() -> None:
+    world = running_world(make_job(workers=1, runPolicy={"backoffLimit": 6}))
+    pod = world.pods["mnist-worker-0"]
+    pod["status"]["containerStatuses"] = [
+        {
+            "name": "trainer",
+            "restartCount": 2,
+            "state": {"running": {}},
+            "lastState": {"terminated": {"exitCode": 137}},
+        }
+    ]
+    (event,) = world.step().events
+    assert event.message == (
+        "pod mnist-worker-0 restarted in place 2 time(s) (container 'trainer' last exited "
+        "with code 137); 2 restart(s) used of backoffLimit 6"
+    )

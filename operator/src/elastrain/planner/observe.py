@@ -28,6 +28,11 @@ UNKNOWN = "Unknown"
 DISRUPTION_REASONS = frozenset(
     {"Evicted", "NodeLost", "Preempting", "Preempted", "Shutdown", "NodeShutdown", "Terminated"}
 )
+# Kubelet admission rejections: the pod never ran (a device plugin lost its GPUs, the node
+# was oversubscribed, its labels changed). "OutOf<resource>" covers OutOfcpu, OutOfmemory,
+# OutOfnvidia.com/gpu and every other extended resource.
+ADMISSION_REASONS = frozenset({"UnexpectedAdmissionError", "NodeAffinity", "NodeAffinityRejected"})
+ADMISSION_PREFIX = "OutOf"
 
 # Annotation on each pod with the hash of the job-wide wiring its environment was built from
 # (see ``env.topology``); a pod whose hash differs from the job's has a stale environment.
@@ -209,7 +214,11 @@ def _disruption(conditions: list[dict[str, Any]], reason: Any) -> str | None:
     for cond in conditions:
         if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
             return str(cond.get("reason") or "DisruptionTarget")
-    if isinstance(reason, str) and reason in DISRUPTION_REASONS:
+    if isinstance(reason, str) and (
+        reason in DISRUPTION_REASONS
+        or reason in ADMISSION_REASONS
+        or reason.startswith(ADMISSION_PREFIX)
+    ):
         return reason
     return None
 

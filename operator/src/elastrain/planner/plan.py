@@ -158,7 +158,7 @@ class _Reconcile:
             return Plan()
         if before[0] in status.TERMINAL:
             return self._finished(before[0], before[1])
-        counting = account(self.job, self.pods.pods, self.tracking, self.now)
+        counting = account(self.job, self.pods.pods, self.tracking, self.now, self._restart_count())
         self.added_restarts = counting.restarts_by_role
         self.events.extend(counting.events)
         finish = self._finish_reason(counting.fatal)

@@ -168,7 +168,11 @@ class Counting:
 
 
 def account(
-    job: TrainingJob, pods: tuple[PodView, ...], tracking: Tracking, now: datetime
+    job: TrainingJob,
+    pods: tuple[PodView, ...],
+    tracking: Tracking,
+    now: datetime,
+    counted_before: int,
 ) -> Counting:
     """Count new restarts and classify new failures, updating ``tracking`` in place.
 
@@ -185,12 +189,18 @@ def account(
         elif delta > 0:
             _add(result, pod.role, delta)
             rec.restarts = pod.restarts
+            last = ""
+            if pod.exits:
+                name, code = pod.exits[0]
+                last = f" (container {name!r} last exited with code {code})"
+            used = counted_before + result.total
+            limit = job.spec.run_policy.backoff_limit
             result.events.append(
                 Event(
                     "Warning",
                     "ContainerRestarted",
-                    f"pod {pod.name}: {delta} in-place "
-                    "container restart(s), counted against backoffLimit",
+                    f"pod {pod.name} restarted in place {delta} time(s){last}; "
+                    f"{used} restart(s) used of backoffLimit {limit}",
                 )
             )
         spec = job.spec.replica_specs.get(pod.role)
