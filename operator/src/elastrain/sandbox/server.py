@@ -147,6 +147,7 @@ class ApiServer:
         self.bookmark_interval = bookmark_interval
         self.admin_routes: dict[tuple[str, str], AdminHandler] = {}
         self._shutdown = asyncio.Event()
+        self._watches: set[Watch] = set()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -155,7 +156,10 @@ class ApiServer:
         return app
 
     async def _on_shutdown(self, _app: web.Application) -> None:
+        # Open watches would hold shutdown for their whole timeout: end them now.
         self._shutdown.set()
+        for watch in list(self._watches):
+            watch.end()
 
     # ------------------------------------------------------------------ entry point
     async def _entry(self, request: web.Request) -> web.StreamResponse:
@@ -558,6 +562,7 @@ class ApiServer:
             await resp.write(_line({"type": "ERROR", "object": err.status()}))
             await resp.write_eof()
             return resp
+        self._watches.add(watch)
         await resp.prepare(request)
         include = q.get("includeObject", "Metadata")
         loop = asyncio.get_running_loop()
@@ -583,6 +588,7 @@ class ApiServer:
             pass
         finally:
             watch.close()
+            self._watches.discard(watch)
         try:
             await resp.write_eof()
         except ConnectionResetError:

@@ -919,6 +919,10 @@ class Watch:
         """Queue a BOOKMARK at the store's current resourceVersion."""
         self._store._bookmark(self._w, initial_events_end)
 
+    def end(self) -> None:
+        """End the iteration from any thread (server shutdown); ``close`` still unregisters."""
+        self._w.push(None)
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
