@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.PLAIN,
         log_refkey="k8s" if config.log_format == "json" else None,
     )
+    if not config.verbose:
+        # kopf logs every handler success per object at INFO: one line per pod event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     runtime = Runtime(config, plan)
     registry = build_registry(runtime)
     logging.getLogger(__name__).info(

@@ -77,7 +77,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     job_resource = (GROUP, VERSION, PLURAL)
     pod_group = (resources.PODGROUP_GROUP, resources.PODGROUP_VERSION, resources.PODGROUP_PLURAL)
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         """In-cluster service account first, then ``KUBECONFIG`` (kopf's own loaders)."""
         info: kopf.ConnectionInfo | None = kopf.login_with_service_account(
@@ -85,34 +85,49 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         ) or kopf.login_with_kubeconfig(**kwargs)
         return info
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(id="startup", registry=registry)
     async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         # kopf passes every index to every handler by its handler id (the function name).
         operator_settings.apply(settings)
         indexes = [kwargs[f"elastrain_{n}"] for n in ("jobs", "pods", "services", "podgroups")]
         runtime.start(Store(*indexes))
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(**_: Any) -> None:
         await runtime.stop()
 
-    @kopf.index(*job_resource, registry=registry)
+    @kopf.index(*job_resource, id="elastrain_jobs", registry=registry)
     async def elastrain_jobs(body: kopf.Body, **_: Any) -> dict[JobKey, Any]:
         return {(body.metadata.namespace or "", body.metadata.name or ""): slim(body)}
 
-    @kopf.index("v1", "pods", labels=_CHILD_LABELS, when=_is_child, registry=registry)
+    @kopf.index(
+        "v1", "pods", id="elastrain_pods", labels=_CHILD_LABELS, when=_is_child, registry=registry
+    )
     async def elastrain_pods(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
         return {owner_job_key(body): slim(body)}
 
-    @kopf.index("v1", "services", labels=_CHILD_LABELS, when=_is_child, registry=registry)
+    @kopf.index(
+        "v1",
+        "services",
+        id="elastrain_services",
+        labels=_CHILD_LABELS,
+        when=_is_child,
+        registry=registry,
+    )
     async def elastrain_services(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
         return {owner_job_key(body): slim(body)}
 
-    @kopf.index(*pod_group, labels=_CHILD_LABELS, when=_is_child, registry=registry)
+    @kopf.index(
+        *pod_group,
+        id="elastrain_podgroups",
+        labels=_CHILD_LABELS,
+        when=_is_child,
+        registry=registry,
+    )
     async def elastrain_podgroups(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
         return {owner_job_key(body): slim(body)}
 
-    @kopf.on.event(*job_resource, registry=registry)
+    @kopf.on.event(*job_resource, id="enqueue-trainingjobs", registry=registry)
     # Handlers are async: kopf runs sync ones in threads, and the queue belongs to the loop.
     async def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         key = (body.metadata.namespace or "", body.metadata.name or "")
