@@ -283,3 +283,17 @@ def test_unchanged_values_are_ratcheted() -> None:
         ("spec.name", "FieldValueTooLong"),
         ("<nil>", "FieldValueInvalid"),  # the "rules were not checked" note
     ]
+
+
+def test_repeated_values_report_every_location() -> None:
+    # Outcomes are memoised by value: a second identical value must still get its own cause.
+    item = {
+        **STR,
+        "x-kubernetes-validations": [rule("self != 'bad'", messageExpression="self + '!'")],
+    }
+    cs = spec_schema({"l": {"type": "array", "items": item}})
+    for _ in range(2):
+        assert lines(cs.validate(obj({"l": ["bad", "ok", "bad"]}))) == [
+            'spec.l[0]: Invalid value: "string": bad!',
+            'spec.l[2]: Invalid value: "string": bad!',
+        ]

@@ -10,8 +10,9 @@ field error that names the rule, never an exception: a bad rule must not take th
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import celpy
@@ -39,15 +40,39 @@ _FORMAT_TYPES: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one rule said about one value: passed, failed with its message, or errored."""
+
+    passed: bool
+    message: str = ""
+    errored: bool = False
+
+
+_CACHE_SIZE = 256
+
+
 @dataclass
 class CompiledRule:
-    """A rule with its compiled programs, ready to evaluate many times."""
+    """A rule with its compiled programs, and the outcomes of recent evaluations.
+
+    celpy interprets the parse tree, about a millisecond for a long rule, and the apiserver
+    re-runs transition rules on every write (a status update re-checks the unchanged spec), so
+    outcomes are memoised by the values they were computed from.
+    """
 
     spec: RuleSpec
     program: Any
     message_program: Any | None
     uses_old_self: bool
     field_path: tuple[tuple[str, bool], ...]
+    cache: dict[str, Outcome] = field(default_factory=dict)
+
+    def remember(self, key: str, outcome: Outcome) -> None:
+        """Keep an outcome, forgetting everything once the cache is full (bounded memory)."""
+        if len(self.cache) >= _CACHE_SIZE:
+            self.cache.clear()
+        self.cache[key] = outcome
 
     @property
     def shown(self) -> str:
@@ -282,59 +307,83 @@ class Evaluator:
         self, compiled: list[CompiledRule], value: Any, node: Node, path: str, old: Any, root: bool
     ) -> None:
         unchanged = old is not MISSING and same(value, old)
-        self_value: Any = None
-        old_value: Any = None
+        key: str | None = None
+        activation: dict[str, Any] = {}
         for rule in compiled:
             if rule.uses_old_self and old is MISSING and not rule.spec.optional_old_self:
                 continue
             if unchanged and not rule.uses_old_self:
                 continue
-            if self_value is None:
-                self_value = to_cel(value, node, root=root)
-                old_value = to_cel(old, node, root=root) if old is not MISSING else None
-            activation: dict[str, Any] = {"self": self_value}
-            if rule.uses_old_self:
-                activation["oldSelf"] = (
-                    Optional(old_value, old is not MISSING)
-                    if rule.spec.optional_old_self
-                    else old_value
-                )
-            cause = self._run(rule, activation, node, path)
+            if key is None:
+                key = _cache_key(value, old)
+            outcome = rule.cache.get(key) if key else None
+            if outcome is None:
+                if not activation:
+                    activation = _activation(value, old, node, root)
+                outcome = self._outcome(rule, activation)
+                if key:
+                    rule.remember(key, outcome)
+            cause = _cause(rule, outcome, node, path)
             if cause is not None:
                 self.causes.append(cause)
 
-    def _run(
-        self, rule: CompiledRule, activation: dict[str, Any], node: Node, path: str
-    ) -> fe.FieldCause | None:
-        field = path or fe.ROOT
+    def _outcome(self, rule: CompiledRule, activation: dict[str, Any]) -> Outcome:
+        bound = dict(activation)
+        if not rule.uses_old_self:
+            bound.pop("oldSelf", None)
+        elif rule.spec.optional_old_self:
+            bound["oldSelf"] = Optional(activation.get("oldSelf"), "oldSelf" in activation)
+        elif "oldSelf" not in activation:
+            bound["oldSelf"] = None
         try:
-            result = rule.program.evaluate(activation)
+            result = rule.program.evaluate(bound)
         except Exception as exc:  # any failure inside a user's rule is the user's field error
             result = exc
         if isinstance(result, Exception):
-            return fe.invalid(field, node.cel_type, _runtime_message(result, rule))
+            return Outcome(False, _runtime_message(result, rule), errored=True)
         if not isinstance(result, celtypes.BoolType | bool):
-            return fe.invalid(
-                field, node.cel_type, f"rule did not evaluate to a bool: {rule.shown}"
-            )
+            return Outcome(False, f"rule did not evaluate to a bool: {rule.shown}", errored=True)
         if result:
-            return None
-        target = _apply_field_path(path, rule.field_path)
-        return _reason_cause(
-            rule.spec.reason, target or fe.ROOT, node.cel_type, self._message(rule, activation)
-        )
+            return Outcome(True)
+        return Outcome(False, _message(rule, bound))
 
-    def _message(self, rule: CompiledRule, activation: dict[str, Any]) -> str:
-        if rule.message_program is not None:
-            try:
-                text = rule.message_program.evaluate(activation)
-            except Exception:  # upstream falls back to the static message, so do we
-                text = None
-            if isinstance(text, str) and text.strip() and "\n" not in text:
-                return str(text)
-        if rule.spec.message:
-            return rule.spec.message.strip()
-        return f"failed rule: {rule.shown}"
+
+def _activation(value: Any, old: Any, node: Node, root: bool) -> dict[str, Any]:
+    """``self`` (and ``oldSelf`` when there is an old value), converted once per node."""
+    activation = {"self": to_cel(value, node, root=root)}
+    if old is not MISSING:
+        activation["oldSelf"] = to_cel(old, node, root=root)
+    return activation
+
+
+def _cache_key(value: Any, old: Any) -> str:
+    """Rules are pure, so (self, oldSelf) decides the outcome; "" when not serialisable."""
+    try:
+        return json.dumps([value, old is MISSING, None if old is MISSING else old], sort_keys=True)
+    except (TypeError, ValueError):
+        return ""
+
+
+def _cause(rule: CompiledRule, outcome: Outcome, node: Node, path: str) -> fe.FieldCause | None:
+    if outcome.passed:
+        return None
+    if outcome.errored:
+        return fe.invalid(path or fe.ROOT, node.cel_type, outcome.message)
+    target = _apply_field_path(path, rule.field_path) or fe.ROOT
+    return _reason_cause(rule.spec.reason, target, node.cel_type, outcome.message)
+
+
+def _message(rule: CompiledRule, activation: dict[str, Any]) -> str:
+    if rule.message_program is not None:
+        try:
+            text = rule.message_program.evaluate(activation)
+        except Exception:  # upstream falls back to the static message, so do we
+            text = None
+        if isinstance(text, str) and text.strip() and "\n" not in text:
+            return str(text)
+    if rule.spec.message:
+        return rule.spec.message.strip()
+    return f"failed rule: {rule.shown}"
 
 
 def _runtime_message(exc: Exception, rule: CompiledRule) -> str:
