@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from elastrain.api import constants as c
 from elastrain.api.errors import FieldError, SpecInvalid
+from elastrain.api.reader import Reader, describe
+from elastrain.api.template_checks import check_template
 from elastrain.api.types import (
     DEFAULT_REPLICAS,
     DEFAULT_RESTART_POLICY,
@@ -35,122 +36,11 @@ from elastrain.api.types import (
     TrainingJobSpec,
 )
 
-E = TypeVar("E", bound=StrEnum)
-
-_MAX_INT32 = 2**31 - 1
-# Pod fields and label prefixes the operator sets itself; a user value would be overwritten.
-_OPERATOR_POD_FIELDS = ("restartPolicy", "hostname", "subdomain")
-_OPERATOR_LABELS = (c.LABEL_JOB_NAME, c.LABEL_REPLICA_TYPE, c.LABEL_REPLICA_INDEX)
-
-
-def _describe(value: Any) -> str:
-    """A short rendering of a bad value for an error message."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class _Reader:
-    """Reads the fields of one JSON object, recording one FieldError per bad or unknown field.
-
-    Getters return None for an absent optional field *and* for an invalid one (after recording
-    the error), so cross-field checks simply skip what is already reported.
-    """
-
-    def __init__(
-        self, errors: list[FieldError], path: str, obj: Mapping[str, Any], known: tuple[str, ...]
-    ) -> None:
-        self.errors = errors
-        self.path = path
-        self.obj = obj
-        for key in obj:
-            if key not in known:
-                self.error(str(key), f"unknown field; expected one of {', '.join(known)}")
-
-    def at(self, key: str) -> str:
-        """The dotted path of ``key`` in this object."""
-        return f"{self.path}.{key}"
-
-    def error(self, key: str, message: str) -> None:
-        self.errors.append(FieldError(self.at(key), message))
-
-    def present(self, key: str) -> bool:
-        return self.obj.get(key) is not None
-
-    def obj_(self, key: str, *, required: bool = False) -> Mapping[str, Any] | None:
-        value = self.obj.get(key)
-        if value is None:
-            if required:
-                self.error(key, "required field is missing")
-            return None
-        if not isinstance(value, Mapping):
-            self.error(key, f"must be an object, got {_describe(value)}")
-            return None
-        return value
-
-    def int_(
-        self,
-        key: str,
-        *,
-        default: int | None = None,
-        minimum: int | None = None,
-        maximum: int | None = _MAX_INT32,
-        required: bool = False,
-    ) -> int | None:
-        value = self.obj.get(key)
-        if value is None:
-            if required:
-                self.error(key, "required field is missing")
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.error(key, f"must be an integer, got {_describe(value)}")
-            return None
-        if minimum is not None and value < minimum:
-            self.error(key, f"must be at least {minimum}, got {value}")
-            return None
-        if maximum is not None and value > maximum:
-            self.error(key, f"must be at most {maximum}, got {value}")
-            return None
-        return value
-
-    def str_(self, key: str, *, pattern: str, what: str, max_length: int = 253) -> str | None:
-        value = self.obj.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            self.error(key, f"must be a non-empty string, got {_describe(value)}")
-            return None
-        if len(value) > max_length:
-            self.error(key, f"must be at most {max_length} characters, got {len(value)}")
-            return None
-        if not re.match(pattern, value):
-            self.error(key, f"{value!r} must be {what}")
-            return None
-        return value
-
-    def bool_(self, key: str, *, default: bool) -> bool | None:
-        value = self.obj.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.error(key, f"must be true or false, got {_describe(value)}")
-            return None
-        return value
-
-    def enum(self, key: str, enum_type: type[E], default: E) -> E | None:
-        value = self.obj.get(key)
-        if value is None:
-            return default
-        allowed = [m.value for m in enum_type]
-        if value not in allowed:
-            self.error(key, f"must be one of {', '.join(allowed)}, got {_describe(value)}")
-            return None
-        return enum_type(value)
-
 
 def parse_training_job(obj: Mapping[str, Any]) -> TrainingJob:
     """Parse and validate a whole TrainingJob object; raise ``SpecInvalid`` listing every error."""
     if not isinstance(obj, Mapping):
-        raise SpecInvalid([FieldError("<root>", f"must be an object, got {_describe(obj)}")])
+        raise SpecInvalid([FieldError("<root>", f"must be an object, got {describe(obj)}")])
     errors: list[FieldError] = []
     if obj.get("apiVersion", c.API_VERSION) != c.API_VERSION:
         errors.append(FieldError("apiVersion", f"must be {c.API_VERSION}"))
@@ -165,18 +55,30 @@ def parse_training_job(obj: Mapping[str, Any]) -> TrainingJob:
     if errors or spec is None:
         raise SpecInvalid(errors)
     status = obj.get("status")
+    generation = metadata.get("generation")
     return TrainingJob(
         name=str(metadata["name"]),
         namespace=str(metadata.get("namespace") or ""),
         uid=str(metadata.get("uid") or ""),
         spec=spec,
-        generation=int(metadata.get("generation") or 1),
-        labels=dict(metadata.get("labels") or {}),
-        annotations=dict(metadata.get("annotations") or {}),
-        creation_timestamp=metadata.get("creationTimestamp"),
-        deletion_timestamp=metadata.get("deletionTimestamp"),
+        generation=generation if isinstance(generation, int) and generation > 0 else 1,
+        labels=_strings(metadata.get("labels")),
+        annotations=_strings(metadata.get("annotations")),
+        creation_timestamp=_optional_str(metadata.get("creationTimestamp")),
+        deletion_timestamp=_optional_str(metadata.get("deletionTimestamp")),
         status=dict(status) if isinstance(status, Mapping) else {},
     )
+
+
+def _strings(value: Any) -> dict[str, str]:
+    """Object labels or annotations (the API server guarantees strings; a test may not)."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _check_name(errors: list[FieldError], name: Any) -> None:
@@ -209,9 +111,9 @@ def _parse_spec(errors: list[FieldError], raw: Any) -> TrainingJobSpec | None:
         errors.append(FieldError("spec", "required field is missing"))
         return None
     if not isinstance(raw, Mapping):
-        errors.append(FieldError("spec", f"must be an object, got {_describe(raw)}"))
+        errors.append(FieldError("spec", f"must be an object, got {describe(raw)}"))
         return None
-    r = _Reader(errors, "spec", raw, _SPEC_FIELDS)
+    r = Reader(errors, "spec", raw, _SPEC_FIELDS)
     replica_specs = _parse_replica_specs(errors, r.obj_("replicaSpecs", required=True))
     elastic = _parse_elastic(errors, r.obj_("elasticPolicy"))
     run_policy = _parse_run_policy(errors, r.obj_("runPolicy") or {})
@@ -230,13 +132,13 @@ def _parse_spec(errors: list[FieldError], raw: Any) -> TrainingJobSpec | None:
     )
 
 
-def _parse_nproc(r: _Reader) -> int | str | None:
+def _parse_nproc(r: Reader) -> int | str | None:
     value = r.obj.get("nprocPerNode")
     if value is None or value == c.NPROC_AUTO:
         return c.NPROC_AUTO
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    r.error("nprocPerNode", f'must be an integer >= 1 or "auto", got {_describe(value)}')
+    r.error("nprocPerNode", f'must be an integer >= 1 or "auto", got {describe(value)}')
     return None
 
 
@@ -245,7 +147,7 @@ def _parse_replica_specs(
 ) -> dict[str, ReplicaSpec] | None:
     if raw is None:
         return None
-    r = _Reader(errors, "spec.replicaSpecs", raw, c.ROLES)
+    r = Reader(errors, "spec.replicaSpecs", raw, c.ROLES)
     if raw.get(c.ROLE_WORKER) is None:
         r.error(c.ROLE_WORKER, "required field is missing: every job has a worker role")
     out: dict[str, ReplicaSpec] = {}
@@ -269,75 +171,18 @@ _REPLICA_FIELDS = ("replicas", "restartPolicy", "template", "gpus")
 def _parse_replica_spec(
     errors: list[FieldError], role: str, raw: Mapping[str, Any]
 ) -> ReplicaSpec | None:
-    r = _Reader(errors, f"spec.replicaSpecs.{role}", raw, _REPLICA_FIELDS)
+    r = Reader(errors, f"spec.replicaSpecs.{role}", raw, _REPLICA_FIELDS)
     maximum = 1 if role in c.SINGLETON_ROLES else c.MAX_REPLICAS
     replicas = r.int_("replicas", default=DEFAULT_REPLICAS, minimum=0, maximum=maximum)
     policy = r.enum("restartPolicy", RestartPolicy, DEFAULT_RESTART_POLICY)
     gpus = r.int_("gpus", minimum=0, maximum=c.MAX_GPUS_PER_REPLICA)
     template = r.obj_("template", required=True)
-    template_ok = template is not None and _check_template(r, template, gpus)
+    template_ok = template is not None and check_template(r, template, gpus)
     if replicas is None or policy is None or template is None or not template_ok:
         return None
     if r.present("gpus") and gpus is None:
         return None
     return ReplicaSpec(replicas=replicas, restart_policy=policy, template=dict(template), gpus=gpus)
-
-
-def _check_template(r: _Reader, template: Mapping[str, Any], gpus: int | None) -> bool:
-    """The parts of a PodTemplateSpec the operator relies on or owns; the rest is the pod's."""
-    before = len(r.errors)
-    path = r.at("template")
-    t = _Reader(r.errors, path, template, ("metadata", "spec"))
-    meta = t.obj_("metadata")
-    if meta is not None:
-        labels = meta.get("labels") or {}
-        if not isinstance(labels, Mapping):
-            t.error("metadata.labels", "must be a map of strings")
-        for key in labels if isinstance(labels, Mapping) else ():
-            if key in _OPERATOR_LABELS:
-                t.error(f"metadata.labels.{key}", "is set by the operator; remove it")
-            elif not isinstance(labels[key], str):
-                t.error(f"metadata.labels.{key}", "must be a string")
-    pod = t.obj_("spec", required=True)
-    if pod is None:
-        return False
-    for key in _OPERATOR_POD_FIELDS:
-        if key in pod:
-            hint = " from the replica's restartPolicy" if key == "restartPolicy" else ""
-            t.error(f"spec.{key}", f"is set by the operator{hint}; remove it")
-    containers = pod.get("containers")
-    if not isinstance(containers, list) or not containers:
-        t.error("spec.containers", "must list at least one container")
-        return False
-    seen: set[str] = set()
-    for i, container in enumerate(containers):
-        _check_container(t, f"spec.containers[{i}]", container, gpus, seen)
-    return len(r.errors) == before
-
-
-def _check_container(t: _Reader, at: str, container: Any, gpus: int | None, seen: set[str]) -> None:
-    if not isinstance(container, Mapping):
-        t.error(at, "must be an object")
-        return
-    name = container.get("name")
-    if not isinstance(name, str) or not name:
-        t.error(f"{at}.name", "required field is missing")
-    elif len(name) > 63 or not re.match(c.CONTAINER_NAME_PATTERN, name):
-        t.error(f"{at}.name", f"{name!r} must be a DNS-1123 label of at most 63 characters")
-    elif name in seen:
-        t.error(f"{at}.name", f"duplicate container name {name!r}")
-    else:
-        seen.add(name)
-    image = container.get("image")
-    if not isinstance(image, str) or not image:
-        t.error(f"{at}.image", "required field is missing")
-    limits = (container.get("resources") or {}).get("limits") or {}
-    declared = limits.get(c.GPU_RESOURCE) if isinstance(limits, Mapping) else None
-    if gpus is not None and declared is not None and str(declared) != str(gpus):
-        t.error(
-            f"{at}.resources.limits",
-            f"{c.GPU_RESOURCE}={declared} conflicts with gpus={gpus}; set only one of them",
-        )
 
 
 _ELASTIC_FIELDS = ("minReplicas", "maxReplicas", "rdzvBackend", "rdzvPort", "maxRestarts")
@@ -346,7 +191,7 @@ _ELASTIC_FIELDS = ("minReplicas", "maxReplicas", "rdzvBackend", "rdzvPort", "max
 def _parse_elastic(errors: list[FieldError], raw: Mapping[str, Any] | None) -> ElasticPolicy | None:
     if raw is None:
         return None
-    r = _Reader(errors, "spec.elasticPolicy", raw, _ELASTIC_FIELDS)
+    r = Reader(errors, "spec.elasticPolicy", raw, _ELASTIC_FIELDS)
     lo = r.int_("minReplicas", minimum=1, maximum=c.MAX_REPLICAS, required=True)
     hi = r.int_("maxReplicas", minimum=1, maximum=c.MAX_REPLICAS, required=True)
     backend = r.obj.get("rdzvBackend", c.RDZV_BACKENDS[0])
@@ -377,7 +222,7 @@ _RUN_FIELDS = (
 
 
 def _parse_run_policy(errors: list[FieldError], raw: Mapping[str, Any]) -> RunPolicy | None:
-    r = _Reader(errors, "spec.runPolicy", raw, _RUN_FIELDS)
+    r = Reader(errors, "spec.runPolicy", raw, _RUN_FIELDS)
     before = len(errors)
     backoff_limit = r.int_("backoffLimit", default=6, minimum=0, maximum=c.MAX_BACKOFF_LIMIT)
     deadline = r.int_("activeDeadlineSeconds", minimum=1)
@@ -411,7 +256,7 @@ def _parse_scheduling(
 ) -> SchedulingPolicy | None:
     if raw is None:
         return None
-    r = _Reader(errors, "spec.runPolicy.schedulingPolicy", raw, _SCHEDULING_FIELDS)
+    r = Reader(errors, "spec.runPolicy.schedulingPolicy", raw, _SCHEDULING_FIELDS)
     what = "a DNS-1123 subdomain (lower-case letters, digits, '-' and '.')"
     return SchedulingPolicy(
         scheduler_name=r.str_("schedulerName", pattern=c.DNS_SUBDOMAIN_PATTERN, what=what),
@@ -421,7 +266,7 @@ def _parse_scheduling(
     )
 
 
-def _parse_exit_codes(r: _Reader) -> tuple[int, ...] | None:
+def _parse_exit_codes(r: Reader) -> tuple[int, ...] | None:
     raw = r.obj.get("retryableExitCodes")
     if raw is None:
         return None
@@ -432,7 +277,7 @@ def _parse_exit_codes(r: _Reader) -> tuple[int, ...] | None:
     for i, code in enumerate(raw):
         at = f"retryableExitCodes[{i}]"
         if isinstance(code, bool) or not isinstance(code, int) or not 1 <= code <= 255:
-            r.error(at, f"must be an exit code between 1 and 255, got {_describe(code)}")
+            r.error(at, f"must be an exit code between 1 and 255, got {describe(code)}")
         elif code in seen:
             r.error(at, f"duplicate exit code {code}")
         else:
@@ -441,7 +286,7 @@ def _parse_exit_codes(r: _Reader) -> tuple[int, ...] | None:
 
 
 def _parse_backoff(errors: list[FieldError], raw: Mapping[str, Any]) -> RestartBackoff | None:
-    r = _Reader(errors, "spec.runPolicy.restartBackoff", raw, ("initialSeconds", "maxSeconds"))
+    r = Reader(errors, "spec.runPolicy.restartBackoff", raw, ("initialSeconds", "maxSeconds"))
     defaults = RestartBackoff()
     top = c.MAX_BACKOFF_SECONDS
     initial = r.int_("initialSeconds", default=defaults.initial_seconds, minimum=0, maximum=top)
