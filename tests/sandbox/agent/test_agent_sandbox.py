@@ -129,6 +129,12 @@ def test_crash_loop_shows_restarts_and_previous_logs(
     poll(looping, what="CrashLoopBackOff after two restarts")
     assert status_of(sb, ns, "loop")["phase"] == "Running"
     assert kubectl("logs", "loop", "-n", ns, "--previous").stdout == "run\n"
+    events = sb.store.list("events", namespace=ns).items
+    reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "loop"}
+    assert {"Pulled", "Created", "Started", "BackOff"} <= reasons
+    started = next(e for e in events if e["reason"] == "Started")
+    node = (get(sb, ns, "loop") or {})["spec"]["nodeName"]
+    assert started["source"] == {"component": "kubelet", "host": node}
 
 
 @needs_root

@@ -36,6 +36,7 @@ from elastrain.sandbox.agent.instance import InstanceId
 from elastrain.sandbox.agent.network import PodNetwork, open_network
 from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
 from elastrain.sandbox.errors import ApiError
+from elastrain.sandbox.events import EventRecorder
 from elastrain.sandbox.store import PATCH_MERGE, Store, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class NodeAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        self._recorders: dict[str, EventRecorder] = {}
 
     @property
     def host_ip(self) -> str:
@@ -275,10 +277,26 @@ class NodeAgent:
     def _admit(self, pod: Obj) -> None:
         assert self._config is not None
         uid = str(pod["metadata"]["uid"])
-        rt = PodRuntime(pod, self._config, lambda: self._mark_status(uid))
+        rt = PodRuntime(
+            pod,
+            self._config,
+            lambda: self._mark_status(uid),
+            lambda kind, reason, message: self._record(uid, kind, reason, message),
+        )
         self._runtimes[uid] = rt
         rt.start()
         self._mark_status(uid)
+
+    def _record(self, uid: str, kind: str, reason: str, message: str) -> None:
+        """A kubelet event on the pod (not while its node is partitioned: nobody hears it)."""
+        rt = self._runtimes.get(uid)
+        node = self._node_of(rt) if rt is not None else None
+        if rt is None or node is None or not self._nodes.get(node):
+            return
+        if node not in self._recorders:
+            self._recorders[node] = EventRecorder(self.store, "kubelet", host=node)
+        pod = {"kind": "Pod", "apiVersion": "v1", **rt.pod}
+        self._recorders[node].record(pod, kind, reason, message)
 
     def _mark_status(self, uid: str) -> None:
         self._dirty_status.add(uid)

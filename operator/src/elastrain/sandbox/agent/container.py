@@ -148,6 +148,11 @@ class ContainerProcess:
             )
         return cls(spec, proc)
 
+    @property
+    def running(self) -> bool:
+        """Whether the main process has not been reaped yet."""
+        return self._proc.returncode is None
+
     def start_error(self) -> str | None:
         """The message the exec helper left when it could not start the command."""
         try:

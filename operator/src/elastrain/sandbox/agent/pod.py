@@ -75,10 +75,17 @@ def log_path(state_dir: Path, namespace: str, pod: str, container: str, restart:
 class PodRuntime:
     """Runs ``pod`` until it ends or :meth:`stop` is called; :meth:`status` reports it."""
 
-    def __init__(self, pod: Obj, config: RuntimeConfig, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        pod: Obj,
+        config: RuntimeConfig,
+        on_change: Callable[[], None],
+        on_event: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         self.pod = pod
         self.config = config
         self._on_change = on_change
+        self._on_event = on_event
         meta, spec = pod["metadata"], pod.get("spec", {})
         self.uid = str(meta.get("uid") or f"{meta.get('namespace', 'default')}/{meta['name']}")
         self.namespace = str(meta.get("namespace", "default"))
@@ -117,6 +124,9 @@ class PodRuntime:
         """Stop every container (SIGTERM, ``grace`` seconds, SIGKILL); no restarts after."""
         self._grace = grace
         self._stop.set()
+        for name, proc in self._processes.items():
+            if proc.running:
+                self._event("Normal", "Killing", f"Stopping container {name}")
         await asyncio.gather(*(p.stop(grace) for p in list(self._processes.values())))
         if self._task is not None:
             await self._task
@@ -208,10 +218,15 @@ class PodRuntime:
                 launch = self._launch_spec(spec, rec.restart_count + (0 if first else 1))
             except ConfigError as exc:
                 rec.set_waiting("CreateContainerConfigError", str(exc))
+                self._event("Warning", "Failed", f"Error: {exc}")
                 self._changed()
                 await self._sleep(self.config.backoff.base)
                 continue
+            image = spec.get("image", "")
+            self._event("Normal", "Pulled", f'Container image "{image}" already present on machine')
+            self._event("Normal", "Created", f"Created container: {rec.name}")
             proc = await ContainerProcess.start(launch)
+            self._event("Normal", "Started", f"Started container {rec.name}")
             self._processes[rec.name] = proc
             if not first:
                 rec.restart_count += 1
@@ -249,6 +264,9 @@ class PodRuntime:
                 return code == 0
             delay = backoff.next_delay(finished - started)
             if delay > 0:
+                self._event(
+                    "Warning", "BackOff", f"Back-off restarting failed container {rec.name}"
+                )
                 rec.set_waiting(
                     "CrashLoopBackOff",
                     f"back-off {delay:g}s restarting failed container={rec.name} "
@@ -271,7 +289,10 @@ class PodRuntime:
         counter = ProbeCounter.for_probe(probe)
         await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)))
         while True:
-            verdict = counter.record(await probe_once(probe, target))
+            ok = await probe_once(probe, target)
+            if not ok:
+                self._event("Warning", "Unhealthy", f"{kind.capitalize()} probe failed")
+            verdict = counter.record(ok)
             if kind == "readiness" and verdict is not None and verdict != rec.ready:
                 rec.ready = verdict
                 self._changed()
@@ -412,6 +433,14 @@ class PodRuntime:
         if self.init_records:
             out["initContainerStatuses"] = [r.to_json() for r in self.init_records]
         return out
+
+    def _event(self, kind: str, reason: str, message: str) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(kind, reason, message)
+        except Exception:
+            log.exception("pod %s/%s: event callback failed", self.namespace, self.name)
 
     def _changed(self) -> None:
         try:
