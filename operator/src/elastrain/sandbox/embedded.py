@@ -39,6 +39,7 @@ class Sandbox:
         *,
         eviction_timeout: int = 30,
         bookmark_interval: float = 30.0,
+        history: int = 50_000,
         agent: bool = True,
         agent_options: dict[str, Any] | None = None,
         kubeconfig_path: Path | None = None,
@@ -60,6 +61,7 @@ class Sandbox:
             port=port,
             eviction_timeout=eviction_timeout,
             bookmark_interval=bookmark_interval,
+            history=history,
             agent=agent,
             agent_options=dict(agent_options or {}),
         )

@@ -1,0 +1,174 @@
+"""The API server at the HTTP level: Status errors, discovery, Tables, watch edge cases."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from elastrain.sandbox.embedded import Sandbox
+
+
+@pytest.fixture(scope="module")
+def sb(tmp_path_factory: pytest.TempPathFactory, widget_crd: str) -> Iterator[Sandbox]:
+    with Sandbox(
+        nodes=1, state_dir=tmp_path_factory.mktemp("http-sb"), agent=False, bookmark_interval=0.2
+    ) as box:
+        box.store.create(
+            "customresourcedefinitions.apiextensions.k8s.io", yaml.safe_load(widget_crd)
+        )
+        yield box
+
+
+def call(
+    sb: Sandbox,
+    method: str,
+    path: str,
+    body: Any = None,
+    ctype: str = "application/json",
+    accept: str = "application/json",
+) -> tuple[int, dict[str, str], Any]:
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    req = urllib.request.Request(sb.url + path, data=data, method=method)
+    req.add_header("Content-Type", ctype)
+    req.add_header("Accept", accept)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, dict(resp.headers), json.loads(raw) if raw.startswith(b"{") else raw
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), json.loads(err.read())
+
+
+def test_errors_are_status_bodies(sb: Sandbox) -> None:
+    code, _, body = call(sb, "GET", "/api/v1/namespaces/default/nothings")
+    assert code == 404 and body["kind"] == "Status" and body["reason"] == "NotFound"
+    code, _, body = call(sb, "GET", "/api/v1/namespaces/default/pods/missing")
+    assert (
+        code == 404
+        and body["message"] == 'pods "missing" not found'
+        and body["details"]["kind"] == "pods"
+    )
+    code, _, body = call(sb, "PUT", "/api/v1/namespaces/default/pods", {"metadata": {"name": "x"}})
+    assert code == 405 and body["reason"] == "MethodNotAllowed"
+    code, _, body = call(sb, "POST", "/api/v1/namespaces/default/configmaps", b"{not json")
+    assert code == 400 and body["reason"] == "BadRequest"
+    code, _, body = call(
+        sb,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        {"kind": "Pod", "metadata": {"name": "x"}},
+    )
+    assert code == 400
+    code, _, body = call(
+        sb,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/x",
+        {},
+        ctype="application/apply-patch+yaml",
+    )
+    assert code == 415 and body["reason"] == "UnsupportedMediaType"
+    call(
+        sb,
+        "POST",
+        "/apis/example.test/v1/namespaces/default/widgets",
+        {"metadata": {"name": "w"}, "spec": {}},
+    )
+    code, _, body = call(
+        sb,
+        "PATCH",
+        "/apis/example.test/v1/namespaces/default/widgets/w",
+        {"spec": {"replicas": 99}},
+        ctype="application/merge-patch+json",
+    )
+    assert code == 422 and body["reason"] == "Invalid"
+    assert body["details"]["causes"][0]["field"] == "spec"
+    code, _, body = call(sb, "GET", "/api/v1/pods?labelSelector=a%20in%20(")
+    assert code == 400
+    code, _, body = call(sb, "GET", "/api/v1/pods?fieldSelector=spec.unknown%3Dx")
+    assert code == 400 and "field label not supported" in body["message"]
+
+
+def test_aggregated_and_legacy_discovery(sb: Sandbox) -> None:
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    code, headers, body = call(sb, "GET", "/apis", accept=accept)
+    assert code == 200 and headers["Content-Type"].startswith(
+        "application/json;g=apidiscovery.k8s.io;v=v2"
+    )
+    groups = {i["metadata"]["name"]: i for i in body["items"]}
+    widgets = next(
+        r for r in groups["example.test"]["versions"][0]["resources"] if r["resource"] == "widgets"
+    )
+    assert {s["subresource"] for s in widgets["subresources"]} == {"status", "scale"}
+    assert widgets["shortNames"] == ["wd"]
+    code, headers, body = call(sb, "GET", "/apis")
+    assert body["kind"] == "APIGroupList"
+    code, _, body = call(sb, "GET", "/apis/example.test/v1")
+    names = {r["name"]: r for r in body["resources"]}
+    assert (
+        names["widgets/scale"]["group"] == "autoscaling"
+        and names["widgets/scale"]["kind"] == "Scale"
+    )
+    code, _, body = call(sb, "GET", "/api/v1")
+    assert "pods/log" in {r["name"] for r in body["resources"]}
+    code, _, body = call(sb, "GET", "/version")
+    assert body["major"] == "1"
+
+
+def test_table_responses(sb: Sandbox) -> None:
+    accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    code, _, body = call(sb, "GET", "/api/v1/nodes?includeObject=Object", accept=accept)
+    assert body["kind"] == "Table"
+    assert [c["name"] for c in body["columnDefinitions"] if c["priority"] == 0] == [
+        "Name",
+        "Status",
+        "Roles",
+        "Age",
+        "Version",
+    ]
+    assert body["rows"][0]["cells"][:2] == ["node-0", "Ready"]
+    assert body["rows"][0]["object"]["kind"] == "Node"
+
+
+def test_watch_too_old_version_is_an_expired_error_event(tmp_path: Path) -> None:
+    with Sandbox(nodes=0, state_dir=tmp_path, agent=False, history=5) as small:
+        first = small.store.create("configmaps", {"metadata": {"name": "h"}}, "default")
+        for i in range(10):
+            small.store.create("configmaps", {"metadata": {"name": f"h{i}"}}, "default")
+        rv = first["metadata"]["resourceVersion"]
+        url = f"{small.url}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            event = json.loads(resp.readline())
+        assert event["type"] == "ERROR" and event["object"]["code"] == 410
+        assert event["object"]["reason"] == "Expired"
+        code, _, body = call(small, "GET", f"/api/v1/configmaps?limit=2")
+        token = body["metadata"]["continue"]
+        for i in range(10):
+            small.store.create("configmaps", {"metadata": {"name": f"more{i}"}}, "default")
+        code, _, body = call(small, "GET", f"/api/v1/configmaps?limit=2&continue={token}")
+        assert code == 410 and body["reason"] == "Expired"
+
+
+def test_watch_sends_bookmarks_when_asked(sb: Sandbox) -> None:
+    rv = sb.store.resource_version
+    url = f"{sb.url}/api/v1/namespaces/default/secrets?watch=1&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=5"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        event = json.loads(resp.readline())
+    assert event["type"] == "BOOKMARK" and int(event["object"]["metadata"]["resourceVersion"]) >= rv
+
+
+def test_request_log_endpoint(sb: Sandbox) -> None:
+    start = sb.request_log.seq
+    call(sb, "GET", "/api/v1/namespaces/default/pods")
+    code, _, body = call(sb, "GET", f"/sandbox/requests?since={start}")
+    first = body["items"][0]
+    assert (first["verb"], first["resource"], first["status"]) == ("list", "pods", 200)
+    assert first["latency_ms"] >= 0
