@@ -59,7 +59,7 @@ _ACTION_NAMES = (
     + ("run_all",) * 3
     + ("run", "succeed", "fail", "restart", "restart", "remove", "finish_deletions")
     + ("advance",) * 2
-    + ("scale", "scale", "suspend", "crd")
+    + ("scale", "scale", "suspend", "crd", "unknown", "foreign")
 )
 ACTIONS = st.lists(
     st.tuples(st.sampled_from(_ACTION_NAMES), st.integers(0, 1000)), min_size=5, max_size=60
@@ -135,6 +135,21 @@ def _act(world: World, action: str, n: int, history: _History) -> None:
         run_policy["suspend"] = not run_policy.get("suspend", False)
     elif action == "crd":
         world.crd = not world.crd
+    elif action == "unknown" and name and live:
+        world.pods[name]["status"] = {"phase": "Unknown"}
+    elif action == "foreign":
+        # A namesake left behind by an earlier job of the same name.
+        foreign = f"mnist-worker-{n % 5}"
+        if foreign not in world.pods:
+            world.pods[foreign] = {
+                "metadata": {
+                    "name": foreign,
+                    "uid": f"foreign-{n}",
+                    "labels": {"elastrain.dev/job-name": "mnist"},
+                    "ownerReferences": [{"controller": True, "uid": "earlier-job"}],
+                },
+                "status": {"phase": ("Running", "Failed", "Succeeded")[n % 3]},
+            }
 
 
 def _checked_step(world: World, history: _History, *, finish: bool) -> Plan:
@@ -169,6 +184,7 @@ def _check_plan(
     deleted = [(d.kind, d.name) for d in p.deletes]
     assert len(deleted) == len(set(deleted)), "deleted twice"
     for d in p.deletes:
+        assert not (d.uid or "").startswith("foreign-"), "deleted a pod that is not ours"
         if d.kind == "Pod":
             assert observed_uids.get(d.name) == d.uid, "delete without the observed uid"
         if d.reason == "ScaledDown":
