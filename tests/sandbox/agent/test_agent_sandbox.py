@@ -20,6 +20,7 @@ from elastrain.sandbox.agent.backoff import BackoffPolicy
 from elastrain.sandbox.agent.container import processes_with_marker
 from elastrain.sandbox.embedded import Sandbox
 from elastrain.sandbox.errors import ApiError
+from elastrain.sandbox.store import WatchEvent
 from elastrain.sandbox.testing import Kubectl
 
 Json = dict[str, Any]
@@ -199,8 +200,21 @@ def test_delete_stops_processes_then_removes_the_pod(
     poll(lambda: "running" in main_state(sb, ns, "svc"), what="running")
     cid = container_id(sb, ns, "svc")
     assert processes_with_marker(cid)
-    kubectl("delete", "pod", "svc", "-n", ns, "--wait=false")
-    poll(lambda: get(sb, ns, "svc") is None, what="the agent's final delete")
+    deleted: list[Json] = []
+
+    def on_event(ev: WatchEvent) -> None:
+        if ev.type == "DELETED" and ev.obj["metadata"].get("namespace") == ns:
+            deleted.append(ev.obj)
+
+    sb.store.add_listener(on_event)
+    try:
+        kubectl("delete", "pod", "svc", "-n", ns, "--wait=false")
+        poll(lambda: get(sb, ns, "svc") is None, what="the agent's final delete")
+    finally:
+        sb.store.remove_listener(on_event)
+    # Watchers see how the containers ended in the DELETED event.
+    last = deleted[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert last["exitCode"] == 0
     poll(lambda: not processes_with_marker(cid), 10, "container processes gone")
     log = (sb.state_dir / "logs" / ns / "svc" / "main" / "0.log").read_text()
     # SIGTERM went to the whole group: the shell's trap ran (and its sleep child died).

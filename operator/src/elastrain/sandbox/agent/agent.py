@@ -326,8 +326,10 @@ class NodeAgent:
         try:
             await rt.stop(grace)
             if delete and self._nodes.get(self._node_of(rt) or ""):
-                # A kubelet writes the final status first; the sandbox store ignores a grace-0
-                # delete of a terminating pod once its phase is terminal, so delete first.
+                # The final container states go out before the final delete, so watchers see
+                # exit codes in the DELETED event; the phase stays as it was, because the
+                # store refuses a grace-0 delete of a terminating pod whose phase is terminal.
+                self._write_status(rt, keep_phase=True)
                 self._final_delete(rt.pod)
             await rt.teardown()
         except Exception:
@@ -379,8 +381,10 @@ class NodeAgent:
         for namespace in namespaces:
             self._refresh_namespace(namespace)
 
-    def _write_status(self, rt: PodRuntime) -> None:
+    def _write_status(self, rt: PodRuntime, keep_phase: bool = False) -> None:
         status = rt.status()
+        if keep_phase:
+            status.pop("phase")
         if self._last_status.get(rt.uid) == status:
             return
         for _ in range(5):
