@@ -396,3 +396,16 @@ def test_crash_looping_pod_is_named_while_running() -> None:
         "all 2 pods running; mnist-worker-1: container 'trainer' CrashLoopBackOff"
     )
     assert world.status["restartCount"] == 1
+
+
+def test_long_invalid_spec_messages_are_clipped() -> None:
+    job = make_job(workers=1)
+    job["spec"]["replicaSpecs"]["worker"]["template"]["spec"]["containers"] = [
+        {"name": f"BAD_{i}"} for i in range(60)
+    ]
+    world = World(job)
+    p = world.step()
+    failed = world.condition("Failed")
+    assert failed is not None and failed["reason"] == "InvalidSpec"
+    assert len(failed["message"]) == 1024 and failed["message"].endswith("...")
+    assert len(p.events[0].message) == 1024

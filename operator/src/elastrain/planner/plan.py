@@ -111,7 +111,7 @@ def _invalid(job: dict[str, Any], observed: Observed, errors: list[FieldError]) 
     generation = meta.get("generation") if isinstance(meta, dict) else None
     if isinstance(generation, int):
         nxt["observedGeneration"] = generation
-    return Plan(status=nxt, events=[Event("Warning", "InvalidSpec", message)])
+    return Plan(status=nxt, events=[Event("Warning", "InvalidSpec", status.clip(message))])
 
 
 def plan_job(job: TrainingJob, observed: Observed) -> Plan:

@@ -43,6 +43,18 @@ def _conditions(status: dict[str, Any]) -> list[dict[str, Any]]:
     return [cond for cond in raw if isinstance(cond, dict)] if isinstance(raw, list) else []
 
 
+# Longest condition and event message: Kubernetes' event recorders cut messages at 1024
+# characters, and a condition that repeats a hundred spec errors helps nobody read it.
+MAX_MESSAGE = 1024
+
+
+def clip(message: str) -> str:
+    """``message`` cut to ``MAX_MESSAGE`` characters, marking the cut."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return message[: MAX_MESSAGE - 3] + "..."
+
+
 def set_phase(
     status: dict[str, Any], phase: str, reason: str, message: str, now: str
 ) -> list[dict[str, Any]]:
@@ -50,6 +62,7 @@ def set_phase(
 
     Conditions of other types (not ours) are kept unchanged after ours.
     """
+    message = clip(message)
     existing = {str(cond.get("type")): cond for cond in _conditions(status)}
     out: list[dict[str, Any]] = []
     for kind in PHASES:
@@ -91,7 +104,7 @@ def transition_event(
         return None
     warn = phase in _WARNING_PHASES or reason in _WARNING_REASONS
     kind: EventType = "Warning" if warn else "Normal"
-    return Event(kind, reason, message)
+    return Event(kind, reason, clip(message))
 
 
 def replica_statuses(
