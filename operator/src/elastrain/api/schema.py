@@ -25,6 +25,7 @@ from elastrain.api.schema_parts import (
     string,
 )
 from elastrain.api.status_schema import status_schema
+from elastrain.api.template_schema import pod_template_schema
 from elastrain.api.types import (
     DEFAULT_REPLICAS,
     DEFAULT_RESTART_POLICY,
@@ -39,8 +40,6 @@ from elastrain.api.types import (
 _SUSPENDED_BEFORE = (
     "(has(oldSelf.runPolicy) && has(oldSelf.runPolicy.suspend) && oldSelf.runPolicy.suspend)"
 )
-_RESERVED_LABELS = (c.LABEL_JOB_NAME, c.LABEL_REPLICA_TYPE, c.LABEL_REPLICA_INDEX)
-_TRAINER_NOTE = "The operator sets the pod's restartPolicy, hostname and subdomain itself."
 
 
 def _role(role: str) -> str:
@@ -49,82 +48,6 @@ def _role(role: str) -> str:
 
 def _replicas_or_zero(role: str) -> str:
     return f"(has({_role(role)}) ? {_role(role)}.replicas : 0)"
-
-
-def _pod_template(role: str) -> Schema:
-    """A PodTemplateSpec: only what the operator relies on is typed, the rest is preserved."""
-    where = f"spec.replicaSpecs.{role}.template"
-    container = obj(
-        "A container; everything besides name and image is passed to the pod unchanged.",
-        {
-            "name": string(
-                "Container name (DNS-1123 label).",
-                pattern=c.CONTAINER_NAME_PATTERN,
-                max_length=63,
-            ),
-            "image": string("Container image.", min_length=1),
-        },
-        required=["name", "image"],
-        preserve_unknown=True,
-    )
-    owned = [
-        rule(
-            f"!has(self.{key})",
-            f"{where}.spec.{key} is set by the operator; remove it",
-            field_path=f".{key}",
-            reason="FieldValueForbidden",
-        )
-        for key in ("restartPolicy", "hostname", "subdomain")
-    ]
-    pod_spec = obj(
-        f"The pod spec (core/v1 PodSpec). {_TRAINER_NOTE}",
-        {
-            "containers": {
-                "type": "array",
-                "description": "The pod's containers; at least one.",
-                "minItems": 1,
-                "items": container,
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
-            "restartPolicy": string("Set by the operator; must not be given."),
-            "hostname": string("Set by the operator (the pod's name); must not be given."),
-            "subdomain": string("Set by the operator (the job's Service); must not be given."),
-        },
-        required=["containers"],
-        preserve_unknown=True,
-        rules=owned,
-    )
-    labels = {
-        "type": "object",
-        "description": "Labels for every pod of this role; the elastrain.dev/ ones are reserved.",
-        "additionalProperties": {"type": "string"},
-        "x-kubernetes-validations": [
-            rule(
-                " && ".join(f"!('{key}' in self)" for key in _RESERVED_LABELS),
-                f"{where}.metadata.labels must not set {', '.join(_RESERVED_LABELS)}: "
-                "the operator sets them",
-                reason="FieldValueForbidden",
-            )
-        ],
-    }
-    metadata = obj(
-        "Labels and annotations for the pods.",
-        {
-            "labels": labels,
-            "annotations": {
-                "type": "object",
-                "description": "Annotations for every pod of this role.",
-                "additionalProperties": {"type": "string"},
-            },
-        },
-        preserve_unknown=True,
-    )
-    return obj(
-        "The pod template (core/v1 PodTemplateSpec) for this role's pods.",
-        {"metadata": metadata, "spec": pod_spec},
-        required=["spec"],
-    )
 
 
 def _replica_spec(role: str) -> Schema:
@@ -161,7 +84,7 @@ def _replica_spec(role: str) -> Schema:
                 minimum=0,
                 maximum=c.MAX_GPUS_PER_REPLICA,
             ),
-            "template": _pod_template(role),
+            "template": pod_template_schema(role),
         },
         required=["template"],
     )
