@@ -15,7 +15,9 @@ def fast(probe: dict[str, object], **extra: object) -> dict[str, object]:
 @needs_root
 def test_http_and_tcp_readiness_follow_the_server(config: RuntimeConfig) -> None:
     async def body() -> None:
-        script = "sleep 0.5; exec python3 -m http.server 8080 --bind 0.0.0.0"
+        flag = config.state_dir / "serve"
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        script = f"until [ -f {flag} ]; do sleep 0.05; done; exec python3 -m http.server 8080"
         http = sh(
             "web",
             script,
@@ -26,7 +28,9 @@ def test_http_and_tcp_readiness_follow_the_server(config: RuntimeConfig) -> None
         rt = PodRuntime(make_pod("p", http, tcp), config, lambda: None)
         rt.start()
         await wait_for(lambda: "running" in container(rt, "web")["state"], what="web running")
+        await wait_for(lambda: rt.net is not None, what="pod network")
         assert not container(rt, "web")["ready"]  # the server is not up yet
+        flag.touch()
         await wait_for(lambda: container(rt, "web")["ready"], what="http readiness")
         # Containers share the pod's network: the tcp container's probe sees the web server.
         await wait_for(lambda: container(rt, "tcp")["ready"], what="tcp readiness")

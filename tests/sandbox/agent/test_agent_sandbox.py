@@ -311,3 +311,23 @@ def test_pvc_is_shared_between_pods_and_outlives_them(sb: Sandbox, ns: str) -> N
     sb.store.delete("pods", "reader", ns)
     poll(lambda: get(sb, ns, "reader") is None, what="reader deleted")
     assert (Path(sb.state_dir) / "pvc" / ns / "shared" / "latest").read_text() == "step-7\n"
+
+
+def test_hosts_files_follow_peers_coming_and_going(sb: Sandbox, ns: str) -> None:
+    for name in ("a", "b"):
+        spec = pod(name, "exec sleep 300", hostname=name, subdomain="grp")
+        sb.store.create("pods", spec, namespace=ns)
+    uid = (get(sb, ns, "a") or {})["metadata"]["uid"]
+    hosts_file = sb.state_dir / "pods" / uid / "hosts"
+
+    def b_ip() -> str:
+        return str(status_of(sb, ns, "b").get("podIP", ""))
+
+    poll(b_ip, what="b's IP")
+    poll(
+        lambda: hosts_file.exists() and f"{b_ip()}\tb.grp." in hosts_file.read_text(), what="b in a"
+    )
+    inode = hosts_file.stat().st_ino
+    sb.store.delete("pods", "b", ns, grace_period_seconds=1)
+    poll(lambda: "b.grp" not in hosts_file.read_text(), what="b gone from a's hosts file")
+    assert hosts_file.stat().st_ino == inode  # rewritten in place: the bind mount still sees it
