@@ -164,3 +164,18 @@ def test_transition_rules_are_not_under_lists() -> None:
     for path, _node, r in _all_rules():
         if "oldSelf" in r["rule"]:
             assert "[*]" not in path, path
+
+
+def test_every_spec_field_is_documented() -> None:
+    doc = (REPO / "docs" / "api.md").read_text()
+    missing = sorted(
+        {
+            path.rsplit(".", 1)[-1]
+            for path, _node in _walk(_spec_schema())
+            if path and "[*]" not in path and ".template." not in path
+        }
+        - {"*"}
+        - {word.strip("`") for word in doc.split() if word.startswith("`")}
+        - {part for word in doc.split() for part in word.strip("`|,.()").split(".")}
+    )
+    assert missing == [], f"fields missing from docs/api.md: {missing}"
