@@ -177,3 +177,54 @@ def test_pod_group_is_replaced_when_the_gang_size_changes() -> None:
     assert [(d.kind, d.name) for d in p.deletes if d.kind == "PodGroup"] == [("PodGroup", "mnist")]
     world.settle()
     assert world.pod_groups["mnist"]["spec"]["minMember"] == 3
+
+
+def test_pod_group_min_resources_sum_the_gang_requests() -> None:
+    worker = replica(4, gpus=2)
+    worker["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "1500m", "memory": "4Gi"},
+        "limits": {"memory": "8Gi", "example.com/fpga": "1"},
+    }
+    worker["template"]["spec"]["initContainers"] = [
+        {"name": "fetch", "image": "x", "resources": {"requests": {"cpu": "4", "memory": "1Gi"}}}
+    ]
+    ps = replica(1)
+    ps["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "0.5"}}
+    job = make_job(
+        roles={"ps": ps, "worker": worker}, runPolicy={"schedulingPolicy": {"minAvailable": 3}}
+    )
+    _, created = first_plan(job, crd=True)
+    # ps-0 (0.5 cpu) + two workers, each max(init 4 cpu, app 1.5 cpu) = 8.5 cpu.
+    assert created["PodGroup/mnist"]["spec"] == {
+        "minMember": 3,
+        "minResources": {
+            "cpu": "8500m",
+            "example.com/fpga": "2",
+            "memory": str(2 * 4 * 2**30),
+            "nvidia.com/gpu": "4",
+        },
+    }
+
+
+def test_gang_counts_take_min_available_in_role_order() -> None:
+    roles = {"chief": replica(1), "ps": replica(2), "worker": replica(4), "evaluator": replica(1)}
+    job = parse_training_job(
+        make_job(roles=roles, runPolicy={"schedulingPolicy": {"minAvailable": 5}})
+    )
+    assert children.gang_counts(job) == {"chief": 1, "ps": 2, "worker": 2}
+
+
+def test_quantities_parse_exactly_and_format_plainly() -> None:
+    from fractions import Fraction
+
+    from elastrain.planner import quantity
+
+    assert quantity.parse("500m") == Fraction(1, 2)
+    assert quantity.parse("4Gi") == 4 * 2**30
+    assert quantity.parse("1e3") == 1000
+    assert quantity.parse(3) == 3
+    assert quantity.parse("0.1") * 30 == 3  # type: ignore[operator]
+    assert quantity.parse("lots") is None and quantity.parse(True) is None
+    assert quantity.fmt(Fraction(3, 2)) == "1500m"
+    assert quantity.fmt(Fraction(1, 3000)) == "1m"  # rounded up, never under-asked
+    assert quantity.fmt(Fraction(7)) == "7"

@@ -8,11 +8,12 @@ same job always yields byte-identical children and a retried create is a harmles
 from __future__ import annotations
 
 import copy
+from fractions import Fraction
 from typing import Any
 
 from elastrain.api import constants as c
 from elastrain.api.types import RestartPolicy, TrainingJob
-from elastrain.planner import env
+from elastrain.planner import env, quantity
 from elastrain.planner.observe import ANNOTATION_TOPOLOGY
 
 POD_GROUP_API_VERSION = "scheduling.x-k8s.io/v1alpha1"
@@ -73,22 +74,84 @@ def gang_requested(job: TrainingJob) -> bool:
     return policy is not None and (policy.min_available is not None or policy.queue is not None)
 
 
-def min_member(job: TrainingJob) -> int:
-    """The gang size: ``minAvailable``, else every replica (elastic: only ``minReplicas`` workers).
+def gang_counts(job: TrainingJob) -> dict[str, int]:
+    """How many replicas of each role the gang needs at once.
 
-    An elastic job must be able to start at its minimum, so the gang never demands the workers
-    it could live without (DLRover #1175).
+    Every replica by default, except that an elastic job's gang holds only ``minReplicas``
+    workers: it must be able to start at its minimum, never demanding the workers it could
+    live without (DLRover #1175). ``minAvailable`` takes that many replicas in role order
+    (chief, ps, worker, evaluator: the evaluator is the one a job can best start without).
     """
-    policy = job.spec.run_policy.scheduling_policy
-    if policy is not None and policy.min_available is not None:
-        return policy.min_available
-    total = 0
-    for role, spec in job.spec.replica_specs.items():
+    wanted: dict[str, int] = {}
+    for role in c.ROLES:
+        count = env.replicas(job, role)
         if role == c.ROLE_WORKER and job.spec.elastic_policy is not None:
-            total += job.spec.elastic_policy.min_replicas
-        else:
-            total += spec.replicas
+            count = min(count, job.spec.elastic_policy.min_replicas)
+        if count:
+            wanted[role] = count
+    policy = job.spec.run_policy.scheduling_policy
+    if policy is None or policy.min_available is None:
+        return wanted
+    left = policy.min_available
+    counts: dict[str, int] = {}
+    for role in c.ROLES:
+        take = min(env.replicas(job, role), left)
+        if take:
+            counts[role] = take
+            left -= take
+    return counts
+
+
+def min_member(job: TrainingJob) -> int:
+    """The gang size (see ``gang_counts``)."""
+    return sum(gang_counts(job).values())
+
+
+def pod_requests(job: TrainingJob, role: str) -> dict[str, Fraction]:
+    """What one pod of ``role`` requests, as the scheduler counts it.
+
+    A container's request defaults to its limit (as the API server defaults it); init
+    containers run one at a time before the app containers, so the pod needs the larger of
+    their largest request and the app containers' sum.
+    """
+    spec = job.spec.replica_specs[role]
+    pod_spec = spec.template.get("spec") or {}
+    containers = [ctr for ctr in pod_spec.get("containers") or [] if isinstance(ctr, dict)]
+    if spec.gpus and containers:
+        containers[0] = _with_gpus(containers[0], spec.gpus)
+    total: dict[str, Fraction] = {}
+    for ctr in containers:
+        for name, value in _container_requests(ctr).items():
+            total[name] = total.get(name, Fraction(0)) + value
+    for ctr in pod_spec.get("initContainers") or []:
+        if isinstance(ctr, dict):
+            for name, value in _container_requests(ctr).items():
+                total[name] = max(total.get(name, Fraction(0)), value)
     return total
+
+
+def _container_requests(container: dict[str, Any]) -> dict[str, Fraction]:
+    resources = container.get("resources") or {}
+    merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    out: dict[str, Fraction] = {}
+    for name, raw in merged.items():
+        value = quantity.parse(raw)
+        if value is not None and value > 0:
+            out[str(name)] = value
+    return out
+
+
+def min_resources(job: TrainingJob) -> dict[str, str]:
+    """The resources the whole gang requests (``PodGroup.spec.minResources``).
+
+    Like Kubeflow's default: with it, the coscheduling plugin turns a gang away at once when
+    the cluster cannot hold it, instead of binding part of it and holding those GPUs.
+    """
+    total: dict[str, Fraction] = {}
+    for role, count in gang_counts(job).items():
+        for name, value in pod_requests(job, role).items():
+            total[name] = total.get(name, Fraction(0)) + value * count
+    return {name: quantity.fmt(value) for name, value in sorted(total.items())}
 
 
 def _meta(job: TrainingJob, name: str, labels: dict[str, str]) -> dict[str, Any]:
@@ -131,8 +194,16 @@ def build_pod_group_spec(job: TrainingJob) -> dict[str, Any]:
         "apiVersion": POD_GROUP_API_VERSION,
         "kind": "PodGroup",
         "metadata": _meta(job, job.name, job_labels(job)),
-        "spec": {"minMember": min_member(job)},
+        "spec": _pod_group_spec(job),
     }
+
+
+def _pod_group_spec(job: TrainingJob) -> dict[str, Any]:
+    spec: dict[str, Any] = {"minMember": min_member(job)}
+    resources = min_resources(job)
+    if resources:
+        spec["minResources"] = resources
+    return spec
 
 
 def build_pod_spec(job: TrainingJob, role: str, index: int, *, gang: bool) -> dict[str, Any]:
