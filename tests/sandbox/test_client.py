@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from elastrain.sandbox.embedded import Sandbox
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
-
-from elastrain.sandbox.embedded import Sandbox
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def api(sb: Sandbox) -> Iterator[client.ApiClient]:
 
 
 def test_core_crud_and_errors(api: client.ApiClient) -> None:
-    core = client.CoreV1Api(api)
+    core: Any = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="client-a")))
     cm = core.create_namespaced_config_map(
         "client-a", {"metadata": {"name": "c", "labels": {"k": "v"}}, "data": {"a": "1"}}
@@ -57,7 +57,7 @@ def test_core_crud_and_errors(api: client.ApiClient) -> None:
 
 
 def test_watch_streams_changes_from_a_resource_version(api: client.ApiClient) -> None:
-    core = client.CoreV1Api(api)
+    core: Any = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="client-w")))
     rv = core.list_namespaced_config_map("client-w").metadata.resource_version
     core.create_namespaced_config_map("client-w", {"metadata": {"name": "x"}})
@@ -77,7 +77,7 @@ def test_watch_streams_changes_from_a_resource_version(api: client.ApiClient) ->
 def test_custom_objects_with_status_subresource(
     api: client.ApiClient, widget: Callable[..., str]
 ) -> None:
-    co = client.CustomObjectsApi(api)
+    co: Any = client.CustomObjectsApi(api)
     body = yaml.safe_load(widget("w", replicas=2))
     created = co.create_namespaced_custom_object("example.test", "v1", "default", "widgets", body)
     assert created["spec"]["maxReplicas"] == 10
@@ -102,7 +102,7 @@ def test_custom_objects_with_status_subresource(
 
 
 def test_delete_with_uid_precondition(api: client.ApiClient) -> None:
-    core = client.CoreV1Api(api)
+    core: Any = client.CoreV1Api(api)
     core.create_namespaced_config_map("default", {"metadata": {"name": "pre"}})
     wrong = client.V1DeleteOptions(
         preconditions=client.V1Preconditions(uid="00000000-0000-0000-0000-000000000000")

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from elastrain.sandbox.embedded import Sandbox
 
 
@@ -125,7 +124,7 @@ def test_aggregated_and_legacy_discovery(sb: Sandbox) -> None:
 
 def test_table_responses(sb: Sandbox) -> None:
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-    code, _, body = call(sb, "GET", "/api/v1/nodes?includeObject=Object", accept=accept)
+    _code, _, body = call(sb, "GET", "/api/v1/nodes?includeObject=Object", accept=accept)
     assert body["kind"] == "Table"
     assert [c["name"] for c in body["columnDefinitions"] if c["priority"] == 0] == [
         "Name",
@@ -149,7 +148,7 @@ def test_watch_too_old_version_is_an_expired_error_event(tmp_path: Path) -> None
             event = json.loads(resp.readline())
         assert event["type"] == "ERROR" and event["object"]["code"] == 410
         assert event["object"]["reason"] == "Expired"
-        code, _, body = call(small, "GET", f"/api/v1/configmaps?limit=2")
+        code, _, body = call(small, "GET", "/api/v1/configmaps?limit=2")
         token = body["metadata"]["continue"]
         for i in range(10):
             small.store.create("configmaps", {"metadata": {"name": f"more{i}"}}, "default")
@@ -159,7 +158,8 @@ def test_watch_too_old_version_is_an_expired_error_event(tmp_path: Path) -> None
 
 def test_watch_sends_bookmarks_when_asked(sb: Sandbox) -> None:
     rv = sb.store.resource_version
-    url = f"{sb.url}/api/v1/namespaces/default/secrets?watch=1&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=5"
+    query = f"watch=1&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=5"
+    url = f"{sb.url}/api/v1/namespaces/default/secrets?{query}"
     with urllib.request.urlopen(url, timeout=10) as resp:
         event = json.loads(resp.readline())
     assert event["type"] == "BOOKMARK" and int(event["object"]["metadata"]["resourceVersion"]) >= rv
@@ -168,7 +168,7 @@ def test_watch_sends_bookmarks_when_asked(sb: Sandbox) -> None:
 def test_request_log_endpoint(sb: Sandbox) -> None:
     start = sb.request_log.seq
     call(sb, "GET", "/api/v1/namespaces/default/pods")
-    code, _, body = call(sb, "GET", f"/sandbox/requests?since={start}")
+    _code, _, body = call(sb, "GET", f"/sandbox/requests?since={start}")
     first = body["items"][0]
     assert (first["verb"], first["resource"], first["status"]) == ("list", "pods", 200)
     assert first["latency_ms"] >= 0

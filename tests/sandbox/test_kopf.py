@@ -16,9 +16,9 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-
 from elastrain.sandbox.embedded import Sandbox
 from elastrain.sandbox.testing import Kubectl, wait_for
 
@@ -35,8 +35,9 @@ def _note(kind, name, spec):
 @kopf.on.startup()
 def configure(settings, **_):
     settings.persistence.finalizer = "example.test/kopf-finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.example.test")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kopf.example.test")
+    prefix = "kopf.example.test"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
     settings.watching.server_timeout = 10
     settings.posting.level = 0
 
@@ -61,7 +62,7 @@ def sb(tmp_path: Path) -> Iterator[Sandbox]:
         yield box
 
 
-def _calls(log: Path) -> list[dict[str, object]]:
+def _calls(log: Path) -> list[dict[str, Any]]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

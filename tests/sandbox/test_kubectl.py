@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from elastrain.sandbox.embedded import Sandbox
 from elastrain.sandbox.testing import Kubectl, wait_for
 
@@ -177,7 +176,10 @@ def test_strategic_merge_patch_on_a_pod_merges_by_key(k: Kubectl, ns: str) -> No
         check=False,
     )
     assert "Forbidden: pod updates may not change fields" in env.stderr
-    svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {app: a}, ports: [{name: a, port: 80}]}\n"
+    svc = (
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"
+        "spec: {selector: {app: a}, ports: [{name: a, port: 80}]}\n"
+    )
     k("apply", "-n", ns, "-f", "-", input=svc)
     k("patch", "svc", "s", "-n", ns, "-p", '{"spec":{"ports":[{"name":"b","port":81}]}}')
     ports = json.loads(k("get", "svc", "s", "-n", ns, "-o", "json").stdout)["spec"]["ports"]
@@ -207,9 +209,14 @@ def test_get_by_label_and_watch(widget: Callable[..., str], k: Kubectl, ns: str)
         "get", "wd", "-n", ns, "-l", "app=demo", "-w", "--output-watch-events", "--no-headers"
     )
     lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
-    reader.start()
+    stdout = proc.stdout
+    assert stdout is not None
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     try:
         first = lines.get(timeout=20)
         assert first.split()[:2] == ["ADDED", "a"]
@@ -227,12 +234,12 @@ def test_describe_shows_scheduling_events(k: Kubectl, ns: str) -> None:
         "  - name: main\n    image: busybox\n    resources: {limits: {nvidia.com/gpu: 1}}\n"
     )
     k("apply", "-n", ns, "-f", "-", input=pod)
-    out = wait_for(
-        lambda: (
-            (o := k("describe", "pod", "greedy", "-n", ns).stdout) and "FailedScheduling" in o and o
-        ),
-        what="FailedScheduling in describe",
-    )
+
+    def described() -> str | None:
+        out = k("describe", "pod", "greedy", "-n", ns).stdout
+        return out if "FailedScheduling" in out else None
+
+    out = wait_for(described, what="FailedScheduling in describe")
     assert "0/2 nodes are available: 2 Insufficient nvidia.com/gpu." in out
     assert "PodScheduled   False" in out
     table = k("get", "pods", "-n", ns).stdout.splitlines()

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from elastrain.sandbox.admission import BuiltinAdmission
 from elastrain.sandbox.errors import ApiError
 from elastrain.sandbox.resources import ResourceType, ScaleSpec

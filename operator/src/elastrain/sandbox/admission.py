@@ -38,7 +38,7 @@ def _name_causes(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
 
 def _label_causes(obj: dict[str, Any]) -> list[Cause]:
     out: list[Cause] = []
-    for k, v in (obj["metadata"].get("labels") or {}).items():
+    for v in (obj["metadata"].get("labels") or {}).values():
         if not isinstance(v, str) or len(v) > 63:
             out.append(
                 (
@@ -124,7 +124,8 @@ class BuiltinAdmission:
                 (
                     _NOT_SUPPORTED,
                     "spec.restartPolicy",
-                    f'Unsupported value: "{policy}": supported values: "Always", "OnFailure", "Never"',
+                    f'Unsupported value: "{policy}": supported values: "Always", '
+                    '"OnFailure", "Never"',
                 )
             )
         if old is not None and sub is None:
@@ -305,7 +306,11 @@ def _pod_immutable(old: dict[str, Any], new: dict[str, Any]) -> list[Cause]:
             (
                 _FORBIDDEN,
                 "spec",
-                "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+                "Forbidden: pod updates may not change fields other than "
+                "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to "
+                "existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to "
+                "be set to 1 if it was previously negative)",
             )
         ]
     return []

@@ -10,6 +10,7 @@ controller.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -40,17 +41,13 @@ class Controller:
         self.store.remove_listener(self._on_event)
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def _on_event(self, ev: WatchEvent) -> None:
         if ev.rt.key in self.keys and self._loop is not None and self._queue is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
                 self._loop.call_soon_threadsafe(self._queue.put_nowait, ev)
-            except RuntimeError:  # loop closed during shutdown
-                pass
 
     async def _run(self) -> None:
         assert self._queue is not None
@@ -58,7 +55,7 @@ class Controller:
             ev = await self._queue.get()
             try:
                 await self.handle(ev)
-            except Exception:  # noqa: BLE001 - a controller must outlive one bad event
+            except Exception:
                 log.exception(
                     "%s failed on %s %s",
                     type(self).__name__,

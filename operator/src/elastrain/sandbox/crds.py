@@ -12,6 +12,7 @@ resource stops being served.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from elastrain.sandbox import errors, requestctx
@@ -104,7 +105,8 @@ class CrdAdmission:
                 _cause(
                     "spec.scope",
                     "FieldValueNotSupported",
-                    f'Unsupported value: "{spec.get("scope")}": supported values: "Cluster", "Namespaced"',
+                    f'Unsupported value: "{spec.get("scope")}": supported values: '
+                    '"Cluster", "Namespaced"',
                 )
             )
         versions = spec.get("versions") or []
@@ -290,12 +292,10 @@ class CrdCleanup:
             items = self._store.list(rt).items
             for obj in items:
                 if not obj["metadata"].get("deletionTimestamp"):
-                    try:
+                    with contextlib.suppress(errors.ApiError):
                         self._store.delete(
                             rt, obj["metadata"]["name"], obj["metadata"].get("namespace")
                         )
-                    except errors.ApiError:
-                        pass
             if not items:
                 break
             await asyncio.sleep(0.2)  # finalizers of the instances are someone else's to remove

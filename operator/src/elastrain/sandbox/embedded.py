@@ -26,7 +26,8 @@ START_TIMEOUT = 60.0
 
 
 class Sandbox:
-    """An embedded cluster: ``with Sandbox(nodes=2) as sb: kubectl --kubeconfig sb.kubeconfig_path``."""
+    """An embedded cluster: ``with Sandbox(nodes=2) as sb: kubectl --kubeconfig "
+    "sb.kubeconfig_path``."""
 
     def __init__(
         self,
@@ -117,7 +118,7 @@ class Sandbox:
         self._stop_event = asyncio.Event()
         try:
             await self.runtime.start()
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
+        except BaseException as exc:
             self._error = exc
             self._started.set()
             await self.runtime.stop()

@@ -110,7 +110,8 @@ def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {content_type})",
+        "the body of the request was in an unknown format - accepted media types include: "
+        f"application/json-patch+json, application/merge-patch+json (got {content_type})",
     )
 
 
@@ -123,12 +124,13 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]
     """422 Invalid with field causes ``(reason, field, message)`` like the API server's."""
     details = _details(kind, group, name)
     details["causes"] = [{"reason": r, "message": m, "field": f} for r, f, m in causes]
-    msgs = "; ".join(f"{f}: {m}" if f else m for _r, f, m in causes)
+    parts = [f"{f}: {m}" if f else m for _r, f, m in causes]
+    summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     display = f"{kind}.{group}" if group else kind
     return ApiError(
         422,
         "Invalid",
-        f'{display} "{name}" is invalid: {msgs if len(causes) == 1 else "[" + ", ".join(f"{f}: {m}" for _r, f, m in causes) + "]"}',
+        f'{display} "{name}" is invalid: {summary}',
         details=details,
     )
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from elastrain.sandbox.controller import Controller
@@ -41,10 +42,8 @@ class GarbageCollector(Controller):
             or (md.get("namespace") and ev.type == "DELETED")
         )
         if interesting and self._loop is not None and self._queue is not None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._queue.put_nowait, ev)
-            except RuntimeError:
-                pass
 
     async def handle(self, ev: WatchEvent) -> None:
         obj, md = ev.obj, ev.obj["metadata"]
@@ -74,7 +73,7 @@ class GarbageCollector(Controller):
 
     def _delete(self, rt: ResourceType, obj: dict[str, Any], policy: str) -> None:
         md = obj["metadata"]
-        try:
+        with contextlib.suppress(ApiError):  # already gone or replaced by a namesake
             self.store.delete(
                 rt,
                 md["name"],
@@ -82,8 +81,6 @@ class GarbageCollector(Controller):
                 propagation_policy=policy,
                 preconditions={"uid": md["uid"]},
             )
-        except ApiError:
-            pass  # already gone or replaced by a namesake
 
     def _collect_dependents(self, owner_uid: str) -> None:
         for rt, dep in self.store.dependents(owner_uid):
@@ -108,7 +105,7 @@ class GarbageCollector(Controller):
 
     def _drop_finalizer(self, rt: ResourceType, obj: dict[str, Any], finalizer: str) -> None:
         md = obj["metadata"]
-        try:
+        with contextlib.suppress(ApiError):
             self.store.patch(
                 rt,
                 md["name"],
@@ -123,22 +120,18 @@ class GarbageCollector(Controller):
                 "application/json-patch+json",
                 namespace=md.get("namespace"),
             )
-        except ApiError:
-            pass
 
     def _orphan(self, rt: ResourceType, owner: dict[str, Any]) -> None:
         uid = owner["metadata"]["uid"]
         for dep_rt, dep in self.store.dependents(uid):
             refs = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
-            try:
+            with contextlib.suppress(ApiError):
                 self.store.patch(
                     dep_rt,
                     dep["metadata"]["name"],
                     {"metadata": {"ownerReferences": refs or None}},
                     namespace=dep["metadata"].get("namespace"),
                 )
-            except ApiError:
-                pass
         self._drop_finalizer(rt, self.store.get_by_uid(uid) or owner, "orphan")
 
     def _empty_namespace(self, ns: str) -> None:
@@ -160,7 +153,5 @@ class GarbageCollector(Controller):
         for rt in self.store.resource_types():
             if rt.namespaced and self.store.list(rt, ns, limit=1, copy=False).items:
                 return
-        try:
+        with contextlib.suppress(ApiError):
             self.store.patch("namespaces", ns, {"spec": {"finalizers": None}})
-        except ApiError:
-            pass

@@ -18,6 +18,7 @@ cpu, memory, pods and ``nvidia.com/gpu``, the usual labels, a Ready condition).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from elastrain.sandbox.controller import Controller
 from elastrain.sandbox.errors import ApiError
 from elastrain.sandbox.events import EventRecorder
-from elastrain.sandbox.meta import parse_time, now, set_condition, timestamp
+from elastrain.sandbox.meta import now, parse_time, set_condition, timestamp
 from elastrain.sandbox.scheduler import tolerates
 from elastrain.sandbox.store import Store, WatchEvent
 
@@ -309,7 +310,7 @@ class NodeLifecycle(Controller):
         patch: dict[str, Any] = {"conditions": status["conditions"]}
         if failed:
             patch["phase"] = "Failed"
-        try:
+        with contextlib.suppress(ApiError):
             self.store.patch(
                 "pods",
                 md["name"],
@@ -317,8 +318,6 @@ class NodeLifecycle(Controller):
                 namespace=md.get("namespace"),
                 subresource="status",
             )
-        except ApiError:
-            pass
 
     def _evict(self, key: tuple[str, str]) -> None:
         try:
@@ -334,15 +333,13 @@ class NodeLifecycle(Controller):
         self._events.record(
             pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {key[0]}/{key[1]}"
         )
-        try:
+        with contextlib.suppress(ApiError):
             self.store.delete("pods", key[1], key[0], preconditions={"uid": pod["metadata"]["uid"]})
-        except ApiError:
-            pass
 
     def _pod_gc(self, pod: dict[str, Any]) -> None:
         md = pod["metadata"]
         self._mark(pod, "DeletionByPodGC", "PodGC: node no longer exists", failed=True)
-        try:
+        with contextlib.suppress(ApiError):
             self.store.delete(
                 "pods",
                 md["name"],
@@ -350,5 +347,3 @@ class NodeLifecycle(Controller):
                 grace_period_seconds=0,
                 preconditions={"uid": md["uid"]},
             )
-        except ApiError:
-            pass

@@ -102,6 +102,7 @@ def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         num, wire = key >> 3, key & 7
+        val: Any
         if wire == 0:
             val, pos = _varint(buf, pos)
         elif wire == 2:
@@ -166,7 +167,8 @@ def decode(body: bytes) -> dict[str, Any]:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
-                f"the sandbox decodes protobuf only for {', '.join(sorted(KINDS))}; send {kind} as application/json",
+                f"the sandbox decodes protobuf only for {', '.join(sorted(KINDS))}; send "
+                f"{kind} as application/json",
             )
         obj = _message(envelope.get(2, b""), schema)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -42,7 +42,8 @@ def parse(value: Any) -> Fraction:
     m = _RE.match(str(value).strip())
     if not m:
         raise ValueError(
-            f"quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {value!r}"
+            "quantities must match the regular expression "
+            f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {value!r}"
         )
     number, exp, suffix = m.groups()
     out = Fraction(number) * _SUFFIX[suffix or ""]

@@ -10,6 +10,7 @@ Python API directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,15 +124,13 @@ class SandboxRuntime:
         if self.agent is not None:
             try:
                 await self.agent.stop()
-            except Exception:  # noqa: BLE001 - keep tearing down
+            except Exception:
                 log.exception("node agent failed to stop cleanly")
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         for ctl in reversed(self._controllers):
             await ctl.stop()
         if self._runner is not None:
@@ -169,7 +168,7 @@ class SandboxRuntime:
 def _make_agent(store: Store, cfg: SandboxConfig) -> Agent | None:
     """The node agent from ``elastrain.sandbox.agent`` (one agent runs every node's pods)."""
     try:
-        from elastrain.sandbox.agent import NodeAgent  # type: ignore[attr-defined]
+        from elastrain.sandbox.agent import NodeAgent
     except ImportError as exc:
         log.warning("node agent unavailable (%s): pods are scheduled but never run", exc)
         return None

@@ -17,6 +17,7 @@ pods, not every pod in the cluster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from fractions import Fraction
 from typing import Any
@@ -150,10 +151,8 @@ class Scheduler(Controller):
         await super().stop()
         if self._pass_task is not None:
             self._pass_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._pass_task
-            except asyncio.CancelledError:
-                pass
 
     async def handle(self, ev: WatchEvent) -> None:
         if ev.rt.key == ("", "nodes"):
@@ -234,7 +233,8 @@ class Scheduler(Controller):
                 and tolerates(tolerations, taint) is None
             ):
                 return [
-                    f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
+                    "node(s) had untolerated taint "
+                    f"{{{taint.get('key')}: {taint.get('value', '')}}}"
                 ]
         if spec.get("unschedulable"):
             return ["node(s) were unschedulable"]

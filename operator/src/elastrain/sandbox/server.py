@@ -16,6 +16,7 @@ Non-Kubernetes admin endpoints live under ``/sandbox/`` (request log, node opera
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -25,8 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from elastrain.sandbox import discovery, errors, openapi, protobuf, requestctx, tables
-from elastrain.sandbox import jsonpath
+from elastrain.sandbox import discovery, errors, jsonpath, openapi, protobuf, requestctx, tables
 from elastrain.sandbox.errors import ApiError
 from elastrain.sandbox.logs import serve_log
 from elastrain.sandbox.meta import set_condition, timestamp
@@ -179,7 +179,7 @@ class ApiServer:
         except (ConnectionResetError, asyncio.CancelledError):
             status = 499
             raise
-        except Exception as exc:  # noqa: BLE001 - the server must answer every request
+        except Exception as exc:
             log.exception("internal error on %s %s", request.method, request.path)
             return _error(ApiError(500, "InternalError", f"Internal error occurred: {exc!r}"))
         finally:
@@ -340,7 +340,8 @@ class ApiServer:
             _check_kind(body, rt, parsed.version)
             if (body.get("metadata") or {}).get("name") not in (None, parsed.name):
                 raise errors.bad_request(
-                    f"the name of the object ({body['metadata']['name']}) does not match the name on the URL ({parsed.name})"
+                    f"the name of the object ({body['metadata']['name']}) does not match "
+                    f"the name on the URL ({parsed.name})"
                 )
             body.setdefault("metadata", {})["name"] = parsed.name
             obj = self.store.update(
@@ -589,10 +590,8 @@ class ApiServer:
         finally:
             watch.close()
             self._watches.discard(watch)
-        try:
+        with contextlib.suppress(ConnectionResetError):
             await resp.write_eof()
-        except ConnectionResetError:
-            pass
         return resp
 
     def _event_json(
@@ -673,7 +672,8 @@ class ApiServer:
                 rt.plural,
                 rt.group,
                 parsed.name,
-                "the object has been modified; please apply your changes to the latest version and try again",
+                "the object has been modified; please apply your changes to the latest "
+                "version and try again",
             )
         jsonpath.set_path(obj, rt.scale.spec_replicas_path, replicas)
         new = self.store.update(rt, obj, parsed.namespace, dry_run=dry_run)
@@ -755,10 +755,7 @@ def _not_found() -> ApiError:
 
 def _media_listed(accept: str, media: str) -> bool:
     want = {p.strip() for p in media.split(";")}
-    for part in accept.split(","):
-        if {p.strip() for p in part.split(";")} == want:
-            return True
-    return False
+    return any({p.strip() for p in part.split(";")} == want for part in accept.split(","))
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -795,7 +792,8 @@ def _check_kind(body: Any, rt: ResourceType, version: str) -> None:
     av = body.get("apiVersion")
     if av and av.rpartition("/")[0] != rt.group:
         raise errors.bad_request(
-            f"the API version in the data ({av}) does not match the expected API version ({rt.api_version(version)})"
+            f"the API version in the data ({av}) does not match the expected API version "
+            f"({rt.api_version(version)})"
         )
 
 

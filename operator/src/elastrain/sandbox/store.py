@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import threading
 import uuid
@@ -63,6 +64,8 @@ PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_APPLY = "application/apply-patch+yaml"
 
 DEFAULT_HISTORY = 50_000
+# A plural ("pods"), "plural.group", a (group, plural) key or the ResourceType itself.
+ResourceRef = str | ResKey | ResourceType
 
 
 class Admitter(Protocol):
@@ -139,10 +142,8 @@ class _Watcher:
         return None
 
     def push(self, ev: WatchEvent | None) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the watch is over
             self.loop.call_soon_threadsafe(self.queue.put_nowait, ev)
-        except RuntimeError:  # the loop is closed: the watch is over
-            pass
 
 
 def _name_key(obj: dict[str, Any]) -> tuple[str, str]:
@@ -199,7 +200,7 @@ class Store:
         with self._lock:
             return list(self._types.values())
 
-    def resolve(self, resource: str | ResourceType | ResKey) -> ResourceType:
+    def resolve(self, resource: ResourceRef) -> ResourceType:
         """A ``ResourceType`` from a plural, ``plural.group`` or ``(group, plural)``."""
         if isinstance(resource, ResourceType):
             return resource
@@ -239,9 +240,7 @@ class Store:
             raise errors.not_found(rt.plural, rt.group, name)
         return obj
 
-    def get(
-        self, resource: str | ResourceType, name: str, namespace: str | None = None
-    ) -> dict[str, Any]:
+    def get(self, resource: ResourceRef, name: str, namespace: str | None = None) -> dict[str, Any]:
         rt = self.resolve(resource)
         with self._lock:
             return clone(self._get_ref(rt, name, namespace))
@@ -304,7 +303,7 @@ class Store:
 
     def list(
         self,
-        resource: str | ResourceType,
+        resource: ResourceRef,
         namespace: str | None = None,
         label_selector: str | LabelSelector | None = None,
         field_selector: str | FieldSelector | None = None,
@@ -379,7 +378,8 @@ class Store:
         ns = namespace or md.get("namespace") or "default"
         if md.get("namespace") and md["namespace"] != ns:
             raise errors.bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request"
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
             )
         md["namespace"] = ns
         return ns
@@ -400,7 +400,7 @@ class Store:
 
     def create(
         self,
-        resource: str | ResourceType,
+        resource: ResourceRef,
         obj: dict[str, Any],
         namespace: str | None = None,
         dry_run: bool = False,
@@ -461,7 +461,7 @@ class Store:
 
     def update(
         self,
-        resource: str | ResourceType,
+        resource: ResourceRef,
         obj: dict[str, Any],
         namespace: str | None = None,
         subresource: str | None = None,
@@ -484,13 +484,14 @@ class Store:
                     rt.plural,
                     rt.group,
                     name,
-                    "the object has been modified; please apply your changes to the latest version and try again",
+                    "the object has been modified; please apply your changes to the latest "
+                    "version and try again",
                 )
             return self._write(rt, old, obj, subresource, dry_run)
 
     def patch(
         self,
-        resource: str | ResourceType,
+        resource: ResourceRef,
         name: str,
         patch: Any,
         patch_type: str = PATCH_MERGE,
@@ -522,11 +523,13 @@ class Store:
                     rt.plural,
                     rt.group,
                     name,
-                    "the object has been modified; please apply your changes to the latest version and try again",
+                    "the object has been modified; please apply your changes to the latest "
+                    "version and try again",
                 )
             if new["metadata"].get("name") != name:
                 raise errors.bad_request(
-                    f"the name of the object ({new['metadata'].get('name')}) does not match the name on the URL ({name})"
+                    f"the name of the object ({new['metadata'].get('name')}) does not match "
+                    f"the name on the URL ({name})"
                 )
             return self._write(rt, old, new, subresource, dry_run)
 
@@ -571,7 +574,8 @@ class Store:
         nmd["generation"] = omd.get("generation", 1)
         if nmd.get("name") != omd["name"]:
             raise errors.bad_request(
-                f"the name of the object ({nmd.get('name')}) does not match the name on the URL ({omd['name']})"
+                f"the name of the object ({nmd.get('name')}) does not match the name on the "
+                f"URL ({omd['name']})"
             )
         if omd.get("deletionTimestamp"):
             added = set(nmd.get("finalizers") or []) - set(omd.get("finalizers") or [])
@@ -584,8 +588,8 @@ class Store:
                         (
                             "FieldValueForbidden",
                             "metadata.finalizers",
-                            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers "
-                            + json.dumps(sorted(added)),
+                            "Forbidden: no new finalizers can be added if the object is "
+                            "being deleted, found new finalizers " + json.dumps(sorted(added)),
                         )
                     ],
                 )
@@ -643,7 +647,7 @@ class Store:
     # ----------------------------------------------------------------------- delete
     def delete(
         self,
-        resource: str | ResourceType,
+        resource: ResourceRef,
         name: str,
         namespace: str | None = None,
         *,
@@ -664,14 +668,16 @@ class Store:
                     rt.plural,
                     rt.group,
                     name,
-                    f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {omd['uid']}",
+                    f"Precondition failed: UID in precondition: {pre['uid']}, UID in object "
+                    f"meta: {omd['uid']}",
                 )
             if pre.get("resourceVersion") and pre["resourceVersion"] != omd["resourceVersion"]:
                 raise errors.conflict(
                     rt.plural,
                     rt.group,
                     name,
-                    f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                    "Precondition failed: ResourceVersion in precondition: "
+                    f"{pre['resourceVersion']}, "
                     f"ResourceVersion in object meta: {omd['resourceVersion']}",
                 )
             if propagation_policy not in (None, "Background", "Foreground", "Orphan"):
@@ -744,12 +750,12 @@ class Store:
                 names.discard(key)
                 if not names:
                     del index[kv]
-        for uid in {r.get("uid") for r in md.get("ownerReferences") or []}:
-            deps = self._dependents.get(uid)  # type: ignore[arg-type]
+        for uid in {str(r.get("uid")) for r in md.get("ownerReferences") or []}:
+            deps = self._dependents.get(uid)
             if deps is not None:
                 deps.discard((rt.key, *key))
                 if not deps:
-                    del self._dependents[uid]  # type: ignore[arg-type]
+                    del self._dependents[uid]
 
     def _index_add(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         md = obj["metadata"]
@@ -814,7 +820,7 @@ class Store:
     # ------------------------------------------------------------------------ watch
     def watch(
         self,
-        resource: str | ResourceType,
+        resource: ResourceRef,
         namespace: str | None = None,
         label_selector: str | LabelSelector | None = None,
         field_selector: str | FieldSelector | None = None,

@@ -335,6 +335,10 @@ def _cell(kind: str, value: Any) -> Any:
     return str(value)
 
 
+def _column_cell(path: str, kind: str) -> Callable[[Obj], Any]:
+    return lambda o: _cell(kind, jsonpath.get(o, path))
+
+
 def _custom_columns(rt: ResourceType) -> list[Column]:
     cols: list[Column] = [("Name", "string", 0, _name)]
     for c in rt.printer_columns:
@@ -344,7 +348,7 @@ def _custom_columns(rt: ResourceType) -> list[Column]:
                 c.get("name", ""),
                 kind,
                 int(c.get("priority", 0)),
-                lambda o, path=path, kind=kind: _cell(kind, jsonpath.get(o, path)),
+                _column_cell(path, kind),
             )
         )
     return cols
@@ -397,7 +401,7 @@ def table(
     rows = []
     for o in objs:
         cells = []
-        for _name_, _kind, _prio, fn in cols:
+        for *_meta, fn in cols:
             try:
                 cells.append(fn(o))
             except (KeyError, TypeError, ValueError, AttributeError):
