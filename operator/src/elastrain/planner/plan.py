@@ -23,16 +23,15 @@ from typing import Any
 from elastrain.api import constants as c
 from elastrain.api.errors import FieldError, SpecInvalid
 from elastrain.api.parse import parse_training_job
-from elastrain.api.types import CleanPodPolicy, ConditionType, SuccessPolicy, TrainingJob
+from elastrain.api.types import CleanPodPolicy, ConditionType, TrainingJob
 from elastrain.planner import children, env, status, timefmt
 from elastrain.planner.model import Delete, Event, Observed, Plan
 from elastrain.planner.observe import (
-    RUNNING,
-    SUCCEEDED,
     PodObservation,
     PodView,
     observe_pods,
 )
+from elastrain.planner.progress import Progress
 from elastrain.planner.restarts import (
     COUNTED,
     DISRUPTED,
@@ -48,10 +47,6 @@ from elastrain.planner.restarts import (
 # How often a job waiting for the PodGroup CRD re-checks (the CRD may be installed later).
 POD_GROUP_CRD_RECHECK_SECONDS = 60.0
 
-_CREATED = ConditionType.CREATED.value
-_RUNNING = ConditionType.RUNNING.value
-_RESTARTING = ConditionType.RESTARTING.value
-_SCALING = ConditionType.SCALING.value
 _SUSPENDED = ConditionType.SUSPENDED.value
 _SUCCEEDED = ConditionType.SUCCEEDED.value
 _FAILED = ConditionType.FAILED.value
@@ -120,13 +115,6 @@ def plan_job(job: TrainingJob, observed: Observed) -> Plan:
 
 
 @dataclass
-class _Phase:
-    kind: str
-    reason: str
-    message: str
-
-
-@dataclass
 class _Reconcile:
     """The working state of one plan; ``run`` is the only entry point."""
 
@@ -142,6 +130,7 @@ class _Reconcile:
     timers: list[datetime] = field(default_factory=list)
     added_restarts: dict[str, int] = field(default_factory=dict)
     topology: str = field(init=False)
+    progress: Progress = field(init=False)
 
     def __post_init__(self) -> None:
         self.now = timefmt.as_utc(self.observed.now)
@@ -149,6 +138,7 @@ class _Reconcile:
         self.prev = dict(self.job.status)
         self.tracking = Tracking.load(self.prev.get("tracking"))
         self.pods = observe_pods(self.observed.pods, self.job.name, self.job.uid)
+        self.progress = Progress(self.job, self.pods, self.tracking, self.topology)
 
     # -- the decision sequence ------------------------------------------------------------
 
@@ -168,31 +158,31 @@ class _Reconcile:
             return self._suspend()
         return self._run_active(counting.job_restart)
 
-    def _finish_reason(self, fatal: Fatal | None) -> _Phase | None:
+    def _finish_reason(self, fatal: Fatal | None) -> status.Phase | None:
         """Whether the job ends now, and how: failures first, then success, then the deadline."""
         if fatal is not None:
-            return _Phase(_FAILED, fatal.reason, fatal.message)
+            return status.Phase(_FAILED, fatal.reason, fatal.message)
         limit = self.job.spec.run_policy.backoff_limit
         if self._restart_count() > limit:
-            return _Phase(
+            return status.Phase(
                 _FAILED,
                 "BackoffLimitExceeded",
                 f"{self._restart_count()} restarts exceed backoffLimit {limit}",
             )
-        success = self._success()
+        success = self.progress.success()
         if success is not None:
-            return _Phase(_SUCCEEDED, "JobSucceeded", success)
+            return status.Phase(_SUCCEEDED, "JobSucceeded", success)
         deadline = self._deadline()
         if deadline is not None and self.now >= deadline and not self.job.spec.run_policy.suspend:
             seconds = self.job.spec.run_policy.active_deadline_seconds
-            return _Phase(
+            return status.Phase(
                 _FAILED, "DeadlineExceeded", f"job ran longer than activeDeadlineSeconds {seconds}"
             )
         return None
 
     # -- finished jobs --------------------------------------------------------------------
 
-    def _finish(self, phase: _Phase) -> Plan:
+    def _finish(self, phase: status.Phase) -> Plan:
         """The job ends in this plan: completionTime now, then the same cleanup as later on."""
         nxt = self._base_status()
         nxt["completionTime"] = timefmt.fmt(self.now)
@@ -202,7 +192,7 @@ class _Reconcile:
         return self._cleanup(kind, reason or "", self._base_status(), None)
 
     def _cleanup(
-        self, kind: str, reason: str, nxt: dict[str, Any], new_phase: _Phase | None
+        self, kind: str, reason: str, nxt: dict[str, Any], new_phase: status.Phase | None
     ) -> Plan:
         """Stop what a finished job must not keep running, per success/failure and policy.
 
@@ -250,7 +240,9 @@ class _Reconcile:
         nxt.pop("startTime", None)
         self._set_phase(
             nxt,
-            _Phase(_SUSPENDED, "JobSuspended", "job is suspended: pods deleted, Service kept"),
+            status.Phase(
+                _SUSPENDED, "JobSuspended", "job is suspended: pods deleted, Service kept"
+            ),
         )
         return self._plan(nxt)
 
@@ -286,12 +278,14 @@ class _Reconcile:
         nxt = self._base_status()
         if created and not nxt.get("startTime"):
             nxt["startTime"] = timefmt.fmt(self.now)
-        complete = self._complete()
+        complete = self.progress.complete()
         self._update_recovery(complete)
-        if complete and (self.tracking.settled is None or self._fully_settled()):
-            self.tracking.settled = self._desired_counts()
+        if complete and (self.tracking.settled is None or self.progress.fully_settled()):
+            self.tracking.settled = self.progress.desired_counts()
         nxt["tracking"] = self.tracking.dump()
-        self._set_phase(nxt, self._active_phase(complete, gang_blocked))
+        self._set_phase(
+            nxt, status.active_phase(self.job, self.progress, self.tracking, complete, gang_blocked)
+        )
         deadline = self._deadline(nxt)
         if deadline is not None:
             self.timers.append(deadline)
@@ -365,7 +359,7 @@ class _Reconcile:
                     self._delete_pod(pod, "Recreating", release=False)
                 else:
                     self.timers.append(ready_at)
-            elif not self._wanted(pod):
+            elif not self.progress.wanted(pod):
                 self._delete_pod(pod, "ScaledDown", release=True)
             elif job_restart:
                 self._delete_pod(pod, "JobRestarting", release=True)
@@ -381,7 +375,7 @@ class _Reconcile:
             self.timers.append(job_ready_at)
             return False
         created: set[str] = set()
-        for role, index in self._desired():
+        for role, index in self.progress.desired():
             name = children.pod_name(self.job, role, index)
             if name in self.pods.names_in_use:
                 continue
@@ -411,7 +405,7 @@ class _Reconcile:
 
     def _prune_backoff(self) -> None:
         """Forget back-offs of replicas the spec no longer has."""
-        keys = {backoff_key(role, index) for role, index in self._desired()}
+        keys = {backoff_key(role, index) for role, index in self.progress.desired()}
         keys.add(JOB_KEY)
         self.tracking.backoff = {k: b for k, b in self.tracking.backoff.items() if k in keys}
 
@@ -425,134 +419,10 @@ class _Reconcile:
                 continue
             role, _, index = key.rpartition("-")
             pod = self.pods.by_name(children.pod_name(self.job, role, int(index)))
-            if pod is not None and self._up(pod):
+            if pod is not None and self.progress.up(pod):
                 entry.recovering = False
 
     # -- derived facts --------------------------------------------------------------------
-
-    def _desired(self) -> list[tuple[str, int]]:
-        return [(role, index) for role in c.ROLES for index in range(env.replicas(self.job, role))]
-
-    def _desired_counts(self) -> dict[str, int]:
-        return {role: spec.replicas for role, spec in sorted(self.job.spec.replica_specs.items())}
-
-    def _wanted(self, pod: PodView) -> bool:
-        return pod.index < env.replicas(self.job, pod.role)
-
-    def _up(self, pod: PodView) -> bool:
-        """Running (or done) with the current wiring, and not on its way out."""
-        return (
-            not pod.terminating
-            and pod.phase in (RUNNING, SUCCEEDED)
-            and self.tracking.outcome(pod) is None
-            and pod.topology == self.topology
-            and self._wanted(pod)
-        )
-
-    def _up_count(self, role: str) -> int:
-        return sum(1 for p in self.pods.pods if p.role == role and self._up(p))
-
-    def _complete(self) -> bool:
-        """The Running criterion: every replica up; elastic workers: at least minReplicas."""
-        elastic = self.job.spec.elastic_policy
-        for role in self.job.spec.replica_specs:
-            need = env.replicas(self.job, role)
-            if role == c.ROLE_WORKER and elastic is not None:
-                need = min(need, elastic.min_replicas)
-            if self._up_count(role) < need:
-                return False
-        return True
-
-    def _fully_settled(self) -> bool:
-        """Every desired replica up and no pod beyond the desired ones left."""
-        return all(
-            self._up_count(role) == env.replicas(self.job, role)
-            for role in self.job.spec.replica_specs
-        ) and all(self._wanted(p) for p in self.pods.pods)
-
-    def _active_phase(self, complete: bool, gang_blocked: bool) -> _Phase:
-        """The phase of a job that is neither finished nor suspended, by priority.
-
-        Restarting (a failure is being repaired) beats Scaling (a spec change is being carried
-        out) beats Running; a job that ran before and lost pods without a recorded failure is
-        Restarting too, never back to Created.
-        """
-        recovering = sorted(k for k, b in self.tracking.backoff.items() if b.recovering)
-        up = sum(self._up_count(role) for role in self.job.spec.replica_specs)
-        total = sum(env.replicas(self.job, role) for role in self.job.spec.replica_specs)
-        progress = f"{up}/{total} pods running{self._stuck()}"
-        settled = self.tracking.settled
-        if JOB_KEY in recovering:
-            message = f"restarting every pod after losing a parameter server ({progress})"
-            return _Phase(_RESTARTING, "JobRestarting", message)
-        if recovering:
-            names = ", ".join(f"{self.job.name}-{k}" for k in recovering)
-            return _Phase(_RESTARTING, "PodRecreating", f"recreating {names} ({progress})")
-        if settled is not None and settled != self._desired_counts():
-            target = _counts(self._desired_counts())
-            message = f"scaling {_counts(settled)} -> {target} ({progress})"
-            return _Phase(_SCALING, "JobScaling", message)
-        if complete:
-            elastic = self.job.spec.elastic_policy
-            if elastic is not None:
-                workers = self._up_count(c.ROLE_WORKER)
-                bounds = f"{elastic.min_replicas}..{elastic.max_replicas}"
-                message = f"{workers} workers running (elastic {bounds}){self._stuck()}"
-                return _Phase(_RUNNING, "JobRunning", message)
-            return _Phase(_RUNNING, "JobRunning", f"all {total} pods running{self._stuck()}")
-        if gang_blocked:
-            return _Phase(
-                _CREATED,
-                "PodGroupCRDMissing",
-                "gang scheduling was requested (schedulingPolicy.minAvailable or queue) but the "
-                "PodGroup CRD (scheduling.x-k8s.io/v1alpha1) is not installed; the job waits "
-                "for it. Install scheduler-plugins or remove minAvailable and queue.",
-            )
-        if settled is not None:
-            return _Phase(_RESTARTING, "PodRecreating", progress)
-        return _Phase(_CREATED, "JobCreated", progress)
-
-    def _stuck(self) -> str:
-        """``; <pod>: <why it is not running>`` for the first few stuck pods, else ``""``."""
-        stuck = [f"{p.name}: {p.waiting}" for p in self.pods.pods if p.live and p.waiting]
-        if not stuck:
-            return ""
-        more = f" (+{len(stuck) - 2} more)" if len(stuck) > 2 else ""
-        return "; " + "; ".join(stuck[:2]) + more
-
-    def _success(self) -> str | None:
-        """Why the job succeeded, or None if it has not."""
-
-        def done(role: str, index: int) -> bool:
-            pod = self.pods.by_name(children.pod_name(self.job, role, index))
-            return (
-                pod is not None
-                and pod.phase == SUCCEEDED
-                and self.tracking.outcome(pod) != RELEASED
-            )
-
-        has_chief = env.replicas(self.job, c.ROLE_CHIEF) > 0
-        if self.job.spec.success_policy is SuccessPolicy.CHIEF:
-            role = c.ROLE_CHIEF if has_chief else c.ROLE_WORKER
-            return f"{role} 0 succeeded" if done(role, 0) else None
-        if has_chief and not done(c.ROLE_CHIEF, 0):
-            return None
-        workers = env.replicas(self.job, c.ROLE_WORKER)
-        finished = [i for i in range(workers) if done(c.ROLE_WORKER, i)]
-        if self.job.spec.elastic_policy is not None:
-            # torchrun's agents exit 0 together when training ends; workers that never joined
-            # (still pending) are not waited for.
-            running = any(
-                p.role == c.ROLE_WORKER and p.running and self._wanted(p) for p in self.pods.pods
-            )
-            if finished and not running:
-                return f"{len(finished)} elastic workers succeeded"
-            return None
-        if workers > 0 and len(finished) == workers:
-            return f"all {workers} workers succeeded"
-        if workers == 0 and has_chief:
-            return "chief succeeded"
-        return None
 
     def _deadline(self, nxt: dict[str, Any] | None = None) -> datetime | None:
         seconds = self.job.spec.run_policy.active_deadline_seconds
@@ -589,7 +459,7 @@ class _Reconcile:
         nxt["tracking"] = self.tracking.dump()
         return nxt
 
-    def _set_phase(self, nxt: dict[str, Any], phase: _Phase) -> None:
+    def _set_phase(self, nxt: dict[str, Any], phase: status.Phase) -> None:
         before = status.current_phase(self.prev)
         now = timefmt.fmt(self.now)
         nxt["conditions"] = status.set_phase(
@@ -617,7 +487,3 @@ class _Reconcile:
 def _name(obj: dict[str, Any]) -> str | None:
     meta = obj.get("metadata")
     return meta.get("name") if isinstance(meta, dict) else None
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return ",".join(f"{role}={n}" for role, n in sorted(counts.items()))

@@ -8,18 +8,35 @@ re-planning an unchanged world writes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from elastrain.api import constants as c
 from elastrain.api.types import ConditionType, TrainingJob
+from elastrain.planner import env
 from elastrain.planner.model import Event, EventType
 from elastrain.planner.observe import FAILED, PENDING, SUCCEEDED, PodView
+from elastrain.planner.progress import Progress
+from elastrain.planner.restarts import JOB_KEY, Tracking
 
 PHASES: tuple[str, ...] = tuple(t.value for t in ConditionType)
+_CREATED = ConditionType.CREATED.value
+_RUNNING = ConditionType.RUNNING.value
+_RESTARTING = ConditionType.RESTARTING.value
+_SCALING = ConditionType.SCALING.value
 TERMINAL = (ConditionType.SUCCEEDED.value, ConditionType.FAILED.value)
 # Phase reasons that deserve a Warning event rather than a Normal one.
 _WARNING_PHASES = (ConditionType.FAILED.value, ConditionType.RESTARTING.value)
 _WARNING_REASONS = ("PodGroupCRDMissing",)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """The one True phase condition a plan writes: type, reason and message."""
+
+    kind: str
+    reason: str
+    message: str
 
 
 def current_phase(status: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -133,3 +150,56 @@ def replica_statuses(
             "restarts": restarts + added.get(role, 0),
         }
     return out
+
+
+def active_phase(
+    job: TrainingJob,
+    progress: Progress,
+    tracking: Tracking,
+    complete: bool,
+    gang_blocked: bool,
+) -> Phase:
+    """The phase of a job that is neither finished nor suspended, by priority.
+
+    Restarting (a failure is being repaired) beats Scaling (a spec change is being carried
+    out) beats Running; a job that ran before and lost pods without a recorded failure is
+    Restarting too, never back to Created.
+    """
+    recovering = sorted(k for k, b in tracking.backoff.items() if b.recovering)
+    up = sum(progress.up_count(role) for role in job.spec.replica_specs)
+    total = sum(env.replicas(job, role) for role in job.spec.replica_specs)
+    stuck = progress.stuck()
+    counts = f"{up}/{total} pods running{stuck}"
+    settled = tracking.settled
+    desired = progress.desired_counts()
+    if JOB_KEY in recovering:
+        message = f"restarting every pod after losing a parameter server ({counts})"
+        return Phase(_RESTARTING, "JobRestarting", message)
+    if recovering:
+        names = ", ".join(f"{job.name}-{k}" for k in recovering)
+        return Phase(_RESTARTING, "PodRecreating", f"recreating {names} ({counts})")
+    if settled is not None and settled != desired:
+        message = f"scaling {_counts(settled)} -> {_counts(desired)} ({counts})"
+        return Phase(_SCALING, "JobScaling", message)
+    if complete:
+        elastic = job.spec.elastic_policy
+        if elastic is None:
+            return Phase(_RUNNING, "JobRunning", f"all {total} pods running{stuck}")
+        workers = progress.up_count(c.ROLE_WORKER)
+        bounds = f"{elastic.min_replicas}..{elastic.max_replicas}"
+        return Phase(_RUNNING, "JobRunning", f"{workers} workers running (elastic {bounds}){stuck}")
+    if gang_blocked:
+        return Phase(
+            _CREATED,
+            "PodGroupCRDMissing",
+            "gang scheduling was requested (schedulingPolicy.minAvailable or queue) but the "
+            "PodGroup CRD (scheduling.x-k8s.io/v1alpha1) is not installed; the job waits "
+            "for it. Install scheduler-plugins or remove minAvailable and queue.",
+        )
+    if settled is not None:
+        return Phase(_RESTARTING, "PodRecreating", counts)
+    return Phase(_CREATED, "JobCreated", counts)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ",".join(f"{role}={n}" for role, n in sorted(counts.items()))
