@@ -11,6 +11,7 @@ import argparse
 import logging
 
 import kopf
+import prometheus_client
 
 from elastrain.handlers.config import OperatorConfig
 from elastrain.kube.client import DEFAULT_BURST, DEFAULT_QPS
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if not config.verbose:
         # kopf logs every handler success per object at INFO: one line per pod event.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # One sample per series: no ``*_created`` timestamps doubling every counter on /metrics.
+    prometheus_client.disable_created_metrics()
     runtime = Runtime(config, plan)
     registry = build_registry(runtime)
     logging.getLogger(__name__).info(

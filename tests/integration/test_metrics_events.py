@@ -1,0 +1,54 @@
+"""Values on the operator's real /metrics endpoint, and Events for API failures.
+
+Its own module so that the counters checked here see only this module's jobs.
+"""
+
+from __future__ import annotations
+
+import pytest
+from operator_harness import Cluster, Operator, training_job
+
+pytestmark = pytest.mark.slow
+
+
+def sample(operator: Operator, name: str, **labels: str) -> float:
+    return operator.metrics().get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_count_each_transition_once(cluster: Cluster, operator: Operator, ns: str) -> None:
+    cluster.apply(ns, training_job("counted", "exit 0", workers=2))
+    cluster.wait_phase(ns, "counted", "Succeeded", operator=operator)
+    # The job keeps being reconciled (its pods' events); the counters must not move again.
+    cluster.wait(lambda: sample(operator, "elastrain_jobs", phase="Succeeded") == 1, "phase gauge")
+    assert sample(operator, "elastrain_jobs_created_total", namespace=ns) == 1
+    assert sample(operator, "elastrain_jobs_succeeded_total", namespace=ns) == 1
+    assert sample(operator, "elastrain_pods_created_total", namespace=ns) == 2
+    assert sample(operator, "elastrain_job_to_pod_creation_seconds_count") == 1
+    assert sample(operator, "elastrain_job_time_to_running_seconds_count") == 1
+    assert sample(operator, "elastrain_reconcile_duration_seconds_count") > 0
+    assert sample(operator, "elastrain_workqueue_depth") >= 0
+
+
+def test_refused_pod_creates_become_aggregated_events_and_metrics(
+    cluster: Cluster, operator: Operator, ns: str
+) -> None:
+    # A label value over 63 characters passes the CRD but the API server refuses the pod.
+    job = training_job("refused", "exit 0")
+    job["spec"]["replicaSpecs"]["worker"]["template"]["metadata"] = {"labels": {"team": "x" * 70}}
+    cluster.apply(ns, job)
+
+    def repeated_failure() -> list[dict[str, object]]:
+        return [
+            e
+            for e in cluster.events(ns, "refused")
+            if e["reason"] == "FailedCreatePod" and int(e.get("count", 1)) >= 2
+        ]
+
+    (event,) = cluster.wait(repeated_failure, "FailedCreatePod counted twice (aggregated)")
+    assert event["type"] == "Warning"
+    assert "refused-worker-0" in str(event["message"])
+    # Retried with back-off, never crashing: the operator still serves and still counts.
+    labels = {"namespace": ns, "error": "Invalid"}
+    assert sample(operator, "elastrain_pod_create_failures_total", **labels) >= 2
+    assert sample(operator, "elastrain_reconcile_errors_total", error="Invalid") >= 2
+    assert not cluster.pods(ns, "refused")
