@@ -226,7 +226,7 @@ def test_cert_manager_like_rules() -> None:
         }
     )
     assert lines(cs.validate(bad)) == [
-        'spec: Invalid value: "object": renewBefore must be shorter than duration',
+        "spec: Invalid value: renewBefore must be shorter than duration",
         "spec.privateKey.size: Forbidden: RSA keys need at least 2048 bits, got 1024",
     ]
 
@@ -238,7 +238,7 @@ def test_documented_rule_examples(rule: str, schema: dict[str, Any], good: Any, 
     spec = {**schema, "x-kubernetes-validations": [{"rule": rule}]}
     cs = CompiledSchema.from_crd(crd({"type": "object", "properties": {"spec": spec}}), "v1")
     assert cs.validate(wrap(good)) == []
-    assert lines(cs.validate(wrap(bad))) == [f'spec: Invalid value: "object": failed rule: {rule}']
+    assert lines(cs.validate(wrap(bad))) == [f"spec: Invalid value: failed rule: {rule}"]
 
 
 @pytest.mark.parametrize("path", sorted(REPO.glob("crds/*.yaml")), ids=lambda p: p.name)

@@ -290,6 +290,8 @@ class Evaluator:
         compiled = self.rules.get(id(node))
         if compiled:
             self._evaluate(compiled, value, node, path, old, root)
+        for branch in node.all_of:
+            self.walk(value, branch, path, old, root=root)
         if isinstance(value, dict):
             old_map = old if isinstance(old, dict) else {}
             for key, sub in value.items():
@@ -319,11 +321,11 @@ class Evaluator:
             outcome = rule.cache.get(key) if key else None
             if outcome is None:
                 if not activation:
-                    activation = _activation(value, old, node, root)
+                    activation = _activation(value, old, node.shape or node, root)
                 outcome = self._outcome(rule, activation)
                 if key:
                     rule.remember(key, outcome)
-            cause = _cause(rule, outcome, node, path)
+            cause = _cause(rule, outcome, value, node.shape or node, path)
             if cause is not None:
                 self.causes.append(cause)
 
@@ -364,13 +366,17 @@ def _cache_key(value: Any, old: Any) -> str:
         return ""
 
 
-def _cause(rule: CompiledRule, outcome: Outcome, node: Node, path: str) -> fe.FieldCause | None:
+def _cause(
+    rule: CompiledRule, outcome: Outcome, value: Any, node: Node, path: str
+) -> fe.FieldCause | None:
     if outcome.passed:
         return None
     if outcome.errored:
         return fe.invalid(path or fe.ROOT, node.cel_type, outcome.message)
+    # Since Kubernetes 1.35 a failed rule shows a scalar's value, never a whole object or list.
+    shown = fe.OMIT if node.type in ("object", "array") else value
     target = _apply_field_path(path, rule.field_path) or fe.ROOT
-    return _reason_cause(rule.spec.reason, target, node.cel_type, outcome.message)
+    return _reason_cause(rule.spec.reason, target, shown, outcome.message)
 
 
 def _message(rule: CompiledRule, activation: dict[str, Any]) -> str:
@@ -399,14 +405,14 @@ def _runtime_message(exc: Exception, rule: CompiledRule) -> str:
     return f"{text} evaluating rule: {rule.shown}"
 
 
-def _reason_cause(reason: str | None, field: str, type_name: str, message: str) -> fe.FieldCause:
+def _reason_cause(reason: str | None, field: str, value: Any, message: str) -> fe.FieldCause:
     if reason == "FieldValueForbidden":
         return fe.forbidden(field, message)
     if reason == "FieldValueRequired":
         return fe.required(field, message)
     if reason == "FieldValueDuplicate":
-        return fe.duplicate(field, type_name)
-    return fe.invalid(field, type_name, message)
+        return fe.duplicate(field, value)
+    return fe.invalid(field, value, message)
 
 
 def _apply_field_path(path: str, parts: tuple[tuple[str, bool], ...]) -> str:

@@ -8,10 +8,11 @@ raises ``ValueError``/``TypeError`` on bad arguments; the evaluator turns that i
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable
 from typing import Any
 
-from celpy import celtypes
+from celpy import celtypes, evaluation
 
 
 class Optional:
@@ -126,7 +127,75 @@ def _max(items: Any) -> Any:
     return max(items)
 
 
+def _kind(value: Any) -> str:
+    """A CEL value's type family; celpy mixes its own types with Python's (``'a' + '!'``)."""
+    if isinstance(value, bool | celtypes.BoolType):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "map"
+    return type(value).__name__
+
+
+def _numeric(name: str, op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], Any]:
+    """An ordering that also compares int, uint and double with each other.
+
+    The Kubernetes CEL environment enables cel-go's cross-type numeric comparisons and
+    heterogeneous equality (``1 == 1.0``, ``self.replicas <= self.ratio``); celpy refuses them.
+    """
+    original = evaluation.base_functions[name]
+
+    def compare(a: Any, b: Any) -> Any:
+        if _kind(a) == _kind(b) == "number" and type(a) is not type(b):
+            return celtypes.BoolType(op(float(a), float(b)))
+        return original(a, b)
+
+    return compare
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Heterogeneous equality: numbers compare by value, other mixed types are just unequal."""
+    kind = _kind(a)
+    if kind != _kind(b):
+        return False
+    if kind == "list":
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    if kind == "map":
+        return len(a) == len(b) and all(k in b and _equal(v, b[k]) for k, v in a.items())
+    if kind == "number":
+        if isinstance(a, int) and isinstance(b, int):
+            return int(a) == int(b)
+        return float(a) == float(b)
+    return bool(a == b)
+
+
+def _eq(a: Any, b: Any) -> celtypes.BoolType:
+    return celtypes.BoolType(_equal(a, b))
+
+
+def _ne(a: Any, b: Any) -> celtypes.BoolType:
+    return celtypes.BoolType(not _equal(a, b))
+
+
+def _in(item: Any, container: Any) -> Any:
+    if isinstance(container, celtypes.ListType):
+        return celtypes.BoolType(any(_equal(item, element) for element in container))
+    return evaluation.base_functions["_in_"](item, container)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "_<_": _numeric("_<_", operator.lt),
+    "_<=_": _numeric("_<=_", operator.le),
+    "_>_": _numeric("_>_", operator.gt),
+    "_>=_": _numeric("_>=_", operator.ge),
+    "_==_": _eq,
+    "_!=_": _ne,
+    "_in_": _in,
     "hasValue": _has_value,
     "value": _value,
     "orValue": _or_value,

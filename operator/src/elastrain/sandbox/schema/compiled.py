@@ -48,9 +48,9 @@ def _find_version(crd: Any, version: str) -> tuple[int, dict[str, Any]]:
 
 
 def _walk(node: Node) -> list[Node]:
-    """Every node of the structural skeleton (not the value-only junctor subtrees)."""
+    """Every node that may hold rules: the structural skeleton and ``allOf`` subtrees."""
     out = [node]
-    children = [*node.properties.values(), node.items, node.additional]
+    children = [*node.properties.values(), node.items, node.additional, *node.all_of]
     for child in children:
         if isinstance(child, Node):
             out.extend(_walk(child))

@@ -17,6 +17,9 @@ from typing import Any
 ROOT = "<nil>"
 """How the apiserver prints the field of an error at the object root (a nil ``field.Path``)."""
 
+OMIT: Any = object()
+"""A bad value left out of the message (``field.OmitValueType``), e.g. a whole object."""
+
 REQUIRED = "FieldValueRequired"
 INVALID = "FieldValueInvalid"
 TYPE_INVALID = "FieldValueTypeInvalid"
@@ -109,7 +112,7 @@ def go_value(value: Any) -> str:
 def cause(field: str, kind: str, value: Any = None, detail: str = "") -> FieldCause:
     """Build a FieldCause with the apiserver's message body for ``kind``."""
     body = _LABELS[kind]
-    if kind not in _VALUELESS:
+    if kind not in _VALUELESS and value is not OMIT:
         body = f"{body}: {go_value(value)}"
     if detail:
         body = f"{body}: {detail}"

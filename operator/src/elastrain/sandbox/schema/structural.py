@@ -150,6 +150,8 @@ class Node:
     rules: list[RuleSpec] = field(default_factory=list)
     crd_path: str = ""
     correlatable: bool = True
+    shape: Node | None = None
+    """For an ``allOf`` subtree node: the structural node it mirrors (types CEL's ``self``)."""
 
     def child_schema(self, key: str) -> Node | None:
         """The schema of an object member ``key``, or None when the key is unknown here."""
@@ -176,8 +178,17 @@ class _Parser:
         self.causes.append(cause)
 
     def parse(
-        self, raw: Any, path: str, *, junctor: bool, correlatable: bool, root: bool = False
+        self,
+        raw: Any,
+        path: str,
+        *,
+        junctor: bool,
+        correlatable: bool,
+        root: bool = False,
+        rules: bool = True,
     ) -> Node:
+        """Parse one node; ``junctor`` marks value-only subtrees, where only ``allOf`` may hold
+        rules (``rules``), as since Kubernetes 1.35."""
         node = Node(crd_path=path, correlatable=correlatable)
         if not isinstance(raw, dict):
             self.fail(
@@ -190,11 +201,11 @@ class _Parser:
             return node
         self.unknown.extend(f"{path}.{key}" for key in raw if key not in SCHEMA_KEYS)
         raw = self._well_typed(raw, path, _KEY_TYPES)
-        self._check_forbidden(raw, path, junctor)
-        self._structure(node, raw, path, junctor, root)
+        self._check_forbidden(raw, path, junctor, rules)
+        self._structure(node, raw, path, junctor, root, rules)
         self._values(node, raw, path)
-        self._junctors(node, raw, path)
-        if not junctor:
+        self._junctors(node, raw, path, rules)
+        if rules:
             self._rules(node, raw, path)
         return node
 
@@ -212,7 +223,7 @@ class _Parser:
                 self.fail(fe.invalid(f"{path}.{key}", value, detail))
         return out
 
-    def _check_forbidden(self, raw: dict[str, Any], path: str, junctor: bool) -> None:
+    def _check_forbidden(self, raw: dict[str, Any], path: str, junctor: bool, rules: bool) -> None:
         for key in _UNSUPPORTED:
             if key in raw:
                 self.fail(fe.forbidden(f"{path}.{key}", f"{key} is not supported"))
@@ -226,11 +237,16 @@ class _Parser:
             )
         if junctor:
             for key in _JUNCTOR_FORBIDDEN:
-                if key in raw and not (key == "type" and raw[key] in ("integer", "string")):
+                if key not in raw:
+                    continue
+                allowed = (key == "type" and raw[key] in ("integer", "string")) or (
+                    key == "x-kubernetes-validations" and rules
+                )
+                if not allowed:
                     self.fail(fe.forbidden(f"{path}.{key}", "must be empty to be structural"))
 
     def _structure(
-        self, node: Node, raw: dict[str, Any], path: str, junctor: bool, root: bool
+        self, node: Node, raw: dict[str, Any], path: str, junctor: bool, root: bool, rules: bool
     ) -> None:
         node.type = raw.get("type")
         node.nullable = raw.get("nullable") is True
@@ -271,14 +287,20 @@ class _Parser:
             )
         if "default" in raw:
             node.has_default, node.default = True, raw["default"]
-        self._children(node, raw, path, junctor)
+        self._children(node, raw, path, junctor, rules)
         self._list_and_map_types(node, raw, path)
 
-    def _children(self, node: Node, raw: dict[str, Any], path: str, junctor: bool) -> None:
+    def _children(
+        self, node: Node, raw: dict[str, Any], path: str, junctor: bool, rules: bool
+    ) -> None:
         props = raw.get("properties") or {}
         for name, sub in props.items():
             node.properties[name] = self.parse(
-                sub, f"{path}.properties[{name}]", junctor=junctor, correlatable=node.correlatable
+                sub,
+                f"{path}.properties[{name}]",
+                junctor=junctor,
+                correlatable=node.correlatable,
+                rules=rules,
             )
         additional = raw.get("additionalProperties")
         if additional is not None:
@@ -297,12 +319,17 @@ class _Parser:
                     f"{path}.additionalProperties",
                     junctor=junctor,
                     correlatable=node.correlatable,
+                    rules=rules,
                 )
         items = raw.get("items")
         if items is not None:
             keyed = raw.get("x-kubernetes-list-type") == "map"
             node.items = self.parse(
-                items, f"{path}.items", junctor=junctor, correlatable=node.correlatable and keyed
+                items,
+                f"{path}.items",
+                junctor=junctor,
+                correlatable=node.correlatable and keyed,
+                rules=rules,
             )
         elif node.type == "array" and not junctor:
             self.fail(fe.required(f"{path}.items", "must be specified"))
@@ -440,16 +467,29 @@ class _Parser:
             else:
                 setattr(node, attr, value)
 
-    def _junctors(self, node: Node, raw: dict[str, Any], path: str) -> None:
-        for key, attr in (("allOf", "all_of"), ("anyOf", "any_of"), ("oneOf", "one_of")):
-            subs = raw.get(key) or []
+    def _junctors(self, node: Node, raw: dict[str, Any], path: str, rules: bool) -> None:
+        node.all_of = [
+            self.parse(
+                sub,
+                f"{path}.allOf[{i}]",
+                junctor=True,
+                correlatable=node.correlatable,
+                rules=rules,
+            )
+            for i, sub in enumerate(raw.get("allOf") or [])
+        ]
+        for branch in node.all_of:
+            _link_shape(branch, node.shape or node)
+        for key, attr in (("anyOf", "any_of"), ("oneOf", "one_of")):
             parsed = [
-                self.parse(s, f"{path}.{key}[{i}]", junctor=True, correlatable=False)
-                for i, s in enumerate(subs)
+                self.parse(sub, f"{path}.{key}[{i}]", junctor=True, correlatable=False, rules=False)
+                for i, sub in enumerate(raw.get(key) or [])
             ]
             setattr(node, attr, parsed)
         if "not" in raw:
-            node.not_ = self.parse(raw["not"], f"{path}.not", junctor=True, correlatable=False)
+            node.not_ = self.parse(
+                raw["not"], f"{path}.not", junctor=True, correlatable=False, rules=False
+            )
 
     def _rules(self, node: Node, raw: dict[str, Any], path: str) -> None:
         for i, entry in enumerate(raw.get("x-kubernetes-validations") or []):
@@ -473,6 +513,18 @@ class _Parser:
                     crd_path=rpath,
                 )
             )
+
+
+def _link_shape(branch: Node, skeleton: Node) -> None:
+    """Point an ``allOf`` subtree at the structural nodes it constrains, field by field."""
+    branch.shape = skeleton
+    for name, prop in branch.properties.items():
+        if name in skeleton.properties:
+            _link_shape(prop, skeleton.properties[name])
+    if branch.items is not None and skeleton.items is not None:
+        _link_shape(branch.items, skeleton.items)
+    if isinstance(branch.additional, Node) and isinstance(skeleton.additional, Node):
+        _link_shape(branch.additional, skeleton.additional)
 
 
 def parse_schema(raw: Any, path: str) -> tuple[Node, list[fe.FieldCause], list[str]]:
