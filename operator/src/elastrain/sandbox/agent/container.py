@@ -181,19 +181,24 @@ class ContainerProcess:
     async def kill_leftovers(self, timeout: float = 10.0) -> None:
         """SIGKILL the group and every process carrying this container's marker, until none is
         left: a container counts as terminated only once its whole tree is gone, as when the
-        kubelet kills a cgroup. Killed processes take a moment to vanish, hence the polling."""
+        kubelet kills a cgroup. Killed processes take a moment to vanish, and a process in the
+        middle of ``execve`` briefly shows no environment, hence polling until two scans a
+        little apart both come back empty."""
         deadline = time.monotonic() + timeout
         self.signal_group(signal.SIGKILL)
-        while pids := processes_with_marker(self.spec.container_id):
+        empty_scans = 0
+        while empty_scans < 2:
+            pids = processes_with_marker(self.spec.container_id)
+            empty_scans = 0 if pids else empty_scans + 1
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            if time.monotonic() > deadline:
+            if pids and time.monotonic() > deadline:
                 log.warning(
                     "container %s: processes %s survive SIGKILL", self.spec.container_id, pids
                 )
                 return
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05 if not pids else 0.02)
 
     async def stop(self, grace: float) -> int:
         """SIGTERM the group, SIGKILL after ``grace`` seconds; return the exit code."""
