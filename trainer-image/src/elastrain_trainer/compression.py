@@ -11,8 +11,8 @@ gradient). Vectors and matrices too small to gain are allreduced uncompressed. T
 `start_step` steps use plain allreduce, as torch recommends, so early large gradients are exact.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: DDP inspects the hooks' `bucket` annotation and
+# insists on the real dist.GradBucket class, not a string.
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +37,12 @@ def _group(process_group: Any) -> Any:
     return process_group if process_group is not None else dist.group.WORLD
 
 
-def bf16_compress_hook(process_group: Any, bucket: dist.GradBucket) -> HookFuture:
-    """Allreduce the bucket in bfloat16, then write the mean back in the bucket's dtype."""
+def bf16_cast_hook(process_group: Any, bucket: dist.GradBucket) -> HookFuture:
+    """Allreduce the bucket in bfloat16, then write the mean back in the bucket's dtype.
+
+    (Not named `bf16_compress_hook`: DDP rejects any hook of that name unless the backend is
+    NCCL, because it assumes torch's own.)
+    """
     group = _group(process_group)
     buffer = bucket.buffer()
     compressed = buffer.to(torch.bfloat16).div_(dist.get_world_size(group))
@@ -140,7 +144,7 @@ def register(
     if kind == "fp16":
         model.register_comm_hook(None, default_hooks.fp16_compress_hook)
     elif kind == "bf16":
-        model.register_comm_hook(None, bf16_compress_hook)
+        model.register_comm_hook(None, bf16_cast_hook)
     elif kind == "powersgd":
         state = PowerSGDState(rank=rank, start_step=start_step, seed=seed)
         model.register_comm_hook(state, powersgd_hook)
