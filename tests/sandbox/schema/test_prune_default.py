@@ -184,3 +184,15 @@ def test_prepare_is_prune_then_default() -> None:
     obj = base(policy={"bogus": 1})
     assert cs.prepare(obj) == cs.default(cs.prune(obj))
     assert cs.prepare(obj)["spec"]["policy"] == {"backoffLimit": 6, "suspend": False}
+
+
+def test_declared_metadata_object_is_never_pruned() -> None:
+    # kubebuilder emits `metadata: {type: object}`; ObjectMeta must survive it untouched.
+    declared = {
+        "type": "object",
+        "properties": {"apiVersion": {"type": "string"}, "metadata": {"type": "object"}},
+    }
+    cs = CompiledSchema.from_crd(crd(declared), "v1")
+    obj = base()
+    assert cs.pruned_fields(obj) == ["spec"]
+    assert cs.prepare(obj)["metadata"] == {"name": "w", "labels": {"a": "b"}}

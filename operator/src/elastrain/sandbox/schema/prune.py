@@ -51,7 +51,9 @@ def _prune_object(
     value: dict[str, Any], node: Node, path: str, dropped: list[str], *, keep_meta: bool
 ) -> None:
     for key in list(value):
-        if keep_meta and key in _ROOT_META and key not in node.properties:
+        if keep_meta and key in _ROOT_META:
+            # ObjectMeta and type meta are the registry's, never pruned by the schema (even when
+            # the schema declares ``metadata: {type: object}``, as generated CRDs do).
             continue
         sub = node.child_schema(key)
         if sub is not None:
