@@ -388,3 +388,40 @@ def test_in_place_restart_event_names_the_exit_code_and_the_budget() -> None:
         "pod mnist-worker-0 restarted in place 2 time(s) (container 'trainer' last exited "
         "with code 137); 2 restart(s) used of backoffLimit 6"
     )
+
+
+def test_native_sidecar_restarts_and_exits_are_not_the_programs() -> None:
+    role = replica(1, "ExitCode")
+    role["template"]["spec"]["initContainers"] = [
+        {"name": "logs", "image": "x", "restartPolicy": "Always"}
+    ]
+    world = running_world(make_job(roles={"worker": role}, runPolicy={"backoffLimit": 0}))
+    pod = world.pods["mnist-worker-0"]
+    pod["status"]["initContainerStatuses"] = [{"name": "logs", "restartCount": 5}]
+    p = world.step()
+    assert world.status["restartCount"] == 0 and not p.events
+    pod["status"] = {
+        "phase": "Failed",
+        "initContainerStatuses": [
+            {"name": "logs", "restartCount": 5, "state": {"terminated": {"exitCode": 143}}}
+        ],
+        "containerStatuses": [
+            {"name": "trainer", "restartCount": 0, "state": {"terminated": {"exitCode": 2}}}
+        ],
+    }
+    world.step()
+    failed = world.condition("Failed")
+    assert failed is not None and "container 'trainer'" in failed["message"]
+    assert "code 2" in failed["message"]
+
+
+def test_pod_stuck_terminating_on_a_lost_node_is_named() -> None:
+    world = running_world(make_job(workers=2))
+    world.pods["mnist-worker-1"]["metadata"]["deletionTimestamp"] = "2026-01-01T12:00:30Z"
+    world.pods["mnist-worker-0"]["status"] = {"phase": "Unknown"}
+    world.step()
+    restarting = world.condition("Restarting")
+    assert restarting is not None and restarting["message"] == (
+        "0/2 pods running; mnist-worker-0: phase Unknown (its node stopped reporting); "
+        "mnist-worker-1: terminating (deletion requested, grace until 2026-01-01T12:00:30Z)"
+    )

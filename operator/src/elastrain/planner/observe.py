@@ -132,6 +132,21 @@ def _controller_uid(meta: dict[str, Any]) -> str | None:
     return None
 
 
+def _program_statuses(raw: dict[str, Any], status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Statuses of the containers that run the user's program: app containers first, then
+    init containers, leaving out native sidecars (init containers with ``restartPolicy:
+    Always``). A crash-looping log shipper is not the training failing, and the kubelet
+    SIGTERMs sidecars when the pod ends, which says nothing about the program.
+    """
+    sidecars = {
+        ctr.get("name")
+        for ctr in _list(_dict(raw.get("spec")).get("initContainers"))
+        if isinstance(ctr, dict) and ctr.get("restartPolicy") == "Always"
+    }
+    found = _list(status.get("containerStatuses")) + _list(status.get("initContainerStatuses"))
+    return [s for s in found if isinstance(s, dict) and s.get("name") not in sidecars]
+
+
 def _view(
     raw: dict[str, Any], meta: dict[str, Any], name: str, job_name: str, job_uid: str
 ) -> PodView | None:
@@ -145,11 +160,7 @@ def _view(
     status = _dict(raw.get("status"))
     phase = status.get("phase")
     conditions = [cond for cond in _list(status.get("conditions")) if isinstance(cond, dict)]
-    statuses = [
-        s
-        for s in _list(status.get("initContainerStatuses")) + _list(status.get("containerStatuses"))
-        if isinstance(s, dict)
-    ]
+    statuses = _program_statuses(raw, status)
     reason = status.get("reason")
     annotations = _dict(meta.get("annotations"))
     topology = annotations.get(ANNOTATION_TOPOLOGY)
@@ -168,7 +179,7 @@ def _view(
         disruption=_disruption(conditions, reason),
         exits=_exits(statuses),
         reason=reason if isinstance(reason, str) else None,
-        waiting=_waiting(conditions, statuses),
+        waiting=_waiting(meta, phase, conditions, statuses),
     )
 
 
@@ -186,13 +197,23 @@ STUCK_REASONS = frozenset(
 )
 
 
-def _waiting(conditions: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> str | None:
-    """Why the pod is not running yet, in one line, if Kubernetes says why.
+def _waiting(
+    meta: dict[str, Any],
+    phase: Any,
+    conditions: list[dict[str, Any]],
+    statuses: list[dict[str, Any]],
+) -> str | None:
+    """Why the pod is not making progress, in one line, if Kubernetes says why.
 
     Pods stuck Pending are the most reported training-operator problem (Kubeflow #1825,
     #1630); putting the scheduler's or kubelet's reason into the job's condition saves users
-    from describing every pod.
+    from describing every pod. A pod stuck terminating (its node is gone) blocks its name, and
+    so its replacement, until Kubernetes removes it; that is worth saying too.
     """
+    if meta.get("deletionTimestamp"):
+        return f"terminating (deletion requested, grace until {meta['deletionTimestamp']})"
+    if phase == UNKNOWN:
+        return "phase Unknown (its node stopped reporting)"
     for cond in conditions:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             text = str(cond.get("reason") or "Unschedulable")

@@ -69,7 +69,11 @@ class Progress:
 
     def stuck(self) -> str:
         """``; <pod>: <why it is not running>`` for the first few stuck pods, else ``""``."""
-        stuck = [f"{p.name}: {p.waiting}" for p in self.pods.pods if p.live and p.waiting]
+        stuck = [
+            f"{p.name}: {p.waiting}"
+            for p in self.pods.pods
+            if p.waiting and (p.live or p.terminating)
+        ]
         if not stuck:
             return ""
         more = f" (+{len(stuck) - 2} more)" if len(stuck) > 2 else ""
