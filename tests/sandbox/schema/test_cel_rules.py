@@ -333,3 +333,16 @@ def test_numbers_compare_across_int_and_double_like_kubernetes(expr: str) -> Non
     props = {"n": INT, "f": {"type": "number"}, "l": {"type": "array", "items": {"type": "number"}}}
     cs = spec_rules(props, rule(expr))
     assert cs.validate(obj({"n": 2, "f": 2.5, "l": [2, 2.5]})) == []
+
+
+def test_embedded_resources_show_only_name_in_metadata() -> None:
+    emb = {
+        "type": "object",
+        "x-kubernetes-embedded-resource": True,
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+    cs = spec_rules(
+        {"pod": emb}, rule("!has(self.pod.metadata.labels) && self.pod.metadata.name == 'p'")
+    )
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}}}
+    assert cs.validate(obj({"pod": pod})) == []

@@ -228,7 +228,8 @@ def to_cel(value: Any, node: Node | None, *, root: bool = False) -> Any:
         return untyped(value)
     if isinstance(value, dict):
         items = value.items()
-        if root and isinstance(value.get("metadata"), dict):
+        # A resource (the root, or an embedded object) shows CEL only name and generateName.
+        if (root or node.embedded) and isinstance(value.get("metadata"), dict):
             meta = {k: v for k, v in value["metadata"].items() if k in ("name", "generateName")}
             items = {**value, "metadata": meta}.items()
         return celtypes.MapType(
