@@ -331,3 +331,12 @@ def test_hosts_files_follow_peers_coming_and_going(sb: Sandbox, ns: str) -> None
     sb.store.delete("pods", "b", ns, grace_period_seconds=1)
     poll(lambda: "b.grp" not in hosts_file.read_text(), what="b gone from a's hosts file")
     assert hosts_file.stat().st_ino == inode  # rewritten in place: the bind mount still sees it
+
+
+def test_a_recreated_pod_starts_with_fresh_logs(sb: Sandbox, kubectl: Kubectl, ns: str) -> None:
+    for generation in ("first", "second"):
+        sb.store.create("pods", pod("w", f"echo {generation}", restartPolicy="Never"), namespace=ns)
+        poll(lambda: status_of(sb, ns, "w").get("phase") == "Succeeded", what=generation)
+        assert kubectl("logs", "w", "-n", ns).stdout == f"{generation}\n"
+        sb.store.delete("pods", "w", ns)
+        poll(lambda: get(sb, ns, "w") is None, what=f"{generation} deleted")

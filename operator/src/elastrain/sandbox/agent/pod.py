@@ -174,6 +174,7 @@ class PodRuntime:
 
     async def _setup(self) -> bool:
         """Create the pod sandbox; retry (with the back-off base) while volumes are missing."""
+        await asyncio.to_thread(self._claim_log_dir)
         self.net = await asyncio.to_thread(self.config.network.add_pod, self.uid)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "resolv.conf").write_text(RESOLV_CONF.format(ns=self.namespace))
@@ -191,6 +192,22 @@ class PodRuntime:
                 self._changed()
                 await self._sleep(self.config.backoff.base)
         return False
+
+    def _claim_log_dir(self) -> None:
+        """Start this pod's logs afresh if an earlier pod of the same name left some.
+
+        Logs outlive their pod (handy after a failed test or demo), but a pod recreated under
+        the same name (a restarted job's worker) must not show its predecessor's output.
+        """
+        directory = self.config.state_dir / "logs" / self.namespace / self.name
+        owner = directory / ".uid"
+        try:
+            if owner.read_text() != self.uid:
+                shutil.rmtree(directory, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+        directory.mkdir(parents=True, exist_ok=True)
+        owner.write_text(self.uid)
 
     async def _run_init(self) -> bool:
         """Run init containers in order; False if the pod failed or is stopping."""
