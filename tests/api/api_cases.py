@@ -16,7 +16,9 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# The user-facing examples, and every manifest under examples/ (the demo's included).
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+ALL_EXAMPLES = sorted((REPO / "examples").rglob("*.yaml"))
 
 Obj = dict[str, Any]
 
@@ -40,12 +42,13 @@ def base_job(name: str = "mnist") -> Obj:
 
 
 def example_jobs() -> list[tuple[str, Obj]]:
-    """Every TrainingJob document in ``examples/``, with an id for parametrize."""
+    """Every TrainingJob document under ``examples/``, with an id for parametrize."""
     out = []
-    for path in EXAMPLES:
+    for path in ALL_EXAMPLES:
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") == "TrainingJob":
-                out.append((f"{path.name}:{doc['metadata']['name']}", doc))
+                rel = path.relative_to(REPO / "examples")
+                out.append((f"{rel}:{doc['metadata']['name']}", doc))
     return out
 
 

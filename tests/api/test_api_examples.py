@@ -9,12 +9,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from api_cases import EXAMPLES
+from api_cases import ALL_EXAMPLES, EXAMPLES, REPO
 from elastrain.api import constants as c
 from elastrain_trainer.config import build_parser
 
 Obj = dict[str, Any]
 TRAINER_IMAGE = "ghcr.io/elastrain/trainer:0.1.0"
+EXAMPLES_DIR = REPO / "examples"
 
 
 def _docs(path: Path) -> list[Obj]:
@@ -33,7 +34,9 @@ def test_the_three_examples_exist() -> None:
     assert {p.name for p in EXAMPLES} >= {"ddp.yaml", "elastic-ddp.yaml", "ps.yaml"}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+@pytest.mark.parametrize(
+    "path", ALL_EXAMPLES, ids=[str(p.relative_to(EXAMPLES_DIR)) for p in ALL_EXAMPLES]
+)
 def test_example_documents(path: Path) -> None:
     docs = _docs(path)
     jobs = [d for d in docs if d["kind"] == c.KIND]
@@ -52,13 +55,15 @@ def test_example_documents(path: Path) -> None:
         assert container["image"] == TRAINER_IMAGE
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+@pytest.mark.parametrize(
+    "path", ALL_EXAMPLES, ids=[str(p.relative_to(EXAMPLES_DIR)) for p in ALL_EXAMPLES]
+)
 def test_trainer_command_lines_parse(path: Path) -> None:
     job = next(d for d in _docs(path) if d["kind"] == c.KIND)
     for container in _containers(job):
         command = container["command"]
-        if command[0] == "torchrun":
-            assert command == ["torchrun", "--no-python", "elastrain-train"]
+        if command[0] in ("torchrun", "elastrain-torchrun"):
+            assert command[1:] == ["--no-python", "elastrain-train"]
         else:
             assert command == ["elastrain-train"]
         args = build_parser().parse_args(container["args"])
