@@ -116,3 +116,30 @@ def test_ps_jobs_get_tf_config_in_tfjob_format() -> None:
     assert cluster["ps"][1] == "mnist-ps-1.mnist.team-a.svc:2222"
     assert w1["ELASTRAIN_ROLE"] == "worker" and w1["ELASTRAIN_INDEX"] == "1"
     assert "PET_NNODES" not in w1 and "WORLD_SIZE" not in w1
+
+
+def test_wiring_hash_is_stable_across_releases() -> None:
+    """Pods whose hash differs are recreated: changing the hash format restarts every running
+    non-elastic job on an operator upgrade. Change these values only on purpose."""
+    from elastrain.api.parse import parse_training_job
+    from elastrain.planner import env
+
+    ddp = parse_training_job(make_job(workers=3))
+    ps = parse_training_job(make_job(roles={"ps": replica(1), "worker": replica(2)}))
+    assert env.job_wiring(ddp) == {
+        "master": "mnist-worker-0.mnist",
+        "nnodes": "3",
+        "worldSize": 3,
+    }
+    assert env.topology(ddp) == "7ab38362f06b9493"
+    assert env.topology(ps) == "4ffe2c4cc23ea0f2"
+
+
+def test_pods_without_a_wiring_hash_are_kept() -> None:
+    world = World(make_job(workers=2))
+    world.settle()
+    world.run()
+    for pod in world.pods.values():
+        del pod["metadata"]["annotations"]["elastrain.dev/topology"]
+    p = world.step()
+    assert not p.deletes and world.phase == "Running"

@@ -72,6 +72,15 @@ class PodView:
         """Running and not being deleted."""
         return not self.terminating and self.phase == RUNNING
 
+    def wired_for(self, topology: str) -> bool:
+        """Whether the pod's environment matches the job-wide wiring hash ``topology``.
+
+        A pod without the annotation (made by an operator release that did not write it) is
+        taken as current: restarting every running job on an operator upgrade would be far
+        worse than a pod keeping its environment until it is next recreated.
+        """
+        return self.topology is None or self.topology == topology
+
     def failure_text(self, exit_code: tuple[str, int] | None = None) -> str:
         """A short description of why this pod failed (naming ``exit_code`` if given)."""
         shown = exit_code or (self.exits[0] if self.exits else None)

@@ -340,7 +340,7 @@ class _Reconcile:
             p.role != c.ROLE_PS
             and not p.terminating
             and self.tracking.outcome(p) is None
-            and p.topology == self.topology
+            and p.wired_for(self.topology)
             for p in self.pods.pods
         )
 
@@ -363,7 +363,7 @@ class _Reconcile:
                 self._delete_pod(pod, "ScaledDown", release=True)
             elif job_restart:
                 self._delete_pod(pod, "JobRestarting", release=True)
-            elif pod.topology != self.topology:
+            elif not pod.wired_for(self.topology):
                 self._delete_pod(pod, "WiringChanged", release=True)
 
     def _create_pods(self, gang: bool, gang_blocked: bool) -> bool:

@@ -42,7 +42,7 @@ class Progress:
             not pod.terminating
             and pod.phase in (RUNNING, SUCCEEDED)
             and self.tracking.outcome(pod) is None
-            and pod.topology == self.topology
+            and pod.wired_for(self.topology)
             and self.wanted(pod)
         )
 
