@@ -151,6 +151,7 @@ class Run:
         )
         self.scenario: Scenario | None = None
         self.results: list[JobResult] = []
+        self.jobs: list[demo_jobs.DemoJob] = []
         self.error: str | None = None
 
     def execute(self) -> int:
@@ -180,6 +181,7 @@ class Run:
                 else f"on {self.target.kubeconfig} with {self.target.image}"
             )
         )
+        self.jobs = demo_jobs.load(self.ws.manifests)
         self.stack.start()
         procs.save(self.ws.pids_file, self.stack.processes)
         cluster = Cluster(str(self.target.kubeconfig), self.target.namespace)
@@ -189,15 +191,15 @@ class Run:
             kubectl=self.kubectl,
             cluster=cluster,
             view=self.view,
-            jobs=demo_jobs.load(self.ws.manifests),
+            jobs=self.jobs,
             deadline=self.started + self.args.timeout,
             interval=0.5 if self.view.interactive else 1.0,
         )
         try:
             self.scenario.submit()
-            final = self.scenario.watch()
+            self.scenario.watch()
             self.view.finish()
-            self.results = self.scenario.results(final)
+            self.results = self.scenario.results()
         finally:
             self.scenario.close()
             cluster.close()
@@ -237,22 +239,31 @@ class Run:
             self._print_summary()
         else:
             self._print_failure()
-        leftovers: list[int] = []
-        if not keep:
-            forced = self.stack.stop()
-            self.ws.pids_file.unlink(missing_ok=True)
-            if forced:
-                print(f"warning: {', '.join(forced)} ignored SIGTERM and had to be killed")
-            if self.target.sandbox and self.scenario:
-                leftovers = sweep_containers(self.scenario.container_ids)
-            if leftovers:
-                message = f"container processes outlived the sandbox (killed now): {leftovers}"
-                print(f"demo FAILED: {message}", file=sys.stderr)
-                self.error = self.error or message
+        leftovers = [] if keep or not started else self._shutdown(started)
         if self.args.result_json:
             self._write_result(started, leftovers)
         if keep:
             self._print_kept()
+
+    def _shutdown(self, started: list[procs.Background]) -> list[int]:
+        """Stop the stack, then verify no container process outlived it; returns any that did."""
+        self.view.say(f"shutting down: {', '.join(p.name for p in reversed(started))}")
+        forced = self.stack.stop()
+        self.ws.pids_file.unlink(missing_ok=True)
+        if forced:
+            print(f"warning: {', '.join(forced)} ignored SIGTERM and had to be killed")
+        if not self.target.sandbox:
+            delete = self.kubectl.shown("delete", "tj", *(job.name for job in self.jobs))
+            self.view.say(f"stopped the operator; the jobs stay on the cluster: {delete}")
+            return []
+        leftovers = sweep_containers(self.scenario.container_ids if self.scenario else ())
+        if leftovers:
+            message = f"container processes outlived the sandbox (killed now): {leftovers}"
+            print(f"demo FAILED: {message}", file=sys.stderr)
+            self.error = self.error or message
+        else:
+            self.view.say("stopped; no process of the demo is left running")
+        return leftovers
 
     def _print_summary(self) -> None:
         elapsed = time.monotonic() - self.started

@@ -49,16 +49,22 @@ class FaultRecord:
     pids: list[int]
     at_step: int
     last_checkpoint_step: int
-    restarts_before: int
 
 
 @dataclass
 class JobState:
-    """What the demo remembers of a job between ticks (the loss curve, by step)."""
+    """What the demo remembers of a job between ticks.
+
+    ``losses`` is the loss curve by step (a replayed step after a resume overwrites its first
+    value); ``trainer_restarts`` only grows, so a restarting worker that cannot be scraped for
+    a moment does not make the count flicker; ``result`` is read once, when the job succeeds.
+    """
 
     job: DemoJob
     losses: dict[int, float] = field(default_factory=dict)
     progress: Progress | None = None
+    trainer_restarts: int = 0
+    result: report.JobResult | None = None
 
 
 @dataclass
@@ -112,8 +118,8 @@ class Scenario:
                 how = f"{shown} with image {self.target.image}"
             self.view.say(f"submitted {job.name} ({job.description}): {how}")
 
-    def watch(self) -> dict[str, Obj]:
-        """Poll until every job finished; inject the fault on the way. Returns the final jobs."""
+    def watch(self) -> None:
+        """Poll until every job succeeded, injecting the fault on the way; raise if one fails."""
         outage_since: float | None = None
         names = [job.name for job in self.jobs]
         while True:
@@ -143,24 +149,20 @@ class Scenario:
                     raise DemoFailed(
                         f"{self.fault_job.name} finished before the fault could be injected"
                     )
-                return objs
+                return
             if now > self.deadline:
-                waiting = ", ".join(f"{n} {phases.get(n) or 'not created'}" for n in names)
+                waiting = ", ".join(f"{n}: {_phase_text(objs.get(n))}" for n in names)
                 raise DemoFailed(f"timed out waiting for the jobs to succeed ({waiting})")
             time.sleep(self.interval)
 
-    def results(self, objs: dict[str, Obj]) -> list[report.JobResult]:
-        """Each job's outcome from its status and its workers' summary lines."""
-        return [
-            report.collect(
-                self.kubectl,
-                job.name,
-                job.description,
-                objs[job.name],
-                [job.pod_name(c.ROLE_WORKER, i) for i in range(job.replicas[c.ROLE_WORKER])],
-            )
-            for job in self.jobs
-        ]
+    def results(self) -> list[report.JobResult]:
+        """Each job's outcome, as read when it succeeded (``watch`` returned: all did)."""
+        return [state.result for state in self._states.values() if state.result is not None]
+
+    def _collect(self, job: DemoJob, obj: Obj) -> report.JobResult:
+        """The finished job's status plus its workers' summary lines (``kubectl logs``)."""
+        workers = [job.pod_name(c.ROLE_WORKER, i) for i in range(job.replicas[c.ROLE_WORKER])]
+        return report.collect(self.kubectl, job.name, job.description, obj, workers)
 
     def _job_pods(self, job: DemoJob, pods: list[Obj]) -> list[Obj]:
         return [
@@ -179,27 +181,46 @@ class Scenario:
 
     def _row(self, job: DemoJob, obj: Obj | None, pods: list[Obj]) -> JobRow:
         state = self._states[job.name]
-        found = self._worker_progress(job, pods)
-        if found:
-            lead = min(found, key=lambda p: p.rank)
-            state.progress = lead
-            state.losses[lead.step] = lead.loss
         status = (obj or {}).get("status") or {}
+        phase = str(status.get("phase") or ("Submitted" if obj else "-"))
+        self._observe_progress(state, self._worker_progress(job, pods))
+        if phase == "Succeeded" and obj is not None and state.result is None:
+            state.result = self._collect(job, obj)
+        lead = state.progress
+        step, loss = (lead.step, lead.loss) if lead else (None, None)
+        if state.result is not None and state.result.summary is not None:
+            # The workers have exited: their final summary is newer than the last scrape.
+            step, loss = state.result.summary.get("steps"), state.result.summary.get("final_loss")
         counts = (status.get("replicaStatuses") or {}).values()
-        lead_progress = state.progress
         return JobRow(
             name=job.name,
             description=job.description,
-            phase=str(status.get("phase") or ("Submitted" if obj else "-")),
+            phase=phase,
             ready=sum(int(r.get("ready") or 0) for r in counts),
             desired=sum(job.replicas.values()),
             restarts=int(status.get("restartCount") or 0),
-            trainer_restarts=max((p.restarts for p in found), default=0),
-            step=lead_progress.step if lead_progress else None,
+            trainer_restarts=state.trainer_restarts,
+            step=step,
             total_steps=job.total_steps,
-            loss=lead_progress.loss if lead_progress else None,
+            loss=loss,
             losses=tuple(state.losses[s] for s in sorted(state.losses)),
         )
+
+    def _observe_progress(self, state: JobState, found: list[Progress]) -> None:
+        """Record the lowest rank's progress; narrate a restart of the trainer processes."""
+        if not found:
+            return
+        lead = min(found, key=lambda p: p.rank)
+        state.progress = lead
+        state.losses[lead.step] = lead.loss
+        restarts = max(p.restarts for p in found)
+        if restarts > state.trainer_restarts:
+            state.trainer_restarts = restarts
+            self.view.say(
+                f"{state.job.name}: the training processes restarted (restart {restarts}, "
+                f"world size {lead.world_size}) and train again at step {lead.step}; "
+                f"newest checkpoint: step {lead.last_checkpoint_step}"
+            )
 
     def _maybe_inject(self, objs: dict[str, Obj], pods: list[Obj]) -> None:
         job = self.fault_job
@@ -224,7 +245,6 @@ class Scenario:
             pids=pids,
             at_step=lead.step,
             last_checkpoint_step=lead.last_checkpoint_step,
-            restarts_before=int((obj.get("status") or {}).get("restartCount") or 0),
         )
         where = "on the node" if self.target.sandbox else "via kubectl exec"
         self.view.say(
@@ -259,6 +279,12 @@ class Scenario:
                 f"event {involved['kind'].lower()}/{involved['name']}: {event.get('type')} "
                 f"{event.get('reason')}: {event.get('message', '').strip()}"
             )
+
+
+def _phase_text(obj: Obj | None) -> str:
+    if obj is None:
+        return "not found"
+    return str((obj.get("status") or {}).get("phase") or "no status from the operator yet")
 
 
 def _container_ids(pods: list[Obj]) -> set[str]:

@@ -9,6 +9,7 @@ readiness, restarts or resume point at once, its training progress per tenth of 
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -173,7 +174,9 @@ class View:
 
     def _draw(self, rows: list[JobRow]) -> None:
         if self.interactive and rows:
-            lines = ["", *table(rows)]
+            # A wrapped line would throw off the cursor movement of the next redraw.
+            width = shutil.get_terminal_size().columns - 1
+            lines = ["", *(line[:width] for line in table(rows))]
             self.out.write("\n".join(lines) + "\n")
             self._drawn_lines = len(lines)
         self.out.flush()
