@@ -16,12 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from elastrain.sandbox.schema import errors as fe
-from elastrain.sandbox.schema.cel import CompiledRule, Evaluator, compile_rule
+from elastrain.sandbox.schema.celcompile import CompiledRule, compile_rule
+from elastrain.sandbox.schema.celeval import Evaluator
 from elastrain.sandbox.schema.invariants import check_invariants
+from elastrain.sandbox.schema.node import Node
 from elastrain.sandbox.schema.openapi import MISSING, validate_openapi
 from elastrain.sandbox.schema.prune import default as apply_defaults
 from elastrain.sandbox.schema.prune import prune as prune_object
-from elastrain.sandbox.schema.structural import Node, parse_schema
+from elastrain.sandbox.schema.structural import parse_schema
 
 _BLOCKING = {fe.NOT_SUPPORTED, fe.REQUIRED, fe.TOO_LONG, fe.TOO_MANY, fe.TYPE_INVALID}
 _UNCHECKED = (

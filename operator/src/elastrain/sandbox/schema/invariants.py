@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from elastrain.sandbox.schema import errors as fe
+from elastrain.sandbox.schema.node import Node
 from elastrain.sandbox.schema.openapi import map_key, same
-from elastrain.sandbox.schema.structural import Node
 
 
 def _child(path: str, name: str) -> str:

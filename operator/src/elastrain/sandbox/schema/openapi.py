@@ -14,7 +14,7 @@ from typing import Any
 
 from elastrain.sandbox.schema import errors as fe
 from elastrain.sandbox.schema import formats
-from elastrain.sandbox.schema.structural import Node
+from elastrain.sandbox.schema.node import Node
 
 MISSING: Any = object()
 """No correlated old value (create, a new field, or an uncorrelatable list item)."""

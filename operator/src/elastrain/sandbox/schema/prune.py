@@ -13,7 +13,7 @@ import copy
 import math
 from typing import Any
 
-from elastrain.sandbox.schema.structural import Node
+from elastrain.sandbox.schema.node import Node
 
 _ROOT_META = ("apiVersion", "kind", "metadata")
 

@@ -9,162 +9,22 @@ at creation time instead of a surprise on the first custom resource.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from elastrain.sandbox.schema import errors as fe
-
-TYPES = ("object", "array", "string", "integer", "number", "boolean")
-LIST_TYPES = ["atomic", "set", "map"]
-MAP_TYPES = ["granular", "atomic"]
-_UNSUPPORTED = ("$ref", "definitions", "dependencies", "additionalItems", "patternProperties", "id")
-# Every key of apiextensions/v1 JSONSchemaProps and ValidationRule; anything else is a typo.
-SCHEMA_KEYS = frozenset(
-    {
-        *_UNSUPPORTED,
-        *("$schema", "description", "type", "format", "title", "default", "maximum"),
-        *("exclusiveMaximum", "minimum", "exclusiveMinimum", "maxLength", "minLength"),
-        *("pattern", "maxItems", "minItems", "uniqueItems", "multipleOf", "enum"),
-        *("maxProperties", "minProperties", "required", "items", "allOf", "oneOf", "anyOf"),
-        *("not", "properties", "additionalProperties", "externalDocs", "example", "nullable"),
-        *("x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource"),
-        *("x-kubernetes-int-or-string", "x-kubernetes-list-map-keys", "x-kubernetes-list-type"),
-        *("x-kubernetes-map-type", "x-kubernetes-validations"),
-    }
+from elastrain.sandbox.schema.keywords import (
+    JUNCTOR_FORBIDDEN,
+    KEY_TYPES,
+    LIST_TYPES,
+    MAP_TYPES,
+    RULE_KEYS,
+    RULE_TYPES,
+    SCHEMA_KEYS,
+    TYPES,
+    UNSUPPORTED,
+    json_kind,
 )
-RULE_KEYS = frozenset(
-    {"rule", "message", "messageExpression", "reason", "fieldPath", "optionalOldSelf"}
-)
-_STR, _BOOL, _INT = ("string",), ("boolean",), ("integer",)
-_STRINGS, _LIST, _OBJ = ("array of strings",), ("array", "array of strings"), ("object",)
-_KEY_TYPES: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("type", "format", "pattern", "description", "title", "$schema", "id"), _STR),
-    **dict.fromkeys(("$ref", "x-kubernetes-list-type", "x-kubernetes-map-type"), _STR),
-    **dict.fromkeys(("maximum", "minimum", "multipleOf"), ("number", "integer")),
-    **dict.fromkeys(("exclusiveMaximum", "exclusiveMinimum", "uniqueItems", "nullable"), _BOOL),
-    **dict.fromkeys(
-        (
-            "x-kubernetes-preserve-unknown-fields",
-            "x-kubernetes-embedded-resource",
-            "x-kubernetes-int-or-string",
-        ),
-        _BOOL,
-    ),
-    **dict.fromkeys(
-        ("maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties"), _INT
-    ),
-    **dict.fromkeys(("required", "x-kubernetes-list-map-keys"), _STRINGS),
-    **dict.fromkeys(("enum", "allOf", "anyOf", "oneOf", "x-kubernetes-validations"), _LIST),
-    **dict.fromkeys(("not", "properties", "items", "externalDocs", "definitions"), _OBJ),
-    **dict.fromkeys(("dependencies", "patternProperties"), _OBJ),
-    **dict.fromkeys(("additionalProperties", "additionalItems"), ("object", "boolean")),
-}
-_RULE_TYPES: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("rule", "message", "messageExpression", "reason", "fieldPath"), _STR),
-    "optionalOldSelf": _BOOL,
-}
-
-
-def _kind(value: Any) -> str:
-    """The JSON type of a schema keyword's value, in the words of ``_KEY_TYPES``."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array of strings" if all(isinstance(v, str) for v in value) else "array"
-    return "null"
-
-
-_JUNCTOR_FORBIDDEN = (
-    "type",
-    "default",
-    "nullable",
-    "additionalProperties",
-    "x-kubernetes-preserve-unknown-fields",
-    "x-kubernetes-embedded-resource",
-    "x-kubernetes-int-or-string",
-    "x-kubernetes-list-type",
-    "x-kubernetes-list-map-keys",
-    "x-kubernetes-map-type",
-    "x-kubernetes-validations",
-)
-
-
-@dataclass
-class RuleSpec:
-    """One ``x-kubernetes-validations`` entry as written, with where it was declared."""
-
-    rule: str
-    message: str | None
-    message_expression: str | None
-    reason: str | None
-    field_path: str | None
-    optional_old_self: bool
-    crd_path: str
-
-
-@dataclass
-class Node:
-    """One schema node: its structure plus the value validations that apply to it."""
-
-    type: str | None = None
-    nullable: bool = False
-    properties: dict[str, Node] = field(default_factory=dict)
-    additional: Node | bool | None = None
-    items: Node | None = None
-    preserve_unknown: bool = False
-    embedded: bool = False
-    int_or_string: bool = False
-    list_type: str | None = None
-    list_map_keys: tuple[str, ...] = ()
-    map_type: str | None = None
-    has_default: bool = False
-    default: Any = None
-    required: tuple[str, ...] = ()
-    enum: list[Any] | None = None
-    pattern: re.Pattern[str] | None = None
-    pattern_text: str = ""
-    format: str | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    exclusive_maximum: bool = False
-    multiple_of: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    min_items: int | None = None
-    max_items: int | None = None
-    min_properties: int | None = None
-    max_properties: int | None = None
-    all_of: list[Node] = field(default_factory=list)
-    any_of: list[Node] = field(default_factory=list)
-    one_of: list[Node] = field(default_factory=list)
-    not_: Node | None = None
-    rules: list[RuleSpec] = field(default_factory=list)
-    crd_path: str = ""
-    correlatable: bool = True
-    shape: Node | None = None
-    """For an ``allOf`` subtree node: the structural node it mirrors (types CEL's ``self``)."""
-
-    def child_schema(self, key: str) -> Node | None:
-        """The schema of an object member ``key``, or None when the key is unknown here."""
-        if key in self.properties:
-            return self.properties[key]
-        if isinstance(self.additional, Node):
-            return self.additional
-        return None
-
-    @property
-    def cel_type(self) -> str:
-        """The bad value CEL rule errors show: the node's schema type (empty when untyped)."""
-        return self.type or ""
+from elastrain.sandbox.schema.node import Node, RuleSpec
 
 
 class _Parser:
@@ -200,7 +60,7 @@ class _Parser:
             )
             return node
         self.unknown.extend(f"{path}.{key}" for key in raw if key not in SCHEMA_KEYS)
-        raw = self._well_typed(raw, path, _KEY_TYPES)
+        raw = self._well_typed(raw, path, KEY_TYPES)
         self._check_forbidden(raw, path, junctor, rules)
         self._structure(node, raw, path, junctor, root, rules)
         self._values(node, raw, path)
@@ -216,7 +76,7 @@ class _Parser:
         out = {}
         for key, value in raw.items():
             allowed = types.get(key)
-            if allowed is None or _kind(value) in allowed:
+            if allowed is None or json_kind(value) in allowed:
                 out[key] = value
             else:
                 detail = f"must be of type {' or '.join(allowed)}"
@@ -224,7 +84,7 @@ class _Parser:
         return out
 
     def _check_forbidden(self, raw: dict[str, Any], path: str, junctor: bool, rules: bool) -> None:
-        for key in _UNSUPPORTED:
+        for key in UNSUPPORTED:
             if key in raw:
                 self.fail(fe.forbidden(f"{path}.{key}", f"{key} is not supported"))
         if raw.get("uniqueItems") is True:
@@ -236,7 +96,7 @@ class _Parser:
                 )
             )
         if junctor:
-            for key in _JUNCTOR_FORBIDDEN:
+            for key in JUNCTOR_FORBIDDEN:
                 if key not in raw:
                     continue
                 allowed = (key == "type" and raw[key] in ("integer", "string")) or (
@@ -497,7 +357,7 @@ class _Parser:
             if not isinstance(entry, dict):
                 self.fail(fe.invalid(rpath, "", "must be an object"))
                 continue
-            entry = self._well_typed(entry, rpath, _RULE_TYPES)
+            entry = self._well_typed(entry, rpath, RULE_TYPES)
             if not entry.get("rule", "").strip():
                 self.fail(fe.required(f"{rpath}.rule", ""))
                 continue
