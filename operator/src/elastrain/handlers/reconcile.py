@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from elastrain.api.constants import API_VERSION, KIND
+from elastrain.handlers.expectations import Expectations
 from elastrain.handlers.store import JobKey, Store
 from elastrain.kube import errors, resources
 from elastrain.kube.client import Kube
@@ -89,6 +90,7 @@ class Reconciler:
         metrics: Metrics,
         planner: Planner,
         probe: CrdProbe,
+        expectations: Expectations,
     ) -> None:
         self._kube = kube
         self.store = store
@@ -96,6 +98,7 @@ class Reconciler:
         self._metrics = metrics
         self._plan = planner
         self._probe = probe
+        self._expectations = expectations
 
     async def observe(self, key: JobKey) -> Observed:
         return Observed(
@@ -110,7 +113,12 @@ class Reconciler:
         """Observe, plan and apply for one job; raises :class:`ApplyFailed` on child failures."""
         job = self.store.job(key)
         if job is None:
+            self._expectations.forget(key)
             return Outcome(gone=True)
+        wait = self._expectations.unmet(key)
+        if wait is not None:
+            # Our own last writes are not in the indexes yet; their events re-queue the key.
+            return Outcome(requeue_after=wait)
         observed = await self.observe(key)
         plan = self._plan(job, observed)
         return await self.apply(job, observed, plan)
@@ -118,30 +126,17 @@ class Reconciler:
     async def apply(self, job: dict[str, Any], observed: Observed, plan: Plan) -> Outcome:
         meta = job["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        old_status = job.get("status") or {}
+        key = (namespace, name)
         if plan.status is not None:
-            patch = resources.merge_patch(old_status, plan.status)
-            if patch:
-                try:
-                    await resources.patch_job_status(
-                        self._kube, namespace, name, meta["resourceVersion"], patch
-                    )
-                except errors.Conflict:
-                    log.debug(
-                        "status of %s/%s is stale; waiting for the newer job", namespace, name
-                    )
-                    return Outcome(requeue_after=1.0, stale=True)
-                except errors.NotFound:
-                    return Outcome(gone=True)
-                record_transition(
-                    self._metrics,
-                    namespace,
-                    parse_time(meta.get("creationTimestamp")),
-                    old_status,
-                    plan.status,
-                )
+            stop = await self._write_status(key, job, plan.status)
+            if stop is not None:
+                return stop
         failures: list[errors.ApiError] = []
+        self._expectations.expect_deletes(key, (((d.kind, d.name), d.uid) for d in plan.deletes))
         await self._gather([self._delete(job, observed, d, failures) for d in plan.deletes])
+        self._expectations.expect_creates(
+            key, ((obj["kind"], obj["metadata"]["name"]) for obj in plan.creates)
+        )
         await self._gather([self._create(job, obj, failures) for obj in plan.creates])
         for event in plan.events:
             involved = self._involved(job, observed, event.object_kind, event.object_name)
@@ -155,6 +150,35 @@ class Reconciler:
             raise ApplyFailed(failures)
         return Outcome(requeue_after=plan.requeue_after)
 
+    async def _write_status(
+        self, key: JobKey, job: dict[str, Any], status: dict[str, Any]
+    ) -> Outcome | None:
+        """Write the next status; an Outcome when the rest of the plan must not run."""
+        meta = job["metadata"]
+        old_status = job.get("status") or {}
+        patch = resources.merge_patch(old_status, status)
+        if not patch:
+            return None
+        self._expectations.expect_status(key, meta["resourceVersion"])
+        try:
+            await resources.patch_job_status(
+                self._kube, key[0], key[1], meta["resourceVersion"], patch
+            )
+        except errors.Conflict:
+            # The job changed since it was observed: its event re-queues the key.
+            self._expectations.lower(key, status=True)
+            log.debug("status of %s/%s is stale; waiting for the newer job", *key)
+            return Outcome(requeue_after=1.0, stale=True)
+        except errors.NotFound:
+            self._expectations.forget(key)
+            return Outcome(gone=True)
+        except BaseException:
+            self._expectations.lower(key, status=True)
+            raise
+        created = parse_time(meta.get("creationTimestamp"))
+        record_transition(self._metrics, key[0], created, old_status, status)
+        return None
+
     @staticmethod
     async def _gather(calls: list[Awaitable[None]]) -> None:
         # Children of one job are independent: issue them together, the rate limiter paces them.
@@ -165,9 +189,11 @@ class Reconciler:
         self, job: dict[str, Any], observed: Observed, d: Delete, failures: list[errors.ApiError]
     ) -> None:
         namespace = job["metadata"]["namespace"]
+        key = (namespace, job["metadata"]["name"])
         try:
             deleted = await resources.delete(self._kube, d.kind, namespace, d.name, d.uid)
         except errors.ApiError as exc:
+            self._expectations.lower(key, (d.kind, d.name))
             failures.append(exc)
             await self._recorder.record(
                 self._involved(job, observed, d.kind, d.name),
@@ -176,17 +202,22 @@ class Reconciler:
                 f"Error deleting {d.kind} {d.name} ({d.reason}): {exc.message}",
             )
             return
-        if deleted and d.kind == "Pod":
+        if not deleted:  # already gone: no event of ours to wait for
+            self._expectations.lower(key, (d.kind, d.name))
+        elif d.kind == "Pod":
             self._metrics.pods_deleted.labels(namespace).inc()
 
     async def _create(
         self, job: dict[str, Any], obj: dict[str, Any], failures: list[errors.ApiError]
     ) -> None:
         namespace = job["metadata"]["namespace"]
+        key = (namespace, job["metadata"]["name"])
         kind = obj.get("kind", "")
+        child = (kind, obj["metadata"]["name"])
         try:
             created = await resources.create(self._kube, obj)
         except errors.ApiError as exc:
+            self._expectations.lower(key, child)
             failures.append(exc)
             if kind == "Pod":
                 self._metrics.pod_create_failures.labels(namespace, type(exc).__name__).inc()
@@ -197,7 +228,9 @@ class Reconciler:
                 f"Error creating {kind} {obj['metadata'].get('name')}: {exc.message}",
             )
             return
-        if created and kind == "Pod":
+        if not created:  # it already existed: its event may be long past
+            self._expectations.lower(key, child)
+        elif kind == "Pod":
             self._metrics.pods_created.labels(namespace).inc()
 
     @staticmethod

@@ -18,6 +18,7 @@ from elastrain.api.constants import GROUP, LABEL_JOB_NAME, PLURAL, VERSION
 from elastrain.handlers import settings as operator_settings
 from elastrain.handlers.config import OperatorConfig
 from elastrain.handlers.controller import Controller
+from elastrain.handlers.expectations import Expectations
 from elastrain.handlers.queue import WorkQueue
 from elastrain.handlers.reconcile import CrdProbe, Planner, Reconciler
 from elastrain.handlers.store import JobKey, Store, owner_job_key, slim
@@ -43,6 +44,7 @@ class Runtime:
         self.planner = planner
         self.metrics = Metrics()
         self.queue: WorkQueue[JobKey] = WorkQueue(on_depth=self.metrics.workqueue_depth.set)
+        self.expectations = Expectations()
         self.kube: Kube | None = None
         self.controller: Controller | None = None
         self._metrics_server: Any = None
@@ -51,7 +53,13 @@ class Runtime:
         self.kube = Kube.from_environment(self.config.kube_qps, self.config.kube_burst)
         recorder = EventRecorder(self.kube, host=socket.gethostname())
         reconciler = Reconciler(
-            self.kube, store, recorder, self.metrics, self.planner, CrdProbe(self.kube)
+            self.kube,
+            store,
+            recorder,
+            self.metrics,
+            self.planner,
+            CrdProbe(self.kube),
+            self.expectations,
         )
         self.controller = Controller(
             self.queue, reconciler, recorder, self.metrics, self.config.workers
@@ -133,13 +141,17 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         key = (body.metadata.namespace or "", body.metadata.name or "")
         if event.get("type") == "DELETED":
             runtime.metrics.set_job_phase(key, None)
+            runtime.expectations.forget(key)
         else:
+            runtime.expectations.observe_job(key, body.meta.get("resourceVersion"))
             runtime.metrics.set_job_phase(key, (body.get("status") or {}).get("phase") or "New")
         runtime.queue.add(key)
 
-    async def child_event(body: kopf.Body, **_: Any) -> None:
+    async def child_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         key = owner_job_key(body)
         if key is not None:
+            deleted = event.get("type") == "DELETED"
+            runtime.expectations.observe_child(key, str(body.get("kind")), dict(body), deleted)
             runtime.queue.add(key)
 
     for resource in (("v1", "pods"), ("v1", "services"), pod_group):
