@@ -59,22 +59,18 @@ def _replica_spec(role: str) -> Schema:
         default=DEFAULT_REPLICAS,
     )
     if role in (c.ROLE_PS, c.ROLE_CHIEF):
-        replicas["x-kubernetes-validations"] = [
-            rule(
-                "self == oldSelf",
-                f"spec.replicaSpecs.{role}.replicas is immutable: every pod's TF_CONFIG lists "
-                "the cluster",
-                reason="FieldValueForbidden",
-            )
-        ]
+        # Every pod's TF_CONFIG lists the parameter servers and the chief.
+        replicas["x-kubernetes-validations"] = [_immutable(f"spec.replicaSpecs.{role}.replicas")]
     return obj(
         f"The {role} role.",
         {
             "replicas": replicas,
             "restartPolicy": enum(
-                "What happens when a pod of this role fails: Never fails the job, OnFailure "
-                "recreates the pod, ExitCode recreates it only for retryable exit codes "
-                "(runPolicy.retryableExitCodes), Always recreates it even after success.",
+                "What happens when a pod of this role fails: Never fails the job; OnFailure "
+                "restarts the container in place, or recreates a failed pod; ExitCode recreates "
+                "the pod only after a retryable exit code (runPolicy.retryableExitCodes); Always "
+                "also restarts containers that succeeded. Every restart counts toward "
+                "runPolicy.backoffLimit.",
                 RestartPolicy,
                 DEFAULT_RESTART_POLICY,
             ),
@@ -166,7 +162,10 @@ def _scheduling_policy() -> Schema:
         {
             "schedulerName": name("Scheduler for the pods (pod.spec.schedulerName)."),
             "priorityClassName": name("PriorityClass for the pods."),
-            "queue": name("Queue for gang scheduling (the PodGroup's queue)."),
+            "queue": name(
+                "Queue name. For now it only turns on gang scheduling, like minAvailable: no "
+                "scheduler receives the name yet."
+            ),
             "minAvailable": integer(
                 "Gang size: pods that must be schedulable together (a PodGroup's minMember).",
                 minimum=1,
@@ -179,7 +178,7 @@ def _run_policy() -> Schema:
     d = RunPolicy()
     backoff = RestartBackoff()
     seconds = c.MAX_BACKOFF_SECONDS
-    schema = obj(
+    return obj(
         "Job-wide limits and lifecycle.",
         {
             "backoffLimit": integer(
@@ -250,7 +249,6 @@ def _run_policy() -> Schema:
             )
         ],
     )
-    return schema
 
 
 def _spec_rules() -> list[Schema]:
