@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig, log_path
+from elastrain.sandbox.agent.launch import log_path
+from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
 
 Json = dict[str, Any]
 

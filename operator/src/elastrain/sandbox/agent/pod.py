@@ -14,7 +14,6 @@ import contextlib
 import logging
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,9 @@ from typing import Any
 from elastrain.sandbox.agent import hosts
 from elastrain.sandbox.agent.backoff import Backoff, BackoffPolicy
 from elastrain.sandbox.agent.container import MARKER_VAR, ContainerProcess, LaunchSpec
-from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup, command_line, container_env
-from elastrain.sandbox.agent.images import ImageMap, base_env
+from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup
+from elastrain.sandbox.agent.images import ImageMap
+from elastrain.sandbox.agent.launch import RESOLV_CONF, LaunchContext, launch_spec
 from elastrain.sandbox.agent.network import PodNet, PodNetwork
 from elastrain.sandbox.agent.podexec import START_ERROR_EXIT
 from elastrain.sandbox.agent.podstatus import (
@@ -36,19 +36,12 @@ from elastrain.sandbox.agent.podstatus import (
     rfc3339,
 )
 from elastrain.sandbox.agent.probes import ProbeCounter, ProbeTarget, probe_once
-from elastrain.sandbox.agent.volumes import Mount, container_mounts, prepare_volumes
+from elastrain.sandbox.agent.volumes import prepare_volumes
 
 log = logging.getLogger(__name__)
 
 Obj = Mapping[str, Any]
 TERMINAL = ("Succeeded", "Failed")
-RESOLV_CONF = (
-    "# elastrain sandbox: no DNS server; cluster names resolve through /etc/hosts and\n"
-    "# anything else fails fast against the pod's own loopback.\n"
-    "nameserver 127.0.0.1\n"
-    "search {ns}.svc.cluster.local svc.cluster.local cluster.local\n"
-    "options ndots:5 timeout:1 attempts:1\n"
-)
 
 
 @dataclass
@@ -65,11 +58,6 @@ class RuntimeConfig:
     owner: str = ""
     # Peers and services the pod's /etc/hosts should carry; called at setup and on refresh.
     hosts_provider: Callable[[PodRuntime], list[hosts.HostEntry]] | None = None
-
-
-def log_path(state_dir: Path, namespace: str, pod: str, container: str, restart: int) -> Path:
-    """Where a container run's output goes; the API server serves ``pods/log`` from here."""
-    return state_dir / "logs" / namespace / pod / container / f"{restart}.log"
 
 
 class PodRuntime:
@@ -343,43 +331,19 @@ class PodRuntime:
 
     def _launch_spec(self, spec: Obj, restart: int) -> LaunchSpec:
         assert self.net is not None
-        image = str(spec.get("image", ""))
-        runtime = self.config.images.runtime(image)
-        hostname = hosts.pod_hostname(self.pod)
-        env = container_env(
-            self.pod,
-            spec,
-            pod_ip=self.net.ip,
+        context = LaunchContext(
+            pod=self.pod,
+            net=self.net,
             host_ip=self.config.network.host_ip,
-            base=base_env(runtime, hostname),
+            pod_dir=self.dir,
+            volumes=self._volumes,
+            state_dir=self.config.state_dir,
+            images=self.config.images,
+            namespaces=self.config.namespaces,
+            owner=self.config.owner,
             lookup=self.config.lookup,
         )
-        argv = command_line(spec, env, runtime.entrypoint)
-        mounts = [
-            Mount(str(self.dir / "hosts"), "/etc/hosts"),
-            Mount(str(self.dir / "resolv.conf"), "/etc/resolv.conf"),
-            *container_mounts(spec, self._volumes),
-        ]
-        if self.config.namespaces:
-            for mount in mounts:
-                _ensure_mount_point(mount)
-        container_id = (
-            f"{self.config.owner}-{uuid.uuid4().hex}" if self.config.owner else uuid.uuid4().hex
-        )
-        return LaunchSpec(
-            container_id=container_id,
-            argv=argv,
-            env=env,
-            log_path=log_path(
-                self.config.state_dir, self.namespace, self.name, spec["name"], restart
-            ),
-            spec_path=self.dir / "run" / f"{container_id}.json",
-            workdir=spec.get("workingDir"),
-            hostname=hostname,
-            netns_path=self.net.netns_path,
-            namespaces=self.config.namespaces,
-            mounts=mounts,
-        )
+        return launch_spec(context, spec, restart)
 
     # -- hosts and status ------------------------------------------------------------------
 
@@ -464,19 +428,3 @@ class PodRuntime:
             self._on_change()
         except Exception:
             log.exception("pod %s/%s: status callback failed", self.namespace, self.name)
-
-
-def _ensure_mount_point(mount: Mount) -> None:
-    """Bind mounts need an existing target of the same kind (dir or file) on the host.
-
-    Targets that are missing are created (empty) on the host and left there: removing one
-    while another pod still has something mounted on it would detach that pod's mount.
-    """
-    target = Path(mount.target)
-    if target.exists():
-        return
-    if Path(mount.source).is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch()

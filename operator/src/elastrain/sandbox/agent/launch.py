@@ -1,0 +1,106 @@
+"""From a container spec to a :class:`LaunchSpec`: env, command line, mounts, log file.
+
+Everything here is resolved afresh for every run of a container, as the kubelet does: a
+restarted container sees the pod's current labels through the downward API and the current
+contents of a ConfigMap it reads through ``configMapKeyRef``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from elastrain.sandbox.agent import hosts
+from elastrain.sandbox.agent.container import LaunchSpec
+from elastrain.sandbox.agent.envvars import ObjectLookup, command_line, container_env
+from elastrain.sandbox.agent.images import ImageMap, base_env
+from elastrain.sandbox.agent.network import PodNet
+from elastrain.sandbox.agent.volumes import Mount, container_mounts
+
+Obj = Mapping[str, Any]
+
+RESOLV_CONF = (
+    "# elastrain sandbox: no DNS server; cluster names resolve through /etc/hosts and\n"
+    "# anything else fails fast against the pod's own loopback.\n"
+    "nameserver 127.0.0.1\n"
+    "search {ns}.svc.cluster.local svc.cluster.local cluster.local\n"
+    "options ndots:5 timeout:1 attempts:1\n"
+)
+
+
+def log_path(state_dir: Path, namespace: str, pod: str, container: str, restart: int) -> Path:
+    """Where a container run's output goes; the API server serves ``pods/log`` from here."""
+    return state_dir / "logs" / namespace / pod / container / f"{restart}.log"
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    """The pod-level facts every container launch of one pod needs."""
+
+    pod: Obj
+    net: PodNet
+    host_ip: str
+    pod_dir: Path
+    volumes: Mapping[str, Path]
+    state_dir: Path
+    images: ImageMap
+    namespaces: bool
+    owner: str
+    lookup: ObjectLookup | None
+
+
+def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
+    """Resolve container ``spec`` for run number ``restart``; raises ``ConfigError``."""
+    meta = ctx.pod["metadata"]
+    runtime = ctx.images.runtime(str(spec.get("image", "")))
+    hostname = hosts.pod_hostname(ctx.pod)
+    env = container_env(
+        ctx.pod,
+        spec,
+        pod_ip=ctx.net.ip,
+        host_ip=ctx.host_ip,
+        base=base_env(runtime, hostname),
+        lookup=ctx.lookup,
+    )
+    argv = command_line(spec, env, runtime.entrypoint)
+    mounts = [
+        Mount(str(ctx.pod_dir / "hosts"), "/etc/hosts"),
+        Mount(str(ctx.pod_dir / "resolv.conf"), "/etc/resolv.conf"),
+        *container_mounts(spec, ctx.volumes),
+    ]
+    if ctx.namespaces:
+        for mount in mounts:
+            ensure_mount_point(mount)
+    container_id = f"{ctx.owner}-{uuid.uuid4().hex}" if ctx.owner else uuid.uuid4().hex
+    namespace = str(meta.get("namespace", "default"))
+    return LaunchSpec(
+        container_id=container_id,
+        argv=argv,
+        env=env,
+        log_path=log_path(ctx.state_dir, namespace, str(meta["name"]), spec["name"], restart),
+        spec_path=ctx.pod_dir / "run" / f"{container_id}.json",
+        workdir=spec.get("workingDir"),
+        hostname=hostname,
+        netns_path=ctx.net.netns_path,
+        namespaces=ctx.namespaces,
+        mounts=mounts,
+    )
+
+
+def ensure_mount_point(mount: Mount) -> None:
+    """Bind mounts need an existing target of the same kind (dir or file) on the host.
+
+    Targets that are missing are created (empty) on the host and left there: removing one
+    while another pod still has something mounted on it would detach that pod's mount.
+    """
+    target = Path(mount.target)
+    if target.exists():
+        return
+    if Path(mount.source).is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
