@@ -18,10 +18,11 @@ def test_list_type_set_reports_each_duplicate() -> None:
         {"s": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"}}
     )
     assert cs.validate(obj({"s": ["a", "b"]})) == []
-    causes = cs.validate(obj({"s": ["a", "b", "a", "a"]}))
+    causes = cs.validate(obj({"s": ["a", "b", "a", "a", "b"]}))
+    # Upstream reports only the second appearance of each repeated value.
     assert [(c.type, str(c)) for c in causes] == [
         ("FieldValueDuplicate", 'spec.s[2]: Duplicate value: "a"'),
-        ("FieldValueDuplicate", 'spec.s[3]: Duplicate value: "a"'),
+        ("FieldValueDuplicate", 'spec.s[4]: Duplicate value: "b"'),
     ]
 
 
@@ -50,6 +51,43 @@ def test_list_type_map_keys_are_unique() -> None:
     assert lines(
         cs.validate(obj({"ports": [{"name": "a", "port": 1}, {"name": "a", "port": 2}]}))
     ) == ['spec.ports[1]: Duplicate value: {"name":"a"}']
+
+
+def test_list_type_map_with_several_keys_and_key_paths_under_maps() -> None:
+    item = {
+        "type": "object",
+        "required": ["port", "protocol"],
+        "properties": {"port": {"type": "integer"}, "protocol": {"type": "string"}},
+    }
+    ports = {
+        "type": "array",
+        "items": item,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["port", "protocol"],
+    }
+    cs = spec_schema({"roles": {"type": "object", "additionalProperties": ports}})
+    good = [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "UDP"}]
+    assert cs.validate(obj({"roles": {"w": good}})) == []
+    bad = [*good, {"port": 80, "protocol": "TCP"}]
+    assert lines(cs.validate(obj({"roles": {"w": bad}}))) == [
+        'spec.roles[w][2]: Duplicate value: {"port":80,"protocol":"TCP"}'
+    ]
+
+
+def test_list_type_map_items_must_be_objects() -> None:
+    ports = {
+        "type": "array",
+        "items": {**PORT, "nullable": True},
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+    }
+    cs = spec_schema({"ports": ports})
+    assert cs.validate(obj({"ports": [{"name": "a"}, None]})) == []
+    assert lines(cs.validate(obj({"ports": [{"name": "a"}, "b"]}))) == [
+        'spec.ports[1]: Invalid value: "string": spec.ports[1] in body must be of type object: '
+        '"string"',
+        'spec.ports[1]: Invalid value: "b": must be an object for an array of list-type map',
+    ]
 
 
 def test_list_type_atomic_allows_duplicates() -> None:
@@ -131,8 +169,15 @@ def test_embedded_resource_needs_api_version_and_kind() -> None:
     cs = spec_schema({"obj": emb})
     assert cs.validate(obj({"obj": {"apiVersion": "v1", "kind": "Pod"}})) == []
     assert lines(cs.validate(obj({"obj": {"kind": ""}}))) == [
-        "spec.obj.apiVersion: Required value: must not be empty",
-        "spec.obj.kind: Required value: must not be empty",
+        "spec.obj.apiVersion: Required value",
+        'spec.obj.kind: Invalid value: "": must not be empty',
+    ]
+    assert lines(cs.validate(obj({"obj": {"apiVersion": "a/b/c", "kind": "My_Kind"}}))) == [
+        'spec.obj.apiVersion: Invalid value: "a/b/c": unexpected GroupVersion string: a/b/c',
+        'spec.obj.kind: Invalid value: "My_Kind": may have mixed case, but should otherwise '
+        "match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+        "start with an alphabetic character, and end with an alphanumeric character (e.g. "
+        "'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
     ]
 
 

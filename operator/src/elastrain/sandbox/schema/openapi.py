@@ -235,13 +235,13 @@ def correlate_items(value: list[Any], node: Node, old: Any) -> list[Any]:
     if node.list_type != "map" or not isinstance(old, list) or node.items is None:
         return [MISSING] * len(value)
     keys = node.list_map_keys
-    by_key = {map_key(o, keys): o for o in old if isinstance(o, dict)}
+    by_key = {_map_key(o, keys): o for o in old if isinstance(o, dict)}
     return [
-        by_key.get(map_key(v, keys), MISSING) if isinstance(v, dict) else MISSING for v in value
+        by_key.get(_map_key(v, keys), MISSING) if isinstance(v, dict) else MISSING for v in value
     ]
 
 
-def map_key(item: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, ...]:
+def _map_key(item: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, ...]:
     """A hashable identity for an item of a ``list-type: map`` list."""
     return tuple(fe.go_value(item.get(k)) for k in keys)
 
