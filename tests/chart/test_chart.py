@@ -4,6 +4,7 @@ broken manifests."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import functools
 import json
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from elastrain.handlers import cli
 from elastrain.tools import validate_chart
 
 REPO = Path(__file__).resolve().parents[2]
@@ -248,3 +250,25 @@ def test_operator_flags_from_values() -> None:
     ]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 9100, "health": 9101}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"watchNamespaces": ["team-a", "team-b"], "peering": {"enabled": True}},
+        {"operator": {"verbose": True, "workers": 2, "extraArgs": ["--kube-qps=50"]}},
+    ],
+    ids=["defaults", "namespaced-peering", "tuned"],
+)
+def test_rendered_args_parse_with_the_operator_cli(values: Obj) -> None:
+    """The chart passes exactly what ``python -m elastrain operator`` accepts."""
+    container = operator_container(render(values))
+    assert container["command"][-2:] == ["elastrain", "operator"]
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    config = cli.config_from_args(parser.parse_args(container["args"]))
+    assert list(config.namespaces) == values.get("watchNamespaces", [])
+    assert config.peering == ("elastrain" if values.get("peering") else None)
+    assert (config.metrics_port, config.health_port) == (8080, 8081)
+    assert config.log_format == "json"
