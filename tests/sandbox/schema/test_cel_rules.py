@@ -71,10 +71,14 @@ def test_message_expression_and_fallback() -> None:
             message="static",
         ),
         rule("self.n < 4", messageExpression="self.missing", message="static fallback"),
+        rule("self.n < 5", messageExpression="'  padded  '"),
+        rule("self.n < 6", messageExpression="'two\\nlines'"),
     )
-    assert lines(cs.validate(obj({"n": 5}))) == [
-        "spec: Invalid value: n is 5, want < 3",
+    assert lines(cs.validate(obj({"n": 6}))) == [
+        "spec: Invalid value: n is 6, want < 3",
         "spec: Invalid value: static fallback",
+        "spec: Invalid value: padded",
+        "spec: Invalid value: failed rule: self.n < 6",
     ]
 
 

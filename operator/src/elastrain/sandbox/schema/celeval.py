@@ -192,14 +192,20 @@ def _cause(
     return _reason_cause(rule.spec.reason, target, shown, outcome.message)
 
 
+_MAX_MESSAGE_BYTES = 5 * 1024  # celconfig.MaxEvaluatedMessageExpressionSizeBytes
+
+
 def _message(rule: CompiledRule, activation: dict[str, Any]) -> str:
+    """The messageExpression's result when usable (trimmed, one line, <= 5 KiB), else fallback."""
     if rule.message_program is not None:
         try:
             text = rule.message_program.evaluate(activation)
         except Exception:  # upstream falls back to the static message, so do we
             text = None
-        if isinstance(text, str) and text.strip() and "\n" not in text:
-            return str(text)
+        if isinstance(text, str):
+            text = text.strip()
+            if text and "\n" not in text and len(text.encode()) <= _MAX_MESSAGE_BYTES:
+                return str(text)
     if rule.spec.message:
         return rule.spec.message.strip()
     return f"failed rule: {rule.shown}"
