@@ -302,3 +302,20 @@ def test_reset_removes_only_the_demos_own_files(tmp_path: Path) -> None:
     ws.reset()
     assert (tmp_path / "keep-me.txt").exists()
     assert not ws.sandbox_state.exists() and not ws.operator_log.exists()
+
+
+def test_latest_pod_logs_picks_the_newest_restart_of_each_pod(tmp_path: Path) -> None:
+    ws = Workspace(REPO, tmp_path)
+    for pod, runs in (("demo-ddp-worker-0", (0,)), ("demo-ddp-worker-1", (0, 2, 10))):
+        for run in runs:
+            path = ws.pod_logs / "default" / pod / "trainer" / f"{run}.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("x")
+    (ws.pod_logs / "default" / "demo-ps-ps-0" / "trainer").mkdir(parents=True)
+    got = [
+        p.relative_to(ws.pod_logs / "default") for p in ws.latest_pod_logs("default", "demo-ddp-")
+    ]
+    assert got == [
+        Path("demo-ddp-worker-0/trainer/0.log"),
+        Path("demo-ddp-worker-1/trainer/10.log"),
+    ]

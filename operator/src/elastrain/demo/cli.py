@@ -304,6 +304,13 @@ class Run:
             "Where to look:",
             *(f"  {line}" for line in self._log_locations()),
         ]
+        done = {r.name for r in (self.scenario.results() if self.scenario else [])}
+        unfinished = [job.name for job in self.jobs if job.name not in done]
+        if self.target.sandbox and unfinished:
+            out.append("Latest log of each pod of the unfinished jobs:")
+            for name in unfinished:
+                logs = self.ws.latest_pod_logs(self.target.namespace, f"{name}-")
+                out += [f"  {self.ws.relative(path)}" for path in logs]
         print("\n".join(out), file=sys.stderr, flush=True)
 
     def _print_kept(self) -> None:

@@ -58,6 +58,15 @@ class Workspace:
         """Container logs as the node agent writes them: ``<ns>/<pod>/<container>/<n>.log``."""
         return self.sandbox_state / "logs"
 
+    def latest_pod_logs(self, namespace: str, pod_prefix: str) -> list[Path]:
+        """The newest container log of each pod whose name starts with ``pod_prefix``."""
+        found = []
+        for container in sorted((self.pod_logs / namespace).glob(f"{pod_prefix}*/*")):
+            runs = [p for p in container.glob("*.log") if p.stem.isdigit()]
+            if runs:
+                found.append(max(runs, key=lambda p: int(p.stem)))
+        return found
+
     @property
     def sandbox_log(self) -> Path:
         """Stdout and stderr of the sandbox process."""
