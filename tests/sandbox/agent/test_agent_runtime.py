@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,23 @@ def test_terminal_pod_is_not_restarted(config: RuntimeConfig) -> None:
         rt = await run_pod(config, make_pod("p", sh("main", "exit 0"), restartPolicy="Never"))
         assert terminal(rt)
         assert container(rt)["restartCount"] == 0
+        await rt.teardown()
+
+    run(body)
+
+
+@needs_root
+def test_exec_runs_inside_the_container(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        workdir = config.state_dir / "work"
+        c = sh("main", "exec sleep 300", env=[{"name": "GREETING", "value": "hi"}])
+        c["workingDir"] = str(workdir)
+        rt = PodRuntime(make_pod("p", c, hostname="w-7"), config, lambda: None)
+        rt.start()
+        await wait_for(lambda: "running" in container(rt)["state"], what="running")
+        argv, env = rt.exec_argv("main", ["sh", "-c", "hostname; pwd; echo $GREETING"])
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+        assert done.stdout.split() == ["w-7", str(workdir), "hi"]
         await rt.teardown()
 
     run(body)

@@ -187,6 +187,19 @@ class NodeAgent:
         except Exception:
             log.exception("pod %s/%s: stop failed", rt.namespace, rt.name)
 
+    def exec_argv(
+        self, namespace: str, pod: str, container: str, command: list[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """argv and env that run ``command`` inside a running container, for ``pods/exec``.
+
+        Raises ``LookupError`` when the pod is not on this agent or the container is not
+        running (the API server answers that with a 400, as for a kubelet).
+        """
+        for rt in self._runtimes.values():
+            if rt.namespace == namespace and rt.name == pod and not rt.stopped:
+                return rt.exec_argv(container, command)
+        raise LookupError(f"pod {namespace}/{pod} is not running on this sandbox's nodes")
+
     # -- store events ----------------------------------------------------------------------
 
     def _on_event(self, ev: WatchEvent) -> None:

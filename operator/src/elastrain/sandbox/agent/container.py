@@ -66,6 +66,17 @@ def _launcher(spec: LaunchSpec) -> list[str]:
     return [*argv, sys.executable, "-I", "-S", podexec.__file__, str(spec.spec_path)]
 
 
+def enter_argv(pid: int, command: Sequence[str], namespaces: bool) -> list[str]:
+    """``command`` run inside the namespaces (network, mount, UTS) and cwd of process ``pid``.
+
+    What ``kubectl exec`` and exec probes need; without namespaces it is ``command`` itself.
+    """
+    if not namespaces:
+        return list(command)
+    nsenter = shutil.which("nsenter") or "nsenter"
+    return [nsenter, "-t", str(pid), "-n", "-m", "-u", "-w", "--", *command]
+
+
 def processes_with_marker(container_id: str) -> list[int]:
     """PIDs whose environment carries ``container_id``'s marker (the container's processes)."""
     needle = f"{MARKER_VAR}={container_id}".encode()
@@ -112,53 +123,82 @@ def sweep_orphans() -> list[int]:
     return killed
 
 
+async def _read_to_eof(fd: int) -> bytes:
+    """Read a pipe to its end without blocking the loop (or tying up a thread)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    try:
+        return await reader.read()
+    finally:
+        transport.close()
+
+
 class ContainerProcess:
     """A started container; the pod runtime awaits :meth:`wait` and calls :meth:`stop`."""
 
-    def __init__(self, spec: LaunchSpec, proc: asyncio.subprocess.Process) -> None:
+    def __init__(
+        self, spec: LaunchSpec, proc: asyncio.subprocess.Process, start_error: str | None
+    ) -> None:
         self.spec = spec
         self._proc = proc
         self.pid = proc.pid
+        self.start_error = start_error
 
     @classmethod
     async def start(cls, spec: LaunchSpec) -> ContainerProcess:
-        """Write the exec spec and spawn the launcher; output goes to ``spec.log_path``."""
+        """Spawn the launcher and return once the container's command is running.
+
+        The exec helper holds the write end of a pipe, close-on-exec: end of file without a
+        word means the command was exec'd (namespaces, hostname and mounts in place, so a
+        probe or ``kubectl exec`` aimed at its PID lands inside the container); a message
+        means it could not start.
+        """
         env = {**spec.env, MARKER_VAR: spec.container_id}
         spec.spec_path.parent.mkdir(parents=True, exist_ok=True)
+        read_fd, write_fd = os.pipe()
         payload = {
             "argv": list(spec.argv),
             "env": env,
             "workdir": spec.workdir,
             "hostname": spec.hostname if spec.namespaces else None,
             "mounts": [asdict(m) for m in spec.mounts] if spec.namespaces else [],
-            "start_error_file": str(spec.spec_path.with_suffix(".error")),
+            "status_fd": write_fd,
         }
         fd = os.open(spec.spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(spec.log_path, "ab") as log:
-            proc = await asyncio.create_subprocess_exec(
-                *_launcher(spec),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                env={MARKER_VAR: spec.container_id, "PATH": env.get("PATH", "/usr/bin:/bin")},
-                start_new_session=True,
-            )
-        return cls(spec, proc)
+        try:
+            with open(spec.log_path, "ab") as log:
+                proc = await asyncio.create_subprocess_exec(
+                    *_launcher(spec),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env={MARKER_VAR: spec.container_id, "PATH": env.get("PATH", "/usr/bin:/bin")},
+                    start_new_session=True,
+                    pass_fds=(write_fd,),
+                )
+        finally:
+            os.close(write_fd)
+        message = await _read_to_eof(read_fd)
+        return cls(spec, proc, message.decode(errors="replace") or None)
+
+    def exec_argv(
+        self, command: Sequence[str], namespaces: bool
+    ) -> tuple[list[str], dict[str, str]]:
+        """argv and env that run ``command`` inside this container (its processes' marker
+        included, so whatever it starts dies with the container)."""
+        env = {**self.spec.env, MARKER_VAR: self.spec.container_id}
+        return enter_argv(self.pid, command, namespaces), env
 
     @property
     def running(self) -> bool:
         """Whether the main process has not been reaped yet."""
         return self._proc.returncode is None
-
-    def start_error(self) -> str | None:
-        """The message the exec helper left when it could not start the command."""
-        try:
-            return self.spec.spec_path.with_suffix(".error").read_text()
-        except FileNotFoundError:
-            return None
 
     async def wait(self) -> int:
         """Wait for the main process; then kill what is left of its tree; return the code."""

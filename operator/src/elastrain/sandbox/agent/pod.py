@@ -26,7 +26,6 @@ from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup
 from elastrain.sandbox.agent.images import ImageMap
 from elastrain.sandbox.agent.launch import RESOLV_CONF, LaunchContext, launch_spec
 from elastrain.sandbox.agent.network import PodNet, PodNetwork
-from elastrain.sandbox.agent.podexec import START_ERROR_EXIT
 from elastrain.sandbox.agent.podstatus import (
     Conditions,
     ContainerRecord,
@@ -126,6 +125,14 @@ class PodRuntime:
             await self.stop(0)
         await asyncio.to_thread(self.config.network.remove_pod, self.uid)
         await asyncio.to_thread(shutil.rmtree, self.dir, True)
+
+    def exec_argv(self, container: str, command: list[str]) -> tuple[list[str], dict[str, str]]:
+        """How to run ``command`` in a running container (``kubectl exec``); LookupError if
+        the container is not running."""
+        proc = self._processes.get(container)
+        if proc is None or not proc.running:
+            raise LookupError(f"container {container} is not running in pod {self.name}")
+        return proc.exec_argv(command, self.config.namespaces)
 
     def kill_now(self) -> None:
         """SIGKILL every container at once, synchronously (the agent's exit path)."""
@@ -231,34 +238,40 @@ class PodRuntime:
             self._event("Normal", "Pulled", f'Container image "{image}" already present on machine')
             self._event("Normal", "Created", f"Created container: {rec.name}")
             proc = await ContainerProcess.start(launch)
-            self._event("Normal", "Started", f"Started container {rec.name}")
             self._processes[rec.name] = proc
             if not first:
                 rec.restart_count += 1
             first = False
             started = time.time()
-            rec.set_running(f"sandbox://{launch.container_id}", started)
-            rec.ready = not init and "readinessProbe" not in spec
-            self._changed()
-            if self._stop.is_set():
-                await proc.stop(self._grace)
-            probes = [
-                asyncio.create_task(self._probe_loop(spec, rec, proc, launch, kind))
-                for kind in ("readiness", "liveness")
-                if not init and f"{kind}Probe" in spec
-            ]
+            container_id = f"sandbox://{launch.container_id}"
+            probes: list[asyncio.Task[None]] = []
+            if proc.start_error is None:
+                self._event("Normal", "Started", f"Started container {rec.name}")
+                rec.set_running(container_id, started)
+                rec.ready = not init and "readinessProbe" not in spec
+                self._changed()
+                if self._stop.is_set():
+                    await proc.stop(self._grace)
+                probes = [
+                    asyncio.create_task(self._probe_loop(spec, rec, proc, launch, kind))
+                    for kind in ("readiness", "liveness")
+                    if not init and f"{kind}Probe" in spec
+                ]
+            else:
+                self._event("Warning", "Failed", f"Error: {proc.start_error}")
             code = await proc.wait()
             for task in probes:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             finished = time.time()
-            error = proc.start_error() if code == START_ERROR_EXIT else None
+            error = proc.start_error
+            rec.container_id = container_id
             done = Terminated(
                 exit_code=code,
                 started_at=started,
                 finished_at=finished,
-                container_id=rec.container_id,
+                container_id=container_id,
                 reason="StartError" if error else "",
                 message=error or "",
             )

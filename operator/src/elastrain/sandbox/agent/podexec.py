@@ -55,14 +55,16 @@ def enter(spec: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    """Entry point; any failure before exec becomes a start error the agent reports."""
+    """Entry point; any failure before exec goes back to the agent on the status pipe."""
     spec = json.loads(Path(sys.argv[1]).read_text())
+    status_fd = int(spec["status_fd"])
+    os.set_inheritable(status_fd, False)  # closed by a successful exec: that is the signal
     try:
         enter(spec)
     except Exception as exc:
         message = f"failed to start container: {exc}"
         print(message, file=sys.stderr, flush=True)
-        Path(spec["start_error_file"]).write_text(message)
+        os.write(status_fd, message.encode())
         os._exit(START_ERROR_EXIT)
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from elastrain.sandbox.agent.container import enter_argv
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,9 @@ async def _http(probe: Obj, target: ProbeTarget) -> bool:
 
 
 async def _exec(probe: Obj, target: ProbeTarget) -> bool:
-    command = [str(c) for c in probe.get("command") or []]
-    if target.namespaces:
-        nsenter = shutil.which("nsenter") or "nsenter"
-        command = [nsenter, "-t", str(target.pid), "-n", "-m", "-u", "--", *command]
+    command = enter_argv(
+        target.pid, [str(c) for c in probe.get("command") or []], target.namespaces
+    )
     proc = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.DEVNULL,
