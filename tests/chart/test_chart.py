@@ -272,3 +272,22 @@ def test_rendered_args_parse_with_the_operator_cli(values: Obj) -> None:
     assert config.peering == ("elastrain" if values.get("peering") else None)
     assert (config.metrics_port, config.health_port) == (8080, 8081)
     assert config.log_format == "json"
+
+
+def test_service_monitor() -> None:
+    docs = render({"metrics": {"serviceMonitor": {"enabled": True, "labels": {"team": "ml"}}}})
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["team"] == "ml"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert of_kind(render(), "ServiceMonitor") == []
+    with pytest.raises(RuntimeError, match=r"needs metrics\.service\.enabled"):
+        validate_chart.render(
+            str(HELM),
+            CHART,
+            {"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}},
+        )
+    monitor["spec"]["endpoints"][0]["port"] = "web"
+    errors = validate_chart.validate_manifests(docs, "1.37.0", expect_sa=True)
+    assert errors == [
+        f"ServiceMonitor {validate_chart.NAMESPACE}/elastrain: port web is not served"
+    ]

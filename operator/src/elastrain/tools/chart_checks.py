@@ -126,3 +126,24 @@ def check_services(docs: list[Obj]) -> list[str]:
             if isinstance(port.get("targetPort"), str) and port["targetPort"] not in names:
                 errors.append(f"{describe(svc)}: targetPort {port['targetPort']} is not a pod port")
     return errors
+
+
+def check_service_monitors(docs: list[Obj]) -> list[str]:
+    """Every ServiceMonitor selects a rendered Service and scrapes one of its named ports.
+
+    Its CRD belongs to the Prometheus Operator, so no schema is at hand; this is what can
+    still go wrong inside the chart.
+    """
+    services = [d for d in docs if d["kind"] == "Service"]
+    errors = []
+    for monitor in (d for d in docs if d["kind"] == "ServiceMonitor"):
+        selector = monitor["spec"].get("selector", {}).get("matchLabels", {})
+        matched = [s for s in services if _labels_match(selector, s["metadata"].get("labels", {}))]
+        if not matched:
+            errors.append(f"{describe(monitor)}: selector matches no rendered Service")
+            continue
+        ports = {p.get("name") for s in matched for p in s["spec"]["ports"]}
+        for endpoint in monitor["spec"].get("endpoints", []):
+            if endpoint.get("port") not in ports:
+                errors.append(f"{describe(monitor)}: port {endpoint.get('port')} is not served")
+    return errors
