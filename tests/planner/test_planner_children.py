@@ -228,3 +228,18 @@ def test_quantities_parse_exactly_and_format_plainly() -> None:
     assert quantity.fmt(Fraction(3, 2)) == "1500m"
     assert quantity.fmt(Fraction(1, 3000)) == "1m"  # rounded up, never under-asked
     assert quantity.fmt(Fraction(7)) == "7"
+
+
+def test_a_pod_group_someone_else_owns_is_never_replaced_or_deleted() -> None:
+    world = World(
+        make_job(workers=2, runPolicy={"schedulingPolicy": {"minAvailable": 2}}), crd=True
+    )
+    world.pod_groups["mnist"] = {
+        "metadata": {"name": "mnist", "uid": "theirs", "ownerReferences": []},
+        "spec": {"minMember": 9},
+    }
+    p = world.step()
+    assert not [o for o in p.creates if o["kind"] == "PodGroup"]
+    assert not p.deletes
+    world.job["spec"]["runPolicy"] = {}
+    assert not world.step().deletes

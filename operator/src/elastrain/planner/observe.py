@@ -113,6 +113,8 @@ def observe_pods(raw_pods: list[dict[str, Any]], job_name: str, job_uid: str) ->
     ours: list[PodView] = []
     names: set[str] = set()
     for raw in raw_pods:
+        if not isinstance(raw, dict):
+            continue
         meta = _dict(raw.get("metadata"))
         name = meta.get("name")
         if not isinstance(name, str) or not name:
@@ -133,7 +135,9 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _controller_uid(meta: dict[str, Any]) -> str | None:
+def controller_uid(obj: object) -> str | None:
+    """The uid in an object's controller owner reference, if any (never raises)."""
+    meta = _dict(obj.get("metadata") if isinstance(obj, dict) else None)
     for ref in _list(meta.get("ownerReferences")):
         if isinstance(ref, dict) and ref.get("controller"):
             uid = ref.get("uid")
@@ -160,7 +164,7 @@ def _view(
     raw: dict[str, Any], meta: dict[str, Any], name: str, job_name: str, job_uid: str
 ) -> PodView | None:
     labels = _dict(meta.get("labels"))
-    if labels.get(c.LABEL_JOB_NAME) != job_name or _controller_uid(meta) != job_uid:
+    if labels.get(c.LABEL_JOB_NAME) != job_name or controller_uid(raw) != job_uid:
         return None
     role = labels.get(c.LABEL_REPLICA_TYPE)
     index_text = labels.get(c.LABEL_REPLICA_INDEX)

@@ -29,6 +29,7 @@ from elastrain.planner.model import Delete, Event, Observed, Plan
 from elastrain.planner.observe import (
     PodObservation,
     PodView,
+    controller_uid,
     observe_pods,
 )
 from elastrain.planner.progress import Progress
@@ -299,25 +300,31 @@ class _Reconcile:
 
     def _ensure_pod_group(self) -> None:
         """Create the PodGroup; replace it when its gang size no longer matches the spec."""
-        group = self._pod_group()
-        if group is None:
+        if not any(_name(g) == self.job.name for g in self.observed.pod_groups):
             self.creates.append(children.build_pod_group_spec(self.job))
             return
-        spec = group.get("spec")
-        if not isinstance(spec, dict) or spec.get("minMember") != children.min_member(self.job):
+        group = self._own_pod_group()
+        spec = group.get("spec") if group is not None else None
+        if group is not None and (
+            not isinstance(spec, dict) or spec.get("minMember") != children.min_member(self.job)
+        ):
             self._delete_pod_group()
 
-    def _pod_group(self) -> dict[str, Any] | None:
+    def _own_pod_group(self) -> dict[str, Any] | None:
+        """The PodGroup named after the job, if this job controls it.
+
+        A namesake someone else owns (a user's own PodGroup) is never replaced or deleted.
+        """
         for group in self.observed.pod_groups:
-            if _name(group) == self.job.name:
+            if _name(group) == self.job.name and controller_uid(group) == self.job.uid:
                 return group
         return None
 
     def _delete_pod_group(self) -> None:
-        group = self._pod_group()
+        group = self._own_pod_group()
         if group is None:
             return
-        meta = group.get("metadata") or {}
+        meta = group["metadata"]
         if meta.get("deletionTimestamp"):
             return
         uid = meta.get("uid")
@@ -484,6 +491,8 @@ class _Reconcile:
         )
 
 
-def _name(obj: dict[str, Any]) -> str | None:
-    meta = obj.get("metadata")
-    return meta.get("name") if isinstance(meta, dict) else None
+def _name(obj: object) -> str | None:
+    """An observed object's name; None for anything malformed (never raises)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else None
