@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from elastrain.sandbox.schema import CompiledSchema
+from elastrain.sandbox.schema import CompiledSchema, SchemaError
 from schema_helpers import crd, lines, obj, spec_schema
 
 
@@ -51,7 +51,7 @@ def test_root_rule_reports_nil_field_and_sees_only_name_in_metadata() -> None:
         "type": "object",
         "x-kubernetes-validations": [
             rule("self.metadata.name.size() <= 5", message="name too long"),
-            rule("!has(self.metadata.labels)", message="labels are hidden from CEL"),
+            rule("self.kind == 'Widget' && self.apiVersion.startsWith('example.dev/')"),
         ],
         "properties": {"spec": {"type": "object"}},
     }
@@ -60,6 +60,10 @@ def test_root_rule_reports_nil_field_and_sees_only_name_in_metadata() -> None:
     ok["metadata"]["labels"] = {"a": "b"}
     assert cs.validate(ok) == []
     assert lines(cs.validate(obj({}, name="abcdef"))) == ["<nil>: Invalid value: name too long"]
+    # cel-go refuses other metadata fields when the CRD is created, as we do.
+    schema["x-kubernetes-validations"] = [rule("!has(self.metadata.labels)")]
+    with pytest.raises(SchemaError, match="undefined field 'labels'"):
+        CompiledSchema.from_crd(crd(schema), "v1")
 
 
 def test_message_expression_and_fallback() -> None:
@@ -70,7 +74,7 @@ def test_message_expression_and_fallback() -> None:
             messageExpression="'n is ' + string(self.n) + ', want < 3'",
             message="static",
         ),
-        rule("self.n < 4", messageExpression="self.missing", message="static fallback"),
+        rule("self.n < 4", messageExpression="string(self.n / 0)", message="static fallback"),
         rule("self.n < 5", messageExpression="'  padded  '"),
         rule("self.n < 6", messageExpression="'two\\nlines'"),
     )
@@ -350,3 +354,51 @@ def test_embedded_resources_show_only_name_in_metadata() -> None:
     )
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}}}
     assert cs.validate(obj({"pod": pod})) == []
+
+
+@pytest.mark.parametrize(
+    ("expr", "error"),
+    [
+        ("self.replcas > 0", "ERROR: <input>:1:5: undefined field 'replcas'"),
+        ("has(self.inner.nope)", "ERROR: <input>:1:15: undefined field 'nope'"),
+        (
+            "self.name.first == 'a'",
+            "ERROR: <input>:1:10: type 'string' does not support field selection",
+        ),
+        ("self.items[0].nope == 1", "ERROR: <input>:1:14: undefined field 'nope'"),
+        ("self.byName['a'].nope == 1", "ERROR: <input>:1:17: undefined field 'nope'"),
+    ],
+)
+def test_unknown_fields_in_rules_fail_at_crd_creation(expr: str, error: str) -> None:
+    inner = {"type": "object", "properties": {"a": INT}}
+    props = {
+        "replicas": INT,
+        "name": STR,
+        "inner": inner,
+        "items": {"type": "array", "items": inner},
+        "byName": {"type": "object", "additionalProperties": inner},
+    }
+    with pytest.raises(SchemaError) as info:
+        spec_rules(props, rule(expr))
+    assert str(info.value).endswith(f"compilation failed: {error}")
+
+
+def test_open_parts_of_the_schema_are_dynamic_in_rules() -> None:
+    props = {
+        "tmpl": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "port": {"x-kubernetes-int-or-string": True},
+        "labels": {"type": "object", "additionalProperties": STR},
+    }
+    cs = spec_rules(props, rule("!has(self.tmpl.spec) && self.labels.anything == 'x'"))
+    assert cs.validate(obj({"tmpl": {}, "labels": {"anything": "x"}})) == []
+
+
+def test_property_names_are_escaped_in_rules() -> None:
+    props = {"max-replicas": INT, "a.b": INT, "if": INT, "x/y": INT, "__s": INT}
+    cs = spec_rules(
+        props,
+        rule("self.max__dash__replicas == 1 && self.a__dot__b == 2 && self.__if__ == 3"),
+        rule("self.x__slash__y == 4 && self.__underscores__s == 5"),
+    )
+    assert cs.validate(obj({"max-replicas": 1, "a.b": 2, "if": 3, "x/y": 4, "__s": 5})) == []
+    assert len(cs.validate(obj({"max-replicas": 9, "a.b": 2, "if": 3, "x/y": 4, "__s": 5}))) == 1

@@ -15,6 +15,7 @@ import celpy
 from lark import Token, Tree
 
 from elastrain.sandbox.schema import errors as fe
+from elastrain.sandbox.schema.celfields import check_fields
 from elastrain.sandbox.schema.celfuncs import BUILTINS, FUNCTIONS
 from elastrain.sandbox.schema.node import Node, RuleSpec
 
@@ -103,8 +104,12 @@ def _first_ident(call: Tree[Any]) -> set[str]:
     return set(found[:1])
 
 
-def _compile_expr(text: str, where: str) -> tuple[Any, set[str]]:
-    """Compile one expression; raise SchemaError with a cel-go style message if it does not."""
+def _compile_expr(text: str, where: str, node: Node, resource: bool) -> tuple[Any, set[str]]:
+    """Compile one expression on ``node``; raise SchemaError with cel-go's message if it fails.
+
+    ``resource`` says ``self`` is a resource (the root or an embedded object), which exposes
+    ``apiVersion``, ``kind`` and ``metadata.name``/``generateName`` whatever the schema says.
+    """
     try:
         ast = _ENV.compile(text)
     except celpy.CELParseError as exc:
@@ -129,6 +134,9 @@ def _compile_expr(text: str, where: str) -> tuple[Any, set[str]]:
             text,
             f"ERROR: <input>:1:1: undeclared reference to '{unknown_id[0]}' (in container '')",
         )
+    field_error = check_fields(ast, node, resource)
+    if field_error:
+        raise _compile_failure(where, text, field_error)
     return _ENV.program(ast, functions=FUNCTIONS), idents
 
 
@@ -164,9 +172,10 @@ def _parse_field_path(spec: RuleSpec, node: Node) -> tuple[tuple[str, bool], ...
     return tuple(parts)
 
 
-def compile_rule(spec: RuleSpec, node: Node) -> CompiledRule:
+def compile_rule(spec: RuleSpec, node: Node, *, resource: bool) -> CompiledRule:
     """Compile and statically check one rule; raise SchemaError naming the rule's path."""
-    program, idents = _compile_expr(spec.rule, f"{spec.crd_path}.rule")
+    shape = node.shape or node
+    program, idents = _compile_expr(spec.rule, f"{spec.crd_path}.rule", shape, resource)
     uses_old_self = "oldSelf" in idents
     causes: list[fe.FieldCause] = []
     if uses_old_self and not node.correlatable:
@@ -201,7 +210,7 @@ def compile_rule(spec: RuleSpec, node: Node) -> CompiledRule:
     message_program = None
     if spec.message_expression:
         message_program, _ = _compile_expr(
-            spec.message_expression, f"{spec.crd_path}.messageExpression"
+            spec.message_expression, f"{spec.crd_path}.messageExpression", shape, resource
         )
     field_path = _parse_field_path(spec, node) if spec.field_path else ()
     return CompiledRule(spec, program, message_program, uses_old_self, field_path)

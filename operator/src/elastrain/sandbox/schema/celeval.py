@@ -19,6 +19,7 @@ from celpy import celtypes
 
 from elastrain.sandbox.schema import errors as fe
 from elastrain.sandbox.schema.celcompile import CompiledRule, Outcome
+from elastrain.sandbox.schema.celfields import escape
 from elastrain.sandbox.schema.celfuncs import Optional
 from elastrain.sandbox.schema.node import Node
 from elastrain.sandbox.schema.openapi import MISSING, correlate_items, same
@@ -44,9 +45,14 @@ def to_cel(value: Any, node: Node | None, *, root: bool = False) -> Any:
         if (root or node.embedded) and isinstance(value.get("metadata"), dict):
             meta = {k: v for k, v in value["metadata"].items() if k in ("name", "generateName")}
             items = {**value, "metadata": meta}.items()
-        return celtypes.MapType(
-            {celtypes.StringType(k): to_cel(v, node.child_schema(k)) for k, v in items}
-        )
+        out = {}
+        for key, sub in items:
+            # Declared properties are seen under their escaped CEL names (``x-y`` -> x__dash__y);
+            # map keys and preserved unknown fields keep theirs.
+            name = escape(key) if key in node.properties else key
+            if name is not None:
+                out[celtypes.StringType(name)] = to_cel(sub, node.child_schema(key))
+        return celtypes.MapType(out)
     if isinstance(value, list):
         return celtypes.ListType([to_cel(v, node.items) for v in value])
     return _scalar(value, node)

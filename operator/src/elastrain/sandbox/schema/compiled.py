@@ -89,7 +89,10 @@ class CompiledSchema:
         for node in _walk(root):
             for spec in node.rules:
                 try:
-                    rules.setdefault(id(node), []).append(compile_rule(spec, node))
+                    shape = node.shape or node
+                    resource = shape is root or shape.embedded
+                    compiled = compile_rule(spec, node, resource=resource)
+                    rules.setdefault(id(node), []).append(compiled)
                 except fe.SchemaError as exc:
                     causes.extend(exc.causes)
             if node.has_default:
