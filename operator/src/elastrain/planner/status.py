@@ -47,14 +47,6 @@ def current_phase(status: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    """The condition of type ``kind`` in ``status``, if present."""
-    for cond in _conditions(status):
-        if cond.get("type") == kind:
-            return cond
-    return None
-
-
 def _conditions(status: dict[str, Any]) -> list[dict[str, Any]]:
     raw = status.get("conditions")
     return [cond for cond in raw if isinstance(cond, dict)] if isinstance(raw, list) else []
