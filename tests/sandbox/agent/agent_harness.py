@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar, cast
 
+import pytest
 from elastrain.sandbox.agent.launch import log_path
 from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
 
 Json = dict[str, Any]
+
+IS_ROOT = os.geteuid() == 0
+# `root` for selection (CI runs as root), and a skip that says why everywhere else.
+ROOT_MARKS = (
+    pytest.mark.root,
+    pytest.mark.skipif(not IS_ROOT, reason="needs root: network, UTS and mount namespaces"),
+)
+T = TypeVar("T")
+
+
+def needs_root(test: T) -> T:
+    """Mark a test (function or class) as needing root."""
+    marked: Any = test
+    for mark in ROOT_MARKS:
+        marked = mark(marked)
+    return cast(T, marked)
 
 
 def make_pod(name: str, *containers: Json, namespace: str = "default", **spec: Any) -> Json:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from agent_harness import IS_ROOT
 from elastrain.sandbox.agent.backoff import BackoffPolicy
 from elastrain.sandbox.agent.instance import InstanceId
 from elastrain.sandbox.agent.network import PodNetwork, open_network
 from elastrain.sandbox.agent.pod import RuntimeConfig
-
-IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(
-    not IS_ROOT, reason="needs root: network, UTS and mount namespaces for pods"
-)
 
 
 @pytest.fixture

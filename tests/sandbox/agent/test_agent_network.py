@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from agent_harness import container, make_pod, read_log, run, sh, wait_for
-from conftest import needs_root
+from agent_harness import ROOT_MARKS, container, make_pod, read_log, run, sh, wait_for
 from elastrain.sandbox.agent import hostcmd, hosts
 from elastrain.sandbox.agent.instance import InstanceId
 from elastrain.sandbox.agent.network import (
@@ -22,7 +21,7 @@ from elastrain.sandbox.agent.network import (
 )
 from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
 
-pytestmark = needs_root
+pytestmark = list(ROOT_MARKS)
 
 PORT = 29400
 # Serves one line naming the pod, on 0.0.0.0:PORT, until killed.

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from agent_harness import container, make_pod, run, sh, wait_for
-from conftest import needs_root
+from agent_harness import container, make_pod, needs_root, run, sh, wait_for
 from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
 from elastrain.sandbox.agent.probes import ProbeCounter
 

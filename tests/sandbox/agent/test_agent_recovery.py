@@ -10,8 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from agent_harness import container, make_pod, poll_until, read_log, run, run_pod, sh
-from conftest import needs_root
+from agent_harness import container, make_pod, needs_root, poll_until, read_log, run, run_pod, sh
 from elastrain.sandbox.agent import hostcmd
 from elastrain.sandbox.agent.backoff import BackoffPolicy
 from elastrain.sandbox.agent.container import processes_with_marker, sweep_orphans

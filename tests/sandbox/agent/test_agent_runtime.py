@@ -9,8 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent_harness import container, make_pod, read_log, run, run_pod, sh, terminal, wait_for
-from conftest import IS_ROOT, needs_root
+from agent_harness import (
+    IS_ROOT,
+    container,
+    make_pod,
+    needs_root,
+    read_log,
+    run,
+    run_pod,
+    sh,
+    terminal,
+    wait_for,
+)
 from elastrain.sandbox.agent.container import processes_with_marker
 from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_root
+from agent_harness import needs_root
 from elastrain.sandbox.agent.backoff import BackoffPolicy
 from elastrain.sandbox.agent.container import processes_with_marker
 from elastrain.sandbox.embedded import Sandbox
@@ -286,9 +286,8 @@ def test_removed_node_takes_its_processes_with_it(sb: Sandbox, ns: str) -> None:
     poll(lambda: get(sb, ns, "p") is None, 30, "pod GC to remove the orphaned pod")
 
 
+@needs_root
 def test_pvc_is_shared_between_pods_and_outlives_them(sb: Sandbox, ns: str) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: volumes are bind mounts in the pod's mount namespace")
     volume = [{"name": "ckpt", "persistentVolumeClaim": {"claimName": "shared"}}]
     mount = {"volumeMounts": [{"name": "ckpt", "mountPath": "/ckpt"}]}
     writer = pod(

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import needs_root
+from agent_harness import ROOT_MARKS
 from elastrain.sandbox.embedded import Sandbox
 
-pytestmark = [needs_root, pytest.mark.slow]
+pytestmark = [*ROOT_MARKS, pytest.mark.slow]
 
 SCRIPT = "echo rank=$RANK world=$WORLD_SIZE host=$(hostname)"
 
