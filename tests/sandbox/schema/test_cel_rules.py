@@ -402,3 +402,11 @@ def test_property_names_are_escaped_in_rules() -> None:
     )
     assert cs.validate(obj({"max-replicas": 1, "a.b": 2, "if": 3, "x/y": 4, "__s": 5})) == []
     assert len(cs.validate(obj({"max-replicas": 9, "a.b": 2, "if": 3, "x/y": 4, "__s": 5}))) == 1
+
+
+def test_all_of_rules_resolve_field_paths_against_the_schema() -> None:
+    check = rule("self.min <= self.max", fieldPath=".max", message="max below min")
+    cs = spec_schema({"min": INT, "max": INT}, allOf=[{"x-kubernetes-validations": [check]}])
+    assert lines(cs.validate(obj({"min": 2, "max": 1}))) == [
+        "spec.max: Invalid value: max below min"
+    ]

@@ -212,5 +212,5 @@ def compile_rule(spec: RuleSpec, node: Node, *, resource: bool) -> CompiledRule:
         message_program, _ = _compile_expr(
             spec.message_expression, f"{spec.crd_path}.messageExpression", shape, resource
         )
-    field_path = _parse_field_path(spec, node) if spec.field_path else ()
+    field_path = _parse_field_path(spec, shape) if spec.field_path else ()
     return CompiledRule(spec, program, message_program, uses_old_self, field_path)
