@@ -11,6 +11,7 @@ take the server down.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -178,11 +179,15 @@ def _activation(value: Any, old: Any, node: Node, root: bool) -> dict[str, Any]:
 
 
 def _cache_key(value: Any, old: Any) -> str:
-    """Rules are pure, so (self, oldSelf) decides the outcome; "" when not serialisable."""
+    """Rules are pure, so (self, oldSelf) decides the outcome; "" when not serialisable.
+
+    A digest, not the JSON itself, so a cache of whole objects (root rules) stays small.
+    """
     try:
-        return json.dumps([value, old is MISSING, None if old is MISSING else old], sort_keys=True)
+        text = json.dumps([value, old is MISSING, None if old is MISSING else old], sort_keys=True)
     except (TypeError, ValueError):
         return ""
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _cause(
