@@ -319,3 +319,14 @@ def test_latest_pod_logs_picks_the_newest_restart_of_each_pod(tmp_path: Path) ->
         Path("demo-ddp-worker-0/trainer/0.log"),
         Path("demo-ddp-worker-1/trainer/10.log"),
     ]
+
+
+def test_job_result_counts_restarts_from_metrics_and_summaries() -> None:
+    result = report.JobResult("demo-ddp", "DDP: 2 workers", "Succeeded", 0, 60.0)
+    assert (result.trainer_restarts, result.resumed_from_step) == (0, 0)
+    result.observed_trainer_restarts = 1  # rank 1's gauge; rank 0's summary counts none
+    result.worker_summaries["demo-ddp-worker-0"] = {"restarts": 0, "resumed_from_step": 120}
+    assert (result.trainer_restarts, result.resumed_from_step) == (1, 120)
+    result.worker_summaries["demo-ddp-worker-1"] = {"restarts": 2, "resumed_from_step": 150}
+    assert (result.trainer_restarts, result.resumed_from_step) == (2, 150)
+    assert "0 pod / 2 proc" in report.table([result])[1]

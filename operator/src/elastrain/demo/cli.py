@@ -274,8 +274,8 @@ class Run:
         if record and killed and killed.summary:
             out += [
                 "",
-                f"  {record.pod}'s training process was killed at step {record.at_step}; "
-                f"{killed.name} resumed from its step-{killed.resumed_from_step} checkpoint "
+                f"  {record.pod}'s training process was killed at step {record.at_step}.",
+                f"  {killed.name} resumed from its step-{killed.resumed_from_step} checkpoint "
                 f"and finished all {killed.summary['steps']} steps.",
             ]
         if self.args.keep:

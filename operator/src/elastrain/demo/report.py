@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from elastrain.demo.kubectl import Kubectl, KubectlError
-from elastrain.demo.view import align
+from elastrain.demo.view import align, restarts_text
 
 SUMMARY_KEYS = ("steps", "first_loss", "final_loss")
 
@@ -54,6 +54,9 @@ class JobResult:
     phase: str
     restart_count: int
     wall_seconds: float | None
+    # The most restarts any rank's metrics reported while the job ran: only the rank that
+    # prints the summary counts in it, and after a peer's failure that rank may count none.
+    observed_trainer_restarts: int = 0
     summary: dict[str, Any] | None = None
     worker_summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -67,8 +70,9 @@ class JobResult:
 
     @property
     def trainer_restarts(self) -> int:
-        """The most restarts any worker's trainer counted (torchrun restarts the whole group)."""
-        return max((int(s.get("restarts") or 0) for s in self.worker_summaries.values()), default=0)
+        """Restarts of the training processes, as the trainers' metrics and summaries count them."""
+        counted = (int(s.get("restarts") or 0) for s in self.worker_summaries.values())
+        return max([self.observed_trainer_restarts, *counted])
 
     def to_json(self) -> dict[str, Any]:
         """The ``--result-json`` record."""
@@ -79,7 +83,12 @@ class JobResult:
 
 
 def collect(
-    kubectl: Kubectl, name: str, description: str, obj: dict[str, Any], workers: list[str]
+    kubectl: Kubectl,
+    name: str,
+    description: str,
+    obj: dict[str, Any],
+    workers: list[str],
+    observed_trainer_restarts: int,
 ) -> JobResult:
     """``obj``'s final status plus the summary line of each worker pod in ``workers``."""
     status = obj.get("status") or {}
@@ -89,6 +98,7 @@ def collect(
         phase=str(status.get("phase", "Unknown")),
         restart_count=int(status.get("restartCount") or 0),
         wall_seconds=wall_seconds(status),
+        observed_trainer_restarts=observed_trainer_restarts,
     )
     for pod in workers:
         try:
@@ -137,7 +147,7 @@ def table(results: list[JobResult]) -> list[str]:
                 r.phase,
                 _number(s, "steps", "d"),
                 loss,
-                f"{r.restart_count} pod, {r.trainer_restarts} process",
+                restarts_text(r.restart_count, r.trainer_restarts),
                 f"step {r.resumed_from_step}" if r.resumed_from_step else "-",
                 _duration(r.wall_seconds),
                 _number(s, "samples_per_second", ".0f"),

@@ -162,7 +162,8 @@ class Scenario:
     def _collect(self, job: DemoJob, obj: Obj) -> report.JobResult:
         """The finished job's status plus its workers' summary lines (``kubectl logs``)."""
         workers = [job.pod_name(c.ROLE_WORKER, i) for i in range(job.replicas[c.ROLE_WORKER])]
-        return report.collect(self.kubectl, job.name, job.description, obj, workers)
+        restarts = self._states[job.name].trainer_restarts
+        return report.collect(self.kubectl, job.name, job.description, obj, workers, restarts)
 
     def _job_pods(self, job: DemoJob, pods: list[Obj]) -> list[Obj]:
         return [
@@ -272,13 +273,23 @@ class Scenario:
             if ours and key not in self._seen_events:
                 self._seen_events.add(key)
                 fresh.append(event)
-        fresh.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        fresh.sort(key=_event_order)
         for event in fresh:
             involved = event["involvedObject"]
             self.view.say(
                 f"event {involved['kind'].lower()}/{involved['name']}: {event.get('type')} "
                 f"{event.get('reason')}: {event.get('message', '').strip()}"
             )
+
+
+def _event_order(event: Obj) -> tuple[str, int]:
+    """Event timestamps have second resolution; the resourceVersion orders same-second events
+    where the server's versions are numbers (they are, in practice, etcd revisions)."""
+    version = str(event["metadata"].get("resourceVersion") or "")
+    return (
+        str(event.get("lastTimestamp") or event.get("eventTime") or ""),
+        int(version) if version.isdigit() else 0,
+    )
 
 
 def _phase_text(obj: Obj | None) -> str:

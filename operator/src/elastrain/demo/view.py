@@ -74,8 +74,9 @@ def _loss(row: JobRow) -> str:
     return "-" if row.loss is None else f"{row.loss:.4f}"
 
 
-def _restarts(row: JobRow) -> str:
-    return f"{row.restarts} pod / {row.trainer_restarts} proc"
+def restarts_text(pod: int, process: int) -> str:
+    """Pod restarts (the job status) and training-process restarts (torchrun, in place)."""
+    return f"{pod} pod / {process} proc"
 
 
 def align(lines: list[tuple[str, ...]]) -> list[str]:
@@ -94,7 +95,7 @@ def table(rows: list[JobRow]) -> list[str]:
             r.name,
             r.phase,
             f"{r.ready}/{r.desired}",
-            _restarts(r),
+            restarts_text(r.restarts, r.trainer_restarts),
             _step(r),
             _loss(r),
             sparkline(r.losses),
@@ -109,7 +110,7 @@ def change_line(row: JobRow) -> str:
     parts = [
         f"{row.name}: {row.phase}",
         f"ready {row.ready}/{row.desired}",
-        f"restarts {_restarts(row)}",
+        f"restarts {restarts_text(row.restarts, row.trainer_restarts)}",
         f"step {_step(row)}",
         f"loss {_loss(row)}",
     ]
