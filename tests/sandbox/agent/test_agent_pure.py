@@ -161,9 +161,9 @@ def _record(state: str, code: int = 0) -> ContainerRecord:
     if state == "running":
         rec.set_running("id", 1.0)
     elif state == "terminated":
-        rec.set_terminated(Terminated(code, 1.0, 2.0, "id"), will_restart=False)
+        rec.set_terminated(Terminated(code, 1.0, 2.0, "id"))
     elif state == "backoff":
-        rec.set_terminated(Terminated(code, 1.0, 2.0, "id"), will_restart=True)
+        rec.set_terminated(Terminated(code, 1.0, 2.0, "id"))
         rec.set_waiting("CrashLoopBackOff")
     return rec
 

@@ -211,8 +211,6 @@ class PodRuntime:
             if not await self._supervise(spec, rec, True):
                 if not self._stop.is_set() and self.restart_policy == "Never":
                     self._init_failed = True
-                    for main in self.records:
-                        main.will_restart = False
                     self._changed()
                 return False
         self._initialized = True
@@ -276,7 +274,7 @@ class PodRuntime:
                 message=error or "",
             )
             restart = not self._stop.is_set() and self._should_restart(code, init)
-            rec.set_terminated(done, restart)
+            rec.set_terminated(done)
             self._changed()
             if not restart:
                 return code == 0

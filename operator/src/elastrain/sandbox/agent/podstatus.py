@@ -63,7 +63,6 @@ class ContainerRecord:
     last_terminated: Terminated | None = None
     restart_count: int = 0
     ready: bool = False
-    will_restart: bool = True
 
     def set_waiting(self, reason: str, message: str = "") -> None:
         """Waiting (creating, backing off, misconfigured); the last run moves to lastState."""
@@ -82,10 +81,9 @@ class ContainerRecord:
         self.container_id, self.running_since = container_id, since
         self.waiting_reason = self.waiting_message = ""
 
-    def set_terminated(self, done: Terminated, will_restart: bool) -> None:
-        """Terminated with ``done``; ``will_restart`` feeds the phase rules."""
+    def set_terminated(self, done: Terminated) -> None:
+        """Terminated with ``done`` (whether it restarts is the pod runtime's call)."""
         self.terminated, self.running_since, self.ready = done, None, False
-        self.will_restart = will_restart
 
     @property
     def has_run(self) -> bool:
