@@ -326,7 +326,7 @@ class NodeAgent:
         if rt is None:
             return
         if uid in self._terminating:
-            if grace < rt.grace:  # e.g. `kubectl delete --force` during a graceful stop
+            if grace < rt.grace and rt.has_running_containers:  # e.g. `delete --force`
                 task = asyncio.create_task(self._safe_stop(rt, grace))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)

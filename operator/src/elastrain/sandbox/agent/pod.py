@@ -140,6 +140,11 @@ class PodRuntime:
             proc.kill_now()
 
     @property
+    def has_running_containers(self) -> bool:
+        """Whether any container process of this pod is still alive."""
+        return any(proc.running for proc in self._processes.values())
+
+    @property
     def grace(self) -> float:
         """The grace period of the stop in progress (0 before any stop)."""
         return self._grace
