@@ -307,3 +307,28 @@ def test_exec_runs_inside_the_container(config: RuntimeConfig) -> None:
         await rt.teardown()
 
     run(body)
+
+
+def test_native_sidecar_runs_beside_main_and_stops_after_it(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        marker = config.state_dir / "sidecar-was-up"
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        sidecar = sh("shipper", f"touch {marker}; exec sleep 300", restartPolicy="Always")
+        main = sh("main", f"test -f {marker} && echo saw-sidecar")
+        pod = make_pod(
+            "p",
+            main,
+            initContainers=[sidecar],
+            restartPolicy="Never",
+            terminationGracePeriodSeconds=5,
+        )
+        rt = await run_pod(config, pod)
+        status = rt.status()
+        assert status["phase"] == "Succeeded"
+        assert read_log(config, rt, "main").strip() == "saw-sidecar"
+        side = status["initContainerStatuses"][0]["state"]["terminated"]
+        assert side["exitCode"] == 128 + signal.SIGTERM  # stopped once main was done
+        assert container(rt)["state"]["terminated"]["exitCode"] == 0
+        await rt.teardown()
+
+    run(body)

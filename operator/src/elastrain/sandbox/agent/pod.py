@@ -100,6 +100,9 @@ class PodRuntime:
         self._stop = asyncio.Event()
         self._grace = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._sidecars: list[asyncio.Task[bool]] = []
+        self._sidecars_ending = False
+        self._started: dict[str, asyncio.Event] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -159,7 +162,8 @@ class PodRuntime:
             if not await self._setup():
                 return
             if await self._run_init():
-                await asyncio.gather(*(self._supervise(c, r, False) for c, r in self._mains()))
+                await asyncio.gather(*(self._supervise(c, r, "main") for c, r in self._mains()))
+            await self._end_sidecars()
         except Exception as exc:  # a failing pod never takes the agent down
             log.exception("pod %s/%s: runtime failure", self.namespace, self.name)
             for rec in self.records:
@@ -213,7 +217,10 @@ class PodRuntime:
         """Run init containers in order; False if the pod failed or is stopping."""
         specs = self.pod.get("spec", {}).get("initContainers") or []
         for spec, rec in zip(specs, self.init_records, strict=True):
-            if not await self._supervise(spec, rec, True):
+            if spec.get("restartPolicy") == "Always":
+                await self._start_sidecar(spec, rec)
+                continue
+            if not await self._supervise(spec, rec, "init"):
                 if not self._stop.is_set() and self.restart_policy == "Never":
                     self._init_failed = True
                     self._changed()
@@ -224,8 +231,36 @@ class PodRuntime:
         self._changed()
         return True
 
-    async def _supervise(self, spec: Obj, rec: ContainerRecord, init: bool) -> bool:
-        """Run one container until the policy says stop; True if its last run succeeded."""
+    async def _start_sidecar(self, spec: Obj, rec: ContainerRecord) -> None:
+        """A native sidecar (init container with ``restartPolicy: Always``): it keeps running
+        beside the main containers, and the next init container starts once it has started."""
+        started = asyncio.Event()
+        self._started[rec.name] = started
+        task = asyncio.create_task(self._supervise(spec, rec, "sidecar"))
+        self._sidecars.append(task)
+        waiters = {asyncio.create_task(started.wait()), asyncio.create_task(self._stop.wait())}
+        await asyncio.wait({task, *waiters}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def _end_sidecars(self) -> None:
+        """Once the main containers are done for good, stop the sidecars (SIGTERM, grace)."""
+        self._sidecars_ending = True
+        grace = float(self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+        if self._stop.is_set():
+            grace = self._grace
+        sidecars = {s["name"] for s in self._init_specs() if s.get("restartPolicy") == "Always"}
+        procs = [p for name, p in list(self._processes.items()) if name in sidecars]
+        await asyncio.gather(*(p.stop(grace) for p in procs))
+        await asyncio.gather(*self._sidecars)
+
+    def _init_specs(self) -> list[Obj]:
+        return list(self.pod.get("spec", {}).get("initContainers") or [])
+
+    async def _supervise(self, spec: Obj, rec: ContainerRecord, kind: str) -> bool:
+        """Run one container (``kind``: init, sidecar or main) until the policy says stop;
+        True if its last run succeeded."""
+        init = kind == "init"
         backoff = Backoff(self.config.backoff)
         first = True
         while not self._stop.is_set():
@@ -251,6 +286,8 @@ class PodRuntime:
             if proc.start_error is None:
                 self._event("Normal", "Started", f"Started container {rec.name}")
                 rec.set_running(container_id, started)
+                if rec.name in self._started:
+                    self._started[rec.name].set()
                 rec.ready = not init and "readinessProbe" not in spec
                 self._changed()
                 if self._stop.is_set():
@@ -278,7 +315,7 @@ class PodRuntime:
                 reason="StartError" if error else "",
                 message=error or "",
             )
-            restart = not self._stop.is_set() and self._should_restart(code, init)
+            restart = not self._stop.is_set() and self._should_restart(code, kind)
             rec.set_terminated(done)
             self._changed()
             if not restart:
@@ -331,7 +368,10 @@ class PodRuntime:
                 return
             await asyncio.sleep(float(probe.get("periodSeconds", 10)))
 
-    def _should_restart(self, code: int, init: bool) -> bool:
+    def _should_restart(self, code: int, kind: str) -> bool:
+        if kind == "sidecar":
+            return not self._sidecars_ending
+        init = kind == "init"
         if self.restart_policy == "Never":
             return False
         if init or self.restart_policy == "OnFailure":
@@ -392,9 +432,18 @@ class PodRuntime:
             phase = pod_phase(self.records, policy)
             if self._stop.is_set() and any(r.running_since is not None for r in self.records):
                 phase = "Running"
+        if phase in TERMINAL and self._sidecars_running():
+            phase = "Running"  # the main containers are done; the sidecars are being stopped
         if phase in TERMINAL:
             self._final_phase = phase
         return phase
+
+    def _sidecars_running(self) -> bool:
+        return any(
+            rec.running_since is not None
+            for rec, spec in zip(self.init_records, self._init_specs(), strict=True)
+            if spec.get("restartPolicy") == "Always"
+        )
 
     def status(self) -> Json:
         """The pod's status as the kubelet writes it (PodScheduled is the scheduler's)."""
