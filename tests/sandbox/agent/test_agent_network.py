@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from agent_harness import ROOT_MARKS, container, make_pod, read_log, run, sh, wait_for
@@ -175,3 +176,14 @@ def test_live_instances_are_never_swept(network: PodNetwork) -> None:
     assert pod.netns is not None and pod.netns in _names("netns")
     assert network.bridge in _names("link")
     assert os.getpid() == network.instance.pid
+
+
+def test_concurrent_pod_setups_get_distinct_addresses(network: PodNetwork) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        pods = list(pool.map(network.add_pod, [f"uid-{i}" for i in range(8)]))
+    assert len({p.ip for p in pods}) == 8
+    assert len({p.netns for p in pods}) == 8
+    listed = _names("netns")
+    assert all(p.netns is not None and p.netns in listed for p in pods)
+    network.remove_pod("uid-0")
+    assert network.add_pod("uid-new").ip not in {p.ip for p in pods}  # no immediate reuse

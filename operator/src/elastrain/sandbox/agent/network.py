@@ -23,6 +23,7 @@ import ipaddress
 import logging
 import os
 import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -193,6 +194,7 @@ class BridgeNetwork:
     _free: list[str] = field(default_factory=list)
     _next_host: int = 2
     _pod_seq: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(cls, instance: InstanceId) -> BridgeNetwork:
@@ -231,25 +233,28 @@ class BridgeNetwork:
         return str(self.subnet.network_address + 1)
 
     def _allocate_ip(self) -> str:
+        """A never-used address while there are any (a reused one may linger in a peer's
+        hosts file or ARP cache), then the longest-free one."""
+        if self._next_host < self.subnet.num_addresses - 1:
+            address = str(self.subnet.network_address + self._next_host)
+            self._next_host += 1
+            return address
         if self._free:
             return self._free.pop(0)
-        if self._next_host >= self.subnet.num_addresses - 1:
-            raise RuntimeError(f"subnet {self.subnet} exhausted")
-        address = str(self.subnet.network_address + self._next_host)
-        self._next_host += 1
-        return address
+        raise RuntimeError(f"subnet {self.subnet} exhausted")
 
     def add_pod(self, key: str) -> PodNet:
         """Namespace, veth pair (pod end ``eth0``), address, loopback and default route."""
-        if key in self._pods:
-            return self._pods[key][0]
-        seq = b36(self._pod_seq % 36**POD_SEQ_WIDTH, POD_SEQ_WIDTH)
-        self._pod_seq += 1
-        netns = f"{NETNS_PREFIX}{self.instance.tag}-{seq}"
-        veth = f"{VETH_PREFIX}{self.instance.tag}{seq}"
-        ip = self._allocate_ip()
-        pod = PodNet(ip=ip, netns=netns)
-        self._pods[key] = (pod, veth)
+        with self._lock:  # pods are set up from worker threads, several at once
+            if key in self._pods:
+                return self._pods[key][0]
+            seq = b36(self._pod_seq % 36**POD_SEQ_WIDTH, POD_SEQ_WIDTH)
+            self._pod_seq += 1
+            netns = f"{NETNS_PREFIX}{self.instance.tag}-{seq}"
+            veth = f"{VETH_PREFIX}{self.instance.tag}{seq}"
+            ip = self._allocate_ip()
+            pod = PodNet(ip=ip, netns=netns)
+            self._pods[key] = (pod, veth)
         try:
             hostcmd.run(["ip", "netns", "add", netns])
             hostcmd.run(
@@ -276,7 +281,8 @@ class BridgeNetwork:
 
     def remove_pod(self, key: str) -> None:
         """Kill stragglers in the namespace, delete it (which deletes the veth pair)."""
-        entry = self._pods.pop(key, None)
+        with self._lock:
+            entry = self._pods.pop(key, None)
         if entry is None:
             return
         pod, veth = entry
@@ -285,7 +291,8 @@ class BridgeNetwork:
         hostcmd.run(["ip", "netns", "delete", pod.netns], check=False)
         if veth in _link_names():
             hostcmd.run(["ip", "link", "delete", veth], check=False)
-        self._free.append(pod.ip)
+        with self._lock:
+            self._free.append(pod.ip)
 
     def close(self) -> None:
         """Remove every pod network, the bridge and the subnet claim."""
@@ -305,6 +312,7 @@ class LoopbackNetwork:
     isolated: bool = False
     _pods: dict[str, PodNet] = field(default_factory=dict)
     _next: int = 2
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(cls, instance: InstanceId) -> LoopbackNetwork:
@@ -320,15 +328,17 @@ class LoopbackNetwork:
 
     def add_pod(self, key: str) -> PodNet:
         """Allocate the next unused address of this instance's block."""
-        if key not in self._pods:
-            host = self._next
-            self._next += 1
-            self._pods[key] = PodNet(ip=f"127.{self.slot}.{host // 254}.{host % 254 + 1}")
-        return self._pods[key]
+        with self._lock:
+            if key not in self._pods:
+                host = self._next
+                self._next += 1
+                self._pods[key] = PodNet(ip=f"127.{self.slot}.{host // 254}.{host % 254 + 1}")
+            return self._pods[key]
 
     def remove_pod(self, key: str) -> None:
         """Forget the pod (loopback addresses need no teardown)."""
-        self._pods.pop(key, None)
+        with self._lock:
+            self._pods.pop(key, None)
 
     def close(self) -> None:
         """Release the block claim."""
