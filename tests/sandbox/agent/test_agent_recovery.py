@@ -10,9 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from agent_harness import container, make_pod, needs_root, poll_until, read_log, run, run_pod, sh
 from elastrain.sandbox.agent import hostcmd
 from elastrain.sandbox.agent.backoff import BackoffPolicy
+from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import processes_with_marker, sweep_orphans
 from elastrain.sandbox.agent.instance import InstanceId
 from elastrain.sandbox.agent.network import LoopbackNetwork, open_network, sweep_stale
@@ -91,3 +93,22 @@ def test_host_network_mode_gives_distinct_loopback_addresses(tmp_path: Path) -> 
     finally:
         network.close()
     assert os.getpid() == network.instance.pid
+
+
+@needs_root
+def test_cgroups_of_a_dead_agent_are_swept() -> None:
+    memory = MemoryController.detect()
+    if memory is None:
+        pytest.skip("no writable memory cgroup controller on this host")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead, live = InstanceId(child.pid, 0), InstanceId.new()
+    if dead.alive():
+        pytest.skip("the dead child's PID was reused at once; cannot simulate a dead owner")
+    stale = memory.create(dead.tag, f"{dead.tag}-abc", 2**30)
+    mine = memory.create(live.tag, f"{live.tag}-abc", 2**30)
+    try:
+        assert stale in memory.sweep()
+        assert not stale.exists() and mine.exists()
+    finally:
+        memory.remove(mine)

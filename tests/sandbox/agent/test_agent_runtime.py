@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from agent_harness import (
     IS_ROOT,
     container,
@@ -21,6 +22,7 @@ from agent_harness import (
     terminal,
     wait_for,
 )
+from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import processes_with_marker
 from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
 
@@ -329,6 +331,31 @@ def test_native_sidecar_runs_beside_main_and_stops_after_it(config: RuntimeConfi
         side = status["initContainerStatuses"][0]["state"]["terminated"]
         assert side["exitCode"] == 128 + signal.SIGTERM  # stopped once main was done
         assert container(rt)["state"]["terminated"]["exitCode"] == 0
+        await rt.teardown()
+
+    run(body)
+
+
+@needs_root
+def test_memory_limit_is_enforced_and_reported_as_oom_killed(config: RuntimeConfig) -> None:
+    memory = MemoryController.detect()
+    if memory is None:
+        pytest.skip("no writable memory cgroup controller on this host")
+    config.memory = memory
+    hog = "x = bytearray(400 * 2**20); x[::4096] = b'a' * len(x[::4096]); print('survived')"
+    small: dict[str, Any] = {"name": "hog", "image": "python:3.11"}
+    small["command"] = ["python3", "-c", hog]
+    small["resources"] = {"limits": {"memory": "64Mi"}}
+    roomy = {**small, "name": "roomy", "resources": {"limits": {"memory": "1Gi"}}}
+
+    async def body() -> None:
+        rt = await run_pod(config, make_pod("p", small, roomy, restartPolicy="Never"), 60)
+        term = container(rt, "hog")["state"]["terminated"]
+        assert (term["exitCode"], term["reason"]) == (137, "OOMKilled")
+        assert container(rt, "roomy")["state"]["terminated"]["reason"] == "Completed"
+        assert read_log(config, rt, "roomy").strip() == "survived"
+        hog_id = term["containerID"].removeprefix("sandbox://")
+        assert not (memory.root / f"elastrain.{config.owner}.{hog_id}").exists()  # removed
         await rt.teardown()
 
     run(body)

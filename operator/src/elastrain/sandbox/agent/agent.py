@@ -30,6 +30,7 @@ from typing import Any
 
 from elastrain.sandbox.agent import hosts
 from elastrain.sandbox.agent.backoff import BackoffPolicy
+from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import sweep_orphans
 from elastrain.sandbox.agent.images import ImageMap
 from elastrain.sandbox.agent.instance import InstanceId
@@ -130,10 +131,14 @@ class NodeAgent:
         orphans = await asyncio.to_thread(sweep_orphans)
         if orphans:
             log.warning("killed %d container processes left by dead sandbox agents", len(orphans))
+        memory = MemoryController.detect()
+        if memory is not None:
+            await asyncio.to_thread(memory.sweep)
         self.network = await asyncio.to_thread(open_network, instance, isolate=self._isolate)
         atexit.register(self._at_exit)
         self._config = RuntimeConfig(
             owner=instance.tag,
+            memory=memory,
             state_dir=self.state_dir,
             network=self.network,
             images=self._images,

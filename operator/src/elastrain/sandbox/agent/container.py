@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from elastrain.sandbox.agent import podexec
+from elastrain.sandbox.agent.cgroups import members
 from elastrain.sandbox.agent.instance import InstanceId
 from elastrain.sandbox.agent.volumes import Mount
 
@@ -44,6 +45,7 @@ class LaunchSpec:
     netns_path: Path | None = None
     namespaces: bool = False
     mounts: Sequence[Mount] = field(default_factory=tuple)
+    cgroup: Path | None = None  # the container's memory cgroup, when its limit is enforced
 
 
 def exit_code(returncode: int) -> int:
@@ -166,6 +168,7 @@ class ContainerProcess:
             "hostname": spec.hostname if spec.namespaces else None,
             "mounts": [asdict(m) for m in spec.mounts] if spec.namespaces else [],
             "status_fd": write_fd,
+            "cgroup_procs": str(spec.cgroup / "cgroup.procs") if spec.cgroup else None,
         }
         fd = os.open(spec.spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -229,6 +232,8 @@ class ContainerProcess:
         empty_scans = 0
         while empty_scans < 2:
             pids = processes_with_marker(self.spec.container_id)
+            if self.spec.cgroup is not None:
+                pids += members(self.spec.cgroup)
             empty_scans = 0 if pids else empty_scans + 1
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):

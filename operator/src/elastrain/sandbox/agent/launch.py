@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from elastrain.sandbox.agent import hosts
+from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import LaunchSpec
-from elastrain.sandbox.agent.envvars import ObjectLookup, command_line, container_env
+from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup, command_line, container_env
 from elastrain.sandbox.agent.images import ImageMap, base_env
 from elastrain.sandbox.agent.network import PodNet
+from elastrain.sandbox.agent.quantity import parse_quantity
 from elastrain.sandbox.agent.volumes import Mount, container_mounts
 
 Obj = Mapping[str, Any]
@@ -50,6 +52,7 @@ class LaunchContext:
     namespaces: bool
     owner: str
     lookup: ObjectLookup | None
+    memory: MemoryController | None = None
 
 
 def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
@@ -75,6 +78,13 @@ def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
         for mount in mounts:
             ensure_mount_point(mount)
     container_id = f"{ctx.owner}-{uuid.uuid4().hex}" if ctx.owner else uuid.uuid4().hex
+    limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+    cgroup = None
+    if ctx.memory is not None and limit is not None:
+        try:
+            cgroup = ctx.memory.create(ctx.owner, container_id, int(parse_quantity(limit)))
+        except ValueError as exc:
+            raise ConfigError(f"invalid memory limit {limit!r}: {exc}") from exc
     namespace = str(meta.get("namespace", "default"))
     return LaunchSpec(
         container_id=container_id,
@@ -87,6 +97,7 @@ def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
         netns_path=ctx.net.netns_path,
         namespaces=ctx.namespaces,
         mounts=mounts,
+        cgroup=cgroup,
     )
 
 

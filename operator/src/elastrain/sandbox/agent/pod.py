@@ -21,6 +21,7 @@ from typing import Any
 
 from elastrain.sandbox.agent import hosts
 from elastrain.sandbox.agent.backoff import Backoff, BackoffPolicy
+from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import MARKER_VAR, ContainerProcess, LaunchSpec
 from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup
 from elastrain.sandbox.agent.images import ImageMap
@@ -55,6 +56,8 @@ class RuntimeConfig:
     lookup: ObjectLookup | None = None
     # Prefix of container IDs: the agent's instance tag, so orphans of a dead agent are found.
     owner: str = ""
+    # Enforces limits.memory (and yields OOMKilled) when the host has a usable controller.
+    memory: MemoryController | None = None
     # Peers and services the pod's /etc/hosts should carry; called at setup and on refresh.
     hosts_provider: Callable[[PodRuntime], list[hosts.HostEntry]] | None = None
 
@@ -306,13 +309,17 @@ class PodRuntime:
                     await task
             finished = time.time()
             error = proc.start_error
+            oom = False
+            if launch.cgroup is not None and self.config.memory is not None:
+                oom = self.config.memory.oom_killed(launch.cgroup)
+                await asyncio.to_thread(self.config.memory.remove, launch.cgroup)
             rec.container_id = container_id
             done = Terminated(
                 exit_code=code,
                 started_at=started,
                 finished_at=finished,
                 container_id=container_id,
-                reason="StartError" if error else "",
+                reason="StartError" if error else ("OOMKilled" if oom else ""),
                 message=error or "",
             )
             restart = not self._stop.is_set() and self._should_restart(code, kind)
@@ -398,6 +405,7 @@ class PodRuntime:
             namespaces=self.config.namespaces,
             owner=self.config.owner,
             lookup=self.config.lookup,
+            memory=self.config.memory,
         )
         return launch_spec(context, spec, restart)
 

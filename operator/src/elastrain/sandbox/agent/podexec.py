@@ -43,6 +43,8 @@ def bind(source: str, target: str, read_only: bool) -> None:
 
 def enter(spec: dict[str, Any]) -> None:
     """Apply ``spec`` to this process, then replace it with the container's command."""
+    if spec.get("cgroup_procs"):  # join the memory cgroup before anything is allocated
+        Path(spec["cgroup_procs"]).write_text(str(os.getpid()))
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"])
     for mount in spec.get("mounts", []):
