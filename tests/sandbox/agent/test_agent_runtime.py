@@ -359,3 +359,19 @@ def test_memory_limit_is_enforced_and_reported_as_oom_killed(config: RuntimeConf
         await rt.teardown()
 
     run(body)
+
+
+def test_host_network_pod_has_the_node_address(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        env = [{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+        c = sh("main", "echo $IP; hostname", env=env)
+        rt = await run_pod(config, make_pod("p", c, hostNetwork=True, restartPolicy="Never"))
+        status = rt.status()
+        assert status["podIP"] == status["hostIP"]
+        lines = read_log(config, rt, "main").split()
+        assert lines[0] == status["hostIP"]
+        if IS_ROOT:  # its own UTS namespace carries the node's name
+            assert lines[1] == "node-1"
+        await rt.teardown()
+
+    run(body)

@@ -47,8 +47,12 @@ class HostEntry:
 
 
 def pod_hostname(pod: Obj) -> str:
-    """``spec.hostname`` or else the pod's name, as the kubelet sets the UTS hostname."""
-    return str(pod.get("spec", {}).get("hostname") or pod["metadata"]["name"])
+    """``spec.hostname`` or else the pod's name, as the kubelet sets the UTS hostname; a
+    ``hostNetwork`` pod has its node's hostname."""
+    spec = pod.get("spec", {})
+    if spec.get("hostNetwork") and spec.get("nodeName"):
+        return str(spec["nodeName"])
+    return str(spec.get("hostname") or pod["metadata"]["name"])
 
 
 def pod_names(hostname: str, subdomain: str | None, namespace: str) -> tuple[str, ...]:

@@ -182,7 +182,10 @@ class PodRuntime:
     async def _setup(self) -> bool:
         """Create the pod sandbox; retry (with the back-off base) while volumes are missing."""
         await asyncio.to_thread(self._claim_log_dir)
-        self.net = await asyncio.to_thread(self.config.network.add_pod, self.uid)
+        if self.pod.get("spec", {}).get("hostNetwork"):
+            self.net = PodNet(ip=self.config.network.host_ip)  # the node's network and address
+        else:
+            self.net = await asyncio.to_thread(self.config.network.add_pod, self.uid)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "resolv.conf").write_text(RESOLV_CONF.format(ns=self.namespace))
         self.refresh_hosts()
