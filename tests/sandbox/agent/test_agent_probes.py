@@ -78,3 +78,29 @@ def test_probe_thresholds() -> None:
         False,
         None,
     ]
+
+
+def test_a_not_ready_sidecar_keeps_the_pod_not_ready(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        flag = config.state_dir / "sidecar-ready"
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = fast({"exec": {"command": ["test", "-f", str(flag)]}})
+        sidecar = sh("proxy", "exec sleep 300", restartPolicy="Always", readinessProbe=probe)
+        rt = PodRuntime(
+            make_pod("p", sh("main", "exec sleep 300"), initContainers=[sidecar]),
+            config,
+            lambda: None,
+        )
+        rt.start()
+
+        def pod_ready() -> bool:
+            conditions = rt.status()["conditions"]
+            return next(c for c in conditions if c["type"] == "Ready")["status"] == "True"
+
+        await wait_for(lambda: container(rt, "main")["ready"], what="main ready")
+        assert not pod_ready()
+        flag.touch()
+        await wait_for(pod_ready, what="pod ready once the sidecar is")
+        await rt.teardown()
+
+    run(body)

@@ -449,17 +449,22 @@ class PodRuntime:
             self._final_phase = phase
         return phase
 
-    def _sidecars_running(self) -> bool:
-        return any(
-            rec.running_since is not None
+    def _sidecar_records(self) -> list[ContainerRecord]:
+        return [
+            rec
             for rec, spec in zip(self.init_records, self._init_specs(), strict=True)
             if spec.get("restartPolicy") == "Always"
-        )
+        ]
+
+    def _sidecars_running(self) -> bool:
+        return any(rec.running_since is not None for rec in self._sidecar_records())
 
     def status(self) -> Json:
         """The pod's status as the kubelet writes it (PodScheduled is the scheduler's)."""
         phase = self.phase()
-        ready = bool(self.records) and all(r.ready for r in self.records)
+        # Native sidecars count toward ContainersReady, as on the kubelet.
+        checked = self.records + self._sidecar_records()
+        ready = bool(self.records) and all(r.ready for r in checked)
         terminal = phase in TERMINAL
         self.conditions.set(
             "Initialized",
