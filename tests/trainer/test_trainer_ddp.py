@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,15 @@ from elastrain_trainer import Task, TaskContext, train
 from elastrain_trainer.builtin import mlp_task
 from elastrain_trainer.data import fetch
 from trainer_helpers import (
+    TORCHRUN,
+    TRAIN,
+    Proc,
+    children,
+    clean_env,
+    env_of,
     free_port,
+    poll,
+    scrape,
 )
 
 pytestmark = pytest.mark.slow
@@ -76,3 +86,160 @@ def test_two_ranks_converge_identically_with_every_compression_hook(tmp_path: Pa
             assert torch.equal(value, ranks[1][kind]["params"][name]), (kind, name)
         # Compressed gradients train to within a tolerance of exact allreduce.
         assert ranks[0][kind]["loss"] == pytest.approx(reference, abs=0.01 * initial_loss), kind
+
+
+METRICS = (
+    "step",
+    "epoch",
+    "loss",
+    "samples_per_second",
+    "world_size",
+    "restarts",
+    "last_checkpoint_step",
+    "last_checkpoint_age_seconds",
+)
+JOB_ARGS = [
+    "--batch-size",
+    "32",
+    "--samples",
+    "512",
+    "--checkpoint-every",
+    "10",
+    "--log-every",
+    "1",
+]
+
+
+def _operator_env(rdzv_port: int, nproc: int, max_restarts: int) -> dict[str, str]:
+    """What the operator injects for a torchrun worker (torchrun reads PET_<FLAG> defaults)."""
+    return clean_env(
+        PET_NNODES="1:2",
+        PET_NPROC_PER_NODE=str(nproc),
+        PET_NODE_RANK="0",
+        PET_RDZV_BACKEND="c10d",
+        PET_RDZV_ENDPOINT=f"127.0.0.1:{rdzv_port}",
+        PET_RDZV_ID="test-job-uid",
+        PET_MAX_RESTARTS=str(max_restarts),
+    )
+
+
+def _metric(text: str, name: str, rank: int) -> float:
+    prefix = f'elastrain_trainer_{name}{{rank="{rank}",role="worker"}} '
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    raise AssertionError(f"{prefix!r} not served:\n{text}")
+
+
+def _rank_pid(launcher: int, rank: int) -> int | None:
+    for pid in children(launcher):
+        env = env_of(pid)
+        if env.get("RANK") == str(rank) and "TORCHELASTIC_RESTART_COUNT" in env:
+            return pid
+    return None
+
+
+def test_killed_rank_rejoins_from_checkpoint_then_job_resumes_at_world_size_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = str(tmp_path / "ckpt")
+    metrics_port = free_port(2)
+    run = Proc(
+        [
+            TORCHRUN,
+            "--no-python",
+            TRAIN,
+            *JOB_ARGS,
+            "--steps",
+            "60",
+            "--checkpoint-dir",
+            ckpt,
+            "--step-delay",
+            "0.05",
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        _operator_env(free_port(), nproc=2, max_restarts=1),
+        tmp_path / "torchrun.log",
+        tmp_path,
+    )
+    try:
+        poll(lambda: run.last_step() >= 12, 180, "step 12 (after the first checkpoint)")
+        for rank in (0, 1):  # every rank serves its own endpoint on port + LOCAL_RANK
+            text = scrape(metrics_port + rank)
+            values = {name: _metric(text, name, rank) for name in METRICS}
+            assert values["world_size"] == 2 and values["restarts"] == 0
+            assert values["step"] >= 12 and values["last_checkpoint_step"] >= 10
+            assert values["last_checkpoint_age_seconds"] >= 0 and values["loss"] > 0
+            assert values["samples_per_second"] > 0
+        victim = poll(lambda: _rank_pid(run.popen.pid, 1), 30, "rank 1's pid")
+        killed_at = run.last_step()
+        os.kill(victim, 9)
+        assert run.wait(240) == 0, run.tail()
+    finally:
+        run.kill()
+    summary = run.summary()
+    assert (summary["steps"], summary["world_size"], summary["restarts"]) == (60, 2, 1)
+    # The agent re-rendezvoused and training went on from the newest checkpoint: at most one
+    # checkpoint interval (10 steps) of work was lost.
+    assert killed_at - 10 <= summary["resumed_from_step"] <= 60
+    assert summary["first_loss"] > summary["final_loss"]
+
+    # Scale to 3 ranks with plain MASTER_ADDR/RANK wiring (no torchrun, no LOCAL_RANK).
+    master = str(free_port())
+    ranks = [
+        Proc(
+            [TRAIN, *JOB_ARGS, "--steps", "80", "--checkpoint-dir", ckpt, "--metrics-port", "0"],
+            clean_env(RANK=str(r), WORLD_SIZE="3", MASTER_ADDR="127.0.0.1", MASTER_PORT=master),
+            tmp_path / f"rank{r}.log",
+            tmp_path,
+        )
+        for r in range(3)
+    ]
+    try:
+        codes = [p.wait(180) for p in ranks]
+    finally:
+        for p in ranks:
+            p.kill()
+    assert codes == [0, 0, 0], ranks[0].tail()
+    scaled = ranks[0].summary()
+    assert (scaled["steps"], scaled["world_size"], scaled["resumed_from_step"]) == (80, 3, 60)
+
+    # The global batch and data order do not depend on the world size, so 60 steps at 2 ranks
+    # (with a crash) + 20 at 3 ranks is the same optimisation as 80 steps in one process.
+    assert train(None, [*JOB_ARGS, "--steps", "80", "--metrics-port", "0"]) == 0
+    straight = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scaled["final_loss"] == pytest.approx(straight["final_loss"], rel=1e-3)
+
+
+def test_sigterm_to_the_launcher_checkpoints_every_rank_and_exits_143(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    run = Proc(
+        [
+            TORCHRUN,
+            "--no-python",
+            TRAIN,
+            *JOB_ARGS,
+            "--steps",
+            "100000",
+            "--checkpoint-dir",
+            str(ckpt),
+            "--step-delay",
+            "0.02",
+            "--metrics-port",
+            "0",
+        ],
+        _operator_env(free_port(), nproc=2, max_restarts=0),
+        tmp_path / "torchrun.log",
+        tmp_path,
+    )
+    try:
+        poll(lambda: run.last_step() >= 3, 180, "step 3")
+        os.kill(run.popen.pid, 15)  # what the kubelet does when the pod is deleted
+        code = run.wait(120)
+    finally:
+        run.kill()
+    assert code == 143, run.tail()
+    summary = run.summary()
+    assert summary["status"] == "preempted"
+    assert (ckpt / f"ckpt-{summary['steps']:010d}.pt").is_file()

@@ -13,6 +13,8 @@ any world size, and a resume at another world size continues the same optimisati
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import io
 import logging
 import time
 from dataclasses import dataclass
@@ -141,12 +143,13 @@ class _Trainer:
         probe.fill_(self.rank if mine == newest else self.world)
         dist.all_reduce(probe, op=dist.ReduceOp.MIN)
         holder = int(probe.item())
-        box: list[Any] = [None]
+        loaded = None
         if self.rank == holder and self.checkpoints is not None:
-            box[0] = self.checkpoints.load_latest()
-        dist.broadcast_object_list(box, src=holder)
-        loaded: Loaded | None = box[0]
-        return loaded
+            loaded = self.checkpoints.load_latest()
+        data = _broadcast_bytes(
+            _serialize(loaded) if self.rank == holder else None, holder, probe.device
+        )
+        return loaded if self.rank == holder else _deserialize(data)
 
     def _restore(self, loaded: Loaded) -> None:
         payload = loaded.payload
@@ -328,3 +331,28 @@ class _Trainer:
                 }
             )
         return EXIT_PREEMPTED if stopped else EXIT_OK
+
+
+def _serialize(loaded: Loaded | None) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(None if loaded is None else (loaded.step, loaded.payload), buffer)
+    return buffer.getvalue()
+
+
+def _deserialize(data: bytes) -> Loaded | None:
+    value = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    return None if value is None else Loaded(step=value[0], payload=value[1])
+
+
+def _broadcast_bytes(data: bytes | None, src: int, device: torch.device) -> bytes:
+    """Broadcast a byte string from `src` (dist.broadcast_object_list needs numpy, which this
+    image does not ship)."""
+    size = torch.tensor([len(data) if data is not None else 0], dtype=torch.long, device=device)
+    dist.broadcast(size, src=src)
+    if data is not None:
+        buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
+    else:
+        buffer = torch.empty(int(size.item()), dtype=torch.uint8, device=device)
+    dist.broadcast(buffer, src=src)
+    host = buffer.cpu().contiguous()
+    return ctypes.string_at(host.data_ptr(), host.numel())

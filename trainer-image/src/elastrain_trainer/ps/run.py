@@ -33,6 +33,7 @@ from elastrain_trainer.task import Task, TaskContext, TaskFactory, build_task
 log = logging.getLogger(__name__)
 
 RPC_TIMEOUT_S = 120
+PROBE_INTERVAL_S = 1.0
 JOIN_TIMEOUT = timedelta(minutes=10)
 _RANK_COUNTER = "elastrain/ps/worker-joins"
 
@@ -77,12 +78,18 @@ def run_ps(config: TrainConfig, factory: TaskFactory, cluster: ClusterSpec) -> i
         name = f"worker{cluster.index}_r{rank}"
     log.info("joining the RPC group at %s:%d as %s (rank %d)", master.host, master.port, name, rank)
     rpc.init_rpc(name, rank=rank, world_size=None, rpc_backend_options=options)
+    if shard is not None:
+        code = _serve(shard)
+        leave(graceful=not shard.gone)
+        return code
+    worker = Worker(cluster, config, task, plan, owner, metrics)
     try:
-        if shard is not None:
-            return _serve(shard)
-        return Worker(cluster, config, task, plan, owner, metrics).run()
+        return worker.run()
+    except Exception:
+        worker.group_healthy = False
+        raise
     finally:
-        rpc.shutdown()
+        leave(graceful=worker.group_healthy)
 
 
 def _build_shard(
@@ -118,13 +125,14 @@ def _draw_worker_rank(host: str, port: int, num_ps: int) -> int:
 
 
 def _serve(shard: server.ParameterShard) -> int:
-    """Serve until every worker of the spec has finished, or a signal asks to stop."""
+    """Serve until every worker of the spec has finished (or is gone), or a signal says stop."""
     stop = StopSignal().install()
     log.info("ps-%d serving %d tensors", shard.index, len(shard.names))
     try:
-        while not shard.finished.wait(timeout=0.5):
+        while not shard.finished.wait(timeout=PROBE_INTERVAL_S):
             if stop.requested:
                 break
+            shard.reap()
     finally:
         stop.uninstall()
     shard.save_now()
@@ -135,3 +143,12 @@ def _serve(shard: server.ParameterShard) -> int:
         return EXIT_PREEMPTED
     log.info("ps-%d done: every worker finished", shard.index)
     return EXIT_OK
+
+
+def leave(graceful: bool) -> None:
+    """Leave the RPC group. Graceful leaving tells every member, so it would fail on a member
+    that crashed (torch then also keeps the group's join/leave token): skip it then."""
+    try:
+        rpc.shutdown(graceful=graceful)
+    except Exception as exc:
+        log.warning("RPC shutdown: %s", exc)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed.rpc as rpc
 
 from elastrain_trainer.checkpoint import CheckpointDir
 from elastrain_trainer.config import TrainConfig
@@ -67,6 +68,8 @@ class ParameterShard:
         self.version = 0
         self.ledger = JobLedger()
         self.done: set[int] = set()
+        self.rpc_names: dict[int, str] = {}
+        self.gone: set[int] = set()
         self.finished = threading.Event()
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
@@ -109,9 +112,10 @@ class ParameterShard:
             self.metrics.epoch.set(self.plan.epoch_of(ledger.tickets - 1))
             return ledger.tickets - 1
 
-    def join(self, worker: int) -> dict[str, Any]:
+    def join(self, worker: int, rpc_name: str) -> dict[str, Any]:
         with self._lock:
             self.ledger.joins[worker] = self.ledger.joins.get(worker, 0) + 1
+            self.rpc_names[worker] = rpc_name
             self.done.discard(worker)
             self.metrics.restarts.set(self.ledger.restarts)
             return self.job_facts()
@@ -119,9 +123,28 @@ class ParameterShard:
     def finish(self, worker: int) -> dict[str, Any]:
         with self._lock:
             self.done.add(worker)
+        self.reap()
+        with self._lock:
+            return self.job_facts()
+
+    def reap(self) -> None:
+        """Once some worker has finished, count joined workers that no longer answer as gone.
+
+        A crashed worker never reports; without this the ps would wait for it forever.
+        """
+        with self._lock:
+            quiet = {w: n for w, n in self.rpc_names.items() if w not in self.done}
+            if not self.done:
+                quiet = {}
+        for worker, name in quiet.items():
+            if not _answers(name):
+                log.warning("worker %d (%s) is gone; not waiting for it", worker, name)
+                with self._lock:
+                    self.gone.add(worker)
+                    self.done.add(worker)
+        with self._lock:
             if len(self.done) >= self.plan.workers:
                 self.finished.set()
-            return self.job_facts()
 
     def job_facts(self) -> dict[str, Any]:
         ledger = self.ledger
@@ -133,6 +156,7 @@ class ParameterShard:
             "first_loss": ledger.first_loss,
             "restarts": ledger.restarts,
             "samples_per_second": pushes * self.plan.push_batch / elapsed if elapsed > 0 else 0.0,
+            "gone": sorted(self.gone),
         }
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -221,8 +245,23 @@ def rpc_next_ticket() -> int | None:
     return _shard().next_ticket()
 
 
-def rpc_join(worker: int) -> dict[str, Any]:
-    return _shard().join(worker)
+def rpc_join(worker: int, rpc_name: str) -> dict[str, Any]:
+    return _shard().join(worker, rpc_name)
+
+
+PROBE_TIMEOUT_S = 10
+
+
+def _answers(name: str) -> bool:
+    try:
+        return bool(rpc.rpc_sync(name, rpc_alive, timeout=PROBE_TIMEOUT_S))
+    except Exception:  # refused, reset or timed out: all mean the worker is gone
+        return False
+
+
+def rpc_alive() -> bool:
+    """Liveness probe the ps sends to a worker that has gone quiet at the end of the job."""
+    return True
 
 
 def rpc_finish(worker: int) -> dict[str, Any]:

@@ -53,6 +53,9 @@ class Worker:
         self.device = torch.device("cpu")
         self.params = dict(task.model.named_parameters())
         self.shards = sorted(set(owner.values()))
+        # False once the ps reports a crashed worker, or if this worker fails: then leaving the
+        # RPC group must not try to notify every member.
+        self.group_healthy = False
 
     def _call(self, shard: int, fn: Any, *args: Any) -> Any:
         return rpc.rpc_sync(ps_name(shard), fn, args=args)
@@ -104,8 +107,10 @@ class Worker:
 
     def run(self) -> int:
         index = self.cluster.index
+        me = rpc.get_worker_info().name
         for shard in self.shards:
-            self._call(shard, server.rpc_join, index)
+            self._call(shard, server.rpc_join, index, me)
+        self.group_healthy = True
         chief = index == 0
         progress = Progress(self.config.steps, self.config.log_every, chief=False)
         stop = StopSignal().install()
@@ -124,11 +129,12 @@ class Worker:
                 self.metrics.epoch.set(self.plan.epoch_of(ticket))
                 self.metrics.loss.set(loss)
                 self.metrics.samples_per_second.set(progress.samples_per_second())
-                if chief and step // self.config.log_every > last_logged:
+                if step // self.config.log_every > last_logged:
+                    # Every worker logs (each pod has its own log); only the chief summarises.
                     last_logged = step // self.config.log_every
                     print(
                         f"step {step}/{self.config.steps} loss {loss:.6f} "
-                        f"world_size {self.plan.workers} "
+                        f"world_size {self.plan.workers} worker {index} "
                         f"samples/s {progress.samples_per_second():.1f} (this worker)",
                         flush=True,
                     )
@@ -142,6 +148,7 @@ class Worker:
         for shard in self.shards[1:]:
             self._call(shard, server.rpc_finish, index)
         facts = self._call(0, server.rpc_finish, index)
+        self.group_healthy = not facts["gone"]
         if chief:
             self._summary(facts)
         return EXIT_OK

@@ -1,0 +1,63 @@
+"""Parameter-server mode: 1 ps + 2 workers as real processes talking TensorPipe RPC."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from trainer_helpers import TRAIN, Proc, clean_env, free_port, poll
+
+pytestmark = pytest.mark.slow
+
+ARGS = [
+    "--steps",
+    "80",
+    "--batch-size",
+    "32",
+    "--samples",
+    "512",
+    "--lr",
+    "0.05",
+    "--staleness",
+    "4",
+    "--checkpoint-every",
+    "10",
+    "--log-every",
+    "5",
+    "--metrics-port",
+    "0",
+    "--step-delay",
+    "0.02",
+]
+
+
+def test_async_sgd_converges_and_the_job_outlives_a_crashed_worker(tmp_path: Path) -> None:
+    cluster = {"ps": [f"127.0.0.1:{free_port()}"], "worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt")]
+
+    def ps_env(role: str, index: int) -> dict[str, str]:
+        return clean_env(
+            ELASTRAIN_CLUSTER=json.dumps(cluster), ELASTRAIN_ROLE=role, ELASTRAIN_INDEX=str(index)
+        )
+
+    # The ps reads ELASTRAIN_CLUSTER, worker 0 the TFJob-style TF_CONFIG: both must work.
+    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    ps = Proc([TRAIN, *ARGS, *ckpt], ps_env("ps", 0), tmp_path / "ps.log", tmp_path)
+    chief = Proc([TRAIN, *ARGS], clean_env(TF_CONFIG=tf_config), tmp_path / "w0.log", tmp_path)
+    other = Proc([TRAIN, "--mode", "ps", *ARGS], ps_env("worker", 1), tmp_path / "w1.log", tmp_path)
+    try:
+        poll(lambda: "step " in other.text(), 180, "worker 1 to push gradients")
+        os.kill(other.popen.pid, 9)  # a worker dies mid-run: the others take its tickets
+        assert chief.wait(240) == 0, chief.tail()
+        assert ps.wait(120) == 0, ps.tail()  # serves until every worker is done or gone
+    finally:
+        for proc in (ps, chief, other):
+            proc.kill()
+    summary = chief.summary()
+    assert (summary["mode"], summary["steps"], summary["world_size"]) == ("ps", 80, 2)
+    assert summary["final_loss"] < 0.05 * summary["first_loss"]
+    assert "worker 1 (worker1_r" in ps.text() and "is gone" in ps.text()
+    assert list((tmp_path / "ckpt" / "ps-0").glob("ckpt-*.pt"))
+    assert not any(line.startswith("{") for line in other.lines())  # only the chief summarises
