@@ -92,6 +92,13 @@ def test_resource_field_ref_rounds_up_by_divisor() -> None:
     env = container_env({"metadata": {"name": "p"}}, c, pod_ip="", host_ip="", base={})
     assert (env["M"], env["C"], env["R"]) == ("1024", "1", "250")
     assert parse_quantity("1.5") == 1.5
+    for bad in (
+        {"resource": "limits.cpu", "divisor": "0"},
+        {"resource": "limits.cpu", "divisor": "x"},
+    ):
+        broken = {"env": [{"name": "B", "valueFrom": {"resourceFieldRef": bad}}]}
+        with pytest.raises(ConfigError, match="resourceFieldRef"):
+            container_env({"metadata": {"name": "p"}}, broken, pod_ip="", host_ip="", base={})
 
 
 def test_command_line_uses_the_image_default_and_expands() -> None:

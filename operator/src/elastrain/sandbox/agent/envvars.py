@@ -85,8 +85,13 @@ def resource_value(container: Obj, ref: Obj) -> str:
     raw = (resources.get(kind) or {}).get(name)
     if raw is None and kind == "requests":
         raw = (resources.get("limits") or {}).get(name)
-    amount = parse_quantity(raw) if raw is not None else node_capacity().get(name, 0.0)
-    divisor = parse_quantity(ref.get("divisor") or "1")
+    try:
+        amount = parse_quantity(raw) if raw is not None else node_capacity().get(name, 0.0)
+        divisor = parse_quantity(ref.get("divisor") or "1")
+    except ValueError as exc:
+        raise ConfigError(f"resourceFieldRef {resource}: {exc}") from exc
+    if divisor <= 0:
+        raise ConfigError(f"resourceFieldRef {resource}: divisor must be positive")
     return str(max(math.ceil(amount / divisor - 1e-9), 1 if amount > 0 else 0))
 
 
