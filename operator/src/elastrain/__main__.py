@@ -13,7 +13,10 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "operator": ("elastrain.handlers.cli", "run the operator (kopf) against KUBECONFIG or in-cluster"),
+    "operator": (
+        "elastrain.handlers.cli",
+        "run the operator (kopf) against KUBECONFIG or in-cluster",
+    ),
     "sandbox": ("elastrain.sandbox.cli", "run the embedded Kubernetes API server and node agent"),
     "gen-crds": ("elastrain.api.crdgen", "write crds/ and the chart's CRD copy from the schema"),
 }

@@ -2,10 +2,10 @@
 
 ``helm lint`` checks templates and values but not what they produce. This renders the chart
 with several value sets (all namespaces, watched namespaces, peering both ways, a ServiceMonitor,
-externally managed RBAC) and checks every manifest, CRDs included, against the Kubernetes OpenAPI schema
-of a current release in strict mode (unknown fields are errors), custom resources against the
-CRDs rendered beside them, and the cross-object checks of ``chart_checks``. Exits 1, listing
-every problem, if anything is wrong; ``make lint`` runs it.
+externally managed RBAC) and checks every manifest, CRDs included, against the Kubernetes
+OpenAPI schema of a current release in strict mode (unknown fields are errors), custom
+resources against the CRDs rendered beside them, and the cross-object checks of
+``chart_checks``. Exits 1, listing every problem, if anything is wrong; ``make lint`` runs it.
 """
 
 from __future__ import annotations
