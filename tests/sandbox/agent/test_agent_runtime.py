@@ -375,3 +375,21 @@ def test_host_network_pod_has_the_node_address(config: RuntimeConfig) -> None:
         await rt.teardown()
 
     run(body)
+
+
+@needs_root
+def test_an_impossible_mount_point_is_a_create_container_error(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        c = sh("main", "true", volumeMounts=[{"name": "d", "mountPath": "/proc/no/such/dir"}])
+        pod = make_pod("p", c, volumes=[{"name": "d", "emptyDir": {}}])
+        rt = PodRuntime(pod, config, lambda: None)
+        rt.start()
+
+        def waiting() -> dict[str, Any]:
+            return dict(container(rt)["state"].get("waiting") or {})
+
+        await wait_for(lambda: waiting().get("reason") == "CreateContainerError", what="error")
+        assert "/proc/no" in waiting()["message"]
+        await rt.teardown()
+
+    run(body)

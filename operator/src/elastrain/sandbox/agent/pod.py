@@ -272,16 +272,19 @@ class PodRuntime:
         while not self._stop.is_set():
             try:
                 launch = self._launch_spec(spec, rec.restart_count + (0 if first else 1))
-            except ConfigError as exc:
-                rec.set_waiting("CreateContainerConfigError", str(exc))
+                image = spec.get("image", "")
+                self._event("Normal", "Pulled", f'Container image "{image}" already present')
+                proc = await ContainerProcess.start(launch)
+            except (ConfigError, OSError) as exc:  # the kubelet's two "could not create" cases
+                reason = "CreateContainerConfigError"
+                if not isinstance(exc, ConfigError):
+                    reason = "CreateContainerError"
+                rec.set_waiting(reason, str(exc))
                 self._event("Warning", "Failed", f"Error: {exc}")
                 self._changed()
                 await self._sleep(self.config.backoff.base)
                 continue
-            image = spec.get("image", "")
-            self._event("Normal", "Pulled", f'Container image "{image}" already present on machine')
             self._event("Normal", "Created", f"Created container: {rec.name}")
-            proc = await ContainerProcess.start(launch)
             self._processes[rec.name] = proc
             if not first:
                 rec.restart_count += 1
