@@ -92,3 +92,13 @@ def test_expectations_expire_so_a_missed_event_cannot_stall_a_job() -> None:
     clock.now = 10.0
     assert exp.unmet(KEY) is None
     assert exp.unmet(KEY) is None
+
+
+def test_expecting_nothing_holds_nothing() -> None:
+    exp = Expectations(timeout=10, clock=Clock())
+    exp.expect_creates(KEY, [])
+    exp.expect_deletes(KEY, [])
+    assert exp.unmet(KEY) is None
+    exp.expect_status(KEY, "7")
+    exp.lower(KEY, status=True)
+    assert exp.unmet(KEY) is None

@@ -52,10 +52,14 @@ class Expectations:
         self._entry(key).stale_version = resource_version
 
     def expect_creates(self, key: JobKey, children: Iterable[Child]) -> None:
-        self._entry(key).creates.update(children)
+        new = set(children)
+        if new:
+            self._entry(key).creates.update(new)
 
     def expect_deletes(self, key: JobKey, children: Iterable[tuple[Child, str | None]]) -> None:
-        self._entry(key).deletes.update(children)
+        new = dict(children)
+        if new:
+            self._entry(key).deletes.update(new)
 
     def lower(self, key: JobKey, child: Child | None = None, *, status: bool = False) -> None:
         """A write failed or had nothing to do: stop waiting for its event."""
@@ -97,10 +101,20 @@ class Expectations:
         if entry is None:
             return None
         left = entry.deadline - self._clock()
-        if left <= 0:
+        if left <= 0 or entry.empty():
             del self._pending[key]
             return None
         return left
+
+    def describe(self, key: JobKey) -> str:
+        """What ``key`` still waits for, for debug logs."""
+        entry = self._pending.get(key)
+        if entry is None:
+            return "nothing"
+        return (
+            f"creates={sorted(entry.creates)} deletes={sorted(entry.deletes)} "
+            f"status-after-version={entry.stale_version}"
+        )
 
     def _drop_if_empty(self, key: JobKey, entry: _Pending) -> None:
         if entry.empty():

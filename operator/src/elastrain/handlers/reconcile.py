@@ -117,6 +117,7 @@ class Reconciler:
             return Outcome(gone=True)
         wait = self._expectations.unmet(key)
         if wait is not None:
+            log.debug("holding %s/%s: %s", *key, self._expectations.describe(key))
             # Our own last writes are not in the indexes yet; their events re-queue the key.
             return Outcome(requeue_after=wait)
         observed = await self.observe(key)
