@@ -245,4 +245,7 @@ def test_documented_rule_examples(rule: str, schema: dict[str, Any], good: Any, 
 def test_repository_crds_compile(path: Path) -> None:
     doc = yaml.safe_load(path.read_text())
     for version in doc["spec"]["versions"]:
-        CompiledSchema.from_crd(doc, version["name"])
+        compiled = CompiledSchema.from_crd(doc, version["name"])
+        # A real cluster would refuse typo'd keys under strict validation, costly rules always.
+        assert compiled.unknown_fields == []
+        assert compiled.cost_warnings == []

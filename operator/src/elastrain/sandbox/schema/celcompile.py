@@ -15,6 +15,7 @@ import celpy
 from lark import Token, Tree
 
 from elastrain.sandbox.schema import errors as fe
+from elastrain.sandbox.schema.celcost import estimate
 from elastrain.sandbox.schema.celfields import check_fields
 from elastrain.sandbox.schema.celfuncs import BUILTINS, FUNCTIONS
 from elastrain.sandbox.schema.node import Node, RuleSpec
@@ -54,6 +55,8 @@ class CompiledRule:
     message_program: Any | None
     uses_old_self: bool
     field_path: tuple[tuple[str, bool], ...]
+    cost: float
+    """Estimated worst-case cost of one evaluation (see ``celcost``)."""
     cache: dict[str, Outcome] = field(default_factory=dict)
 
     def remember(self, key: str, outcome: Outcome) -> None:
@@ -104,7 +107,9 @@ def _first_ident(call: Tree[Any]) -> set[str]:
     return set(found[:1])
 
 
-def _compile_expr(text: str, where: str, node: Node, resource: bool) -> tuple[Any, set[str]]:
+def _compile_expr(
+    text: str, where: str, node: Node, resource: bool
+) -> tuple[Any, set[str], Tree[Any]]:
     """Compile one expression on ``node``; raise SchemaError with cel-go's message if it fails.
 
     ``resource`` says ``self`` is a resource (the root or an embedded object), which exposes
@@ -137,7 +142,7 @@ def _compile_expr(text: str, where: str, node: Node, resource: bool) -> tuple[An
     field_error = check_fields(ast, node, resource)
     if field_error:
         raise _compile_failure(where, text, field_error)
-    return _ENV.program(ast, functions=FUNCTIONS), idents
+    return _ENV.program(ast, functions=FUNCTIONS), idents, ast
 
 
 def _compile_failure(where: str, text: str, detail: str) -> fe.SchemaError:
@@ -175,7 +180,7 @@ def _parse_field_path(spec: RuleSpec, node: Node) -> tuple[tuple[str, bool], ...
 def compile_rule(spec: RuleSpec, node: Node, *, resource: bool) -> CompiledRule:
     """Compile and statically check one rule; raise SchemaError naming the rule's path."""
     shape = node.shape or node
-    program, idents = _compile_expr(spec.rule, f"{spec.crd_path}.rule", shape, resource)
+    program, idents, ast = _compile_expr(spec.rule, f"{spec.crd_path}.rule", shape, resource)
     uses_old_self = "oldSelf" in idents
     causes: list[fe.FieldCause] = []
     if uses_old_self and not node.correlatable:
@@ -209,8 +214,9 @@ def compile_rule(spec: RuleSpec, node: Node, *, resource: bool) -> CompiledRule:
         raise fe.SchemaError(causes)
     message_program = None
     if spec.message_expression:
-        message_program, _ = _compile_expr(
+        message_program, _, _ = _compile_expr(
             spec.message_expression, f"{spec.crd_path}.messageExpression", shape, resource
         )
     field_path = _parse_field_path(spec, shape) if spec.field_path else ()
-    return CompiledRule(spec, program, message_program, uses_old_self, field_path)
+    cost = estimate(ast, shape, resource)
+    return CompiledRule(spec, program, message_program, uses_old_self, field_path, cost)

@@ -26,9 +26,8 @@ _ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
 _ESCAPES = (("__", "__underscores__"), (".", "__dot__"), ("-", "__dash__"), ("/", "__slash__"))
 _CEL_TYPES = {"string": "string", "integer": "int", "number": "double", "boolean": "bool"}
 
-_META = Node(
-    type="object", properties={"name": Node(type="string"), "generateName": Node(type="string")}
-)
+_NAME = Node(type="string", max_length=253)
+_META = Node(type="object", properties={"name": _NAME, "generateName": _NAME})
 _TYPE_META = {"apiVersion": Node(type="string"), "kind": Node(type="string"), "metadata": _META}
 
 
@@ -76,6 +75,12 @@ def _select(node: Node | None, name: str, resource: bool) -> Node | str | None:
     if isinstance(node.additional, Node):
         return node.additional
     return f"undefined field '{name}'"
+
+
+def select_schema(node: Node | None, name: str, resource: bool) -> Node | None:
+    """The schema of ``node.name`` as CEL sees it, or None when dynamic or refused."""
+    found = _select(node, name, resource)
+    return found if isinstance(found, Node) else None
 
 
 def _index(node: Node | None) -> Node | None:

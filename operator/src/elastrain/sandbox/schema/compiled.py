@@ -17,6 +17,7 @@ from typing import Any
 
 from elastrain.sandbox.schema import errors as fe
 from elastrain.sandbox.schema.celcompile import CompiledRule, compile_rule
+from elastrain.sandbox.schema.celcost import CRD_LIMIT, RULE_LIMIT, cardinality
 from elastrain.sandbox.schema.celeval import Evaluator
 from elastrain.sandbox.schema.invariants import check_invariants
 from elastrain.sandbox.schema.node import Node
@@ -26,6 +27,10 @@ from elastrain.sandbox.schema.prune import prune as prune_object
 from elastrain.sandbox.schema.structural import parse_schema
 
 _BLOCKING = {fe.NOT_SUPPORTED, fe.REQUIRED, fe.TOO_LONG, fe.TOO_MANY, fe.TYPE_INVALID}
+_COST_HINT = (
+    "(try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, "
+    "maps, and strings are declared)"
+)
 _UNCHECKED = (
     "some validation rules were not checked because the object was invalid; "
     "correct the existing errors to complete validation"
@@ -49,21 +54,49 @@ def _find_version(crd: Any, version: str) -> tuple[int, dict[str, Any]]:
     raise fe.SchemaError([fe.not_supported("spec.versions", version, names)])
 
 
-def _walk(node: Node) -> list[Node]:
-    """Every node that may hold rules: the structural skeleton and ``allOf`` subtrees."""
-    out = [node]
-    children = [*node.properties.values(), node.items, node.additional, *node.all_of]
-    for child in children:
-        if isinstance(child, Node):
-            out.extend(_walk(child))
+def _walk(node: Node, times: int) -> list[tuple[Node, int]]:
+    """Every node that may hold rules (the skeleton and ``allOf`` subtrees), with how many times
+    its rules can run per object: the worst-case entries of every enclosing list and map."""
+    out = [(node, times)]
+    for child in [*node.properties.values(), *node.all_of]:
+        out.extend(_walk(child, times))
+    for nested in (node.items, node.additional):
+        if isinstance(nested, Node):
+            out.extend(_walk(nested, times * cardinality(node)))
     return out
+
+
+def _cost_warnings(
+    nodes: list[tuple[Node, int]], rules: dict[int, list[CompiledRule]], path: str
+) -> list[str]:
+    warnings = []
+    total = 0.0
+    for node, times in nodes:
+        for rule in rules.get(id(node), []):
+            if rule.cost > RULE_LIMIT:
+                factor = rule.cost / RULE_LIMIT
+                warnings.append(
+                    f"{rule.spec.crd_path}.rule: estimated rule cost exceeds budget by factor "
+                    f"of {factor:.1f}x {_COST_HINT}"
+                )
+            total += rule.cost * times
+    if total > CRD_LIMIT:
+        warnings.append(
+            f"{path}: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 "
+            f"schema exceeds budget by factor of {total / CRD_LIMIT:.1f}x {_COST_HINT}"
+        )
+    return warnings
 
 
 class CompiledSchema:
     """Prune, default and validate custom resources of one CRD version like kube-apiserver."""
 
     def __init__(
-        self, root: Node, rules: dict[int, list[CompiledRule]], unknown_fields: list[str]
+        self,
+        root: Node,
+        rules: dict[int, list[CompiledRule]],
+        unknown_fields: list[str],
+        cost_warnings: list[str],
     ) -> None:
         self._root = root
         self._rules = rules
@@ -72,6 +105,11 @@ class CompiledSchema:
 
         The apiserver drops them when decoding the CRD: a warning, or a 400 under strict field
         validation (kubectl's default). Reported here so the API server can do the same.
+        """
+        self.cost_warnings = cost_warnings
+        """Rules whose estimated cost a real apiserver would likely refuse (see ``celcost``).
+
+        Approximate, so warnings rather than errors: a CRD's own tests should assert this empty.
         """
 
     @classmethod
@@ -86,7 +124,8 @@ class CompiledSchema:
         root, causes, unknown = parse_schema(raw, path)
         causes.extend(_check_root_metadata(root, path))
         rules: dict[int, list[CompiledRule]] = {}
-        for node in _walk(root):
+        nodes = _walk(root, 1)
+        for node, _ in nodes:
             for spec in node.rules:
                 try:
                     shape = node.shape or node
@@ -99,7 +138,7 @@ class CompiledSchema:
                 causes.extend(_check_default(node))
         if causes:
             raise fe.SchemaError(causes)
-        return cls(root, rules, unknown)
+        return cls(root, rules, unknown, _cost_warnings(nodes, rules, path))
 
     def prune(self, obj: dict[str, Any]) -> dict[str, Any]:
         """A copy without the fields the schema does not declare (top-level meta always kept)."""
