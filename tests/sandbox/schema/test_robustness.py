@@ -116,3 +116,12 @@ def wrap(spec: Any) -> dict[str, Any]:
         "metadata": {"name": "w"},
         "spec": spec,
     }
+
+
+def test_non_objects_are_reported_not_raised() -> None:
+    for bad in (None, [], [1], "x", 5):
+        assert SCHEMA.prune(bad) == bad  # type: ignore[arg-type]
+        assert SCHEMA.pruned_fields(bad) == []  # type: ignore[arg-type]
+        causes = SCHEMA.validate(SCHEMA.prepare(bad))  # type: ignore[arg-type]
+        assert causes[0].field == "<nil>"
+        assert causes[0].type == "FieldValueTypeInvalid"

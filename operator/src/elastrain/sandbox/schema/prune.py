@@ -26,7 +26,8 @@ def prune(obj: dict[str, Any], root: Node) -> tuple[dict[str, Any], list[str]]:
     """Return a pruned deep copy of ``obj`` and the paths of the fields that were dropped."""
     out = copy.deepcopy(obj)
     dropped: list[str] = []
-    _prune_object(out, root, "", dropped, keep_meta=True)
+    if isinstance(out, dict):  # anything else is left for validation to report
+        _prune_object(out, root, "", dropped, keep_meta=True)
     return out, dropped
 
 
