@@ -193,6 +193,9 @@ def test_every_problem_is_reported_at_once() -> None:
         {"spec": {"versions": "v1"}},
         {"spec": {"versions": [{"name": "v2"}]}},
         {"spec": {"versions": [{"name": "v1"}]}},
+        {"spec": "x"},
+        {"spec": {"versions": [{"name": "v1", "schema": "x"}]}},
+        {"spec": {"versions": ["v1", {"name": "v1", "schema": {"openAPIV3Schema": []}}]}},
     ],
 )
 def test_malformed_crd_objects(bad_crd: Any) -> None:

@@ -38,7 +38,8 @@ _UNCHECKED = (
 
 
 def _find_version(crd: Any, version: str) -> tuple[int, dict[str, Any]]:
-    versions = crd.get("spec", {}).get("versions") if isinstance(crd, dict) else None
+    spec = crd.get("spec") if isinstance(crd, dict) else None
+    versions = spec.get("versions") if isinstance(spec, dict) else None
     if not isinstance(versions, list):
         raise fe.SchemaError(
             [
