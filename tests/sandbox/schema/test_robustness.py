@@ -125,3 +125,16 @@ def test_non_objects_are_reported_not_raised() -> None:
         causes = SCHEMA.validate(SCHEMA.prepare(bad))  # type: ignore[arg-type]
         assert causes[0].field == "<nil>"
         assert causes[0].type == "FieldValueTypeInvalid"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    raw=json_values,
+    versions=st.lists(json_values | st.fixed_dictionaries({"name": st.just("v1")}), max_size=2),
+)
+def test_any_crd_object_is_compiled_or_refused(raw: Any, versions: list[Any]) -> None:
+    for candidate in (raw, {"spec": raw}, {"spec": {"versions": versions}}):
+        try:
+            CompiledSchema.from_crd(candidate, "v1")
+        except SchemaError as exc:
+            assert exc.causes
