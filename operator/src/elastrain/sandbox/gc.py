@@ -57,7 +57,7 @@ class GarbageCollector(Controller):
             return
         if md.get("ownerReferences") and not md.get("deletionTimestamp"):
             uids = owner_uids(obj)
-            if uids and all(self.store.get_by_uid(u) is None for u in uids):
+            if uids and all(not self.store.uid_exists(u) for u in uids):
                 self._delete(ev.rt, obj, "Background")
         fins = set(md.get("finalizers") or [])
         if md.get("deletionTimestamp"):
@@ -87,7 +87,7 @@ class GarbageCollector(Controller):
             if dep["metadata"].get("deletionTimestamp"):
                 continue
             others = [u for u in owner_uids(dep) if u != owner_uid]
-            if all(self.store.get_by_uid(u) is None for u in others):
+            if all(not self.store.uid_exists(u) for u in others):
                 self._delete(rt, dep, "Background")
 
     def _maybe_release_foreground(self, owner_uid: str) -> None:

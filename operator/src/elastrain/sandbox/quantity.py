@@ -1,11 +1,14 @@
 """Exact Kubernetes resource quantities (``500m``, ``2Gi``, ``1e3``) for scheduling arithmetic.
 
-``Fraction`` keeps ``100m + 900m == 1`` exact, so a node filled to its allocatable never flips
-between fitting and not fitting through float rounding.
+Quantities are parsed exactly (``Fraction``) and then held as integer milli-units (rounded up,
+as ``Quantity.MilliValue`` does), so ``100m + 900m == 1`` stays exact, a node filled to its
+allocatable never flips between fitting and not through float rounding, and the scheduler's
+per-node arithmetic is plain integer math.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from typing import Any
@@ -52,29 +55,34 @@ def parse(value: Any) -> Fraction:
     return out
 
 
-def pod_requests(pod: dict[str, Any]) -> dict[str, Fraction]:
+def milli(value: Any) -> int:
+    """``value`` in milli-units, rounded up (``1`` -> 1000, ``100m`` -> 100, ``1Ki`` -> 1024000)."""
+    return math.ceil(parse(value) * 1000)
+
+
+def pod_requests(pod: dict[str, Any]) -> dict[str, int]:
     """Effective requests: max(sum over containers, max over init containers) per resource,
     with limits standing in for missing requests (as defaulting does for extended resources)."""
     spec = pod.get("spec") or {}
 
-    def of(c: dict[str, Any]) -> dict[str, Fraction]:
+    def of(c: dict[str, Any]) -> dict[str, int]:
         res = c.get("resources") or {}
         merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
-        out: dict[str, Fraction] = {}
+        out: dict[str, int] = {}
         for k, v in merged.items():
             try:
-                out[k] = parse(v)
+                out[k] = milli(v)
             except ValueError:
                 continue
         return out
 
-    total: dict[str, Fraction] = {}
+    total: dict[str, int] = {}
     for c in spec.get("containers") or []:
         for k, v in of(c).items():
-            total[k] = total.get(k, Fraction(0)) + v
+            total[k] = total.get(k, 0) + v
     for c in spec.get("initContainers") or []:
         for k, v in of(c).items():
-            total[k] = max(total.get(k, Fraction(0)), v)
+            total[k] = max(total.get(k, 0), v)
     for k, v in (spec.get("overhead") or {}).items():
-        total[k] = total.get(k, Fraction(0)) + parse(v)
+        total[k] = total.get(k, 0) + milli(v)
     return total

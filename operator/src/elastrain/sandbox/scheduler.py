@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from fractions import Fraction
+from dataclasses import dataclass
 from typing import Any
 
 from elastrain.sandbox import quantity
@@ -97,11 +97,11 @@ def selector_matches(pod: dict[str, Any], node: dict[str, Any]) -> bool:
     return True
 
 
-def _allocatable(node: dict[str, Any]) -> dict[str, Fraction]:
+def _allocatable(node: dict[str, Any]) -> dict[str, int]:
     out = {}
     for k, v in ((node.get("status") or {}).get("allocatable") or {}).items():
         try:
-            out[k] = quantity.parse(v)
+            out[k] = quantity.milli(v)
         except ValueError:
             continue
     return out
@@ -121,15 +121,31 @@ def _ours(pod: dict[str, Any]) -> bool:
     return spec.get("schedulerName") in (None, "", SCHEDULER_NAME) and not spec.get("nodeName")
 
 
+@dataclass(frozen=True)
+class _NodeInfo:
+    """What scheduling needs from a Node, computed when the node changes, not per pod."""
+
+    node: dict[str, Any]
+    alloc: dict[str, int]
+    ready: bool
+    unschedulable: bool
+    hard_taints: list[dict[str, Any]]
+
+
+def _constrained(pod: dict[str, Any]) -> bool:
+    spec = pod.get("spec") or {}
+    return bool(spec.get("nodeSelector") or spec.get("affinity"))
+
+
 class Scheduler(Controller):
     keys = frozenset({("", "pods"), ("", "nodes")})
 
     def __init__(self, store: Store) -> None:
         super().__init__(store)
         self._events = EventRecorder(store, SCHEDULER_NAME)
-        self._nodes: dict[str, dict[str, Any]] = {}
-        self._usage: dict[str, dict[str, Fraction]] = {}
-        self._placed: dict[PodKey, tuple[str, dict[str, Fraction]]] = {}
+        self._info: dict[str, _NodeInfo] = {}  # derived once per node change
+        self._usage: dict[str, dict[str, int]] = {}
+        self._placed: dict[PodKey, tuple[str, dict[str, int]]] = {}
         self._queue_pods: dict[PodKey, None] = {}  # ordered set of pods to try
         self._unschedulable: set[PodKey] = set()
         self._messages: dict[PodKey, str] = {}
@@ -139,7 +155,7 @@ class Scheduler(Controller):
     def start(self) -> None:
         super().start()
         for node in self.store.list("nodes").items:
-            self._nodes[node["metadata"]["name"]] = node
+            self._set_node(node)
         for pod in self.store.list("pods", copy=False).items:
             self._track(pod, None)
         self._pass_task = asyncio.get_running_loop().create_task(
@@ -158,9 +174,9 @@ class Scheduler(Controller):
         if ev.rt.key == ("", "nodes"):
             name = ev.obj["metadata"]["name"]
             if ev.type == "DELETED":
-                self._nodes.pop(name, None)
+                self._info.pop(name, None)
             else:
-                self._nodes[name] = ev.obj
+                self._set_node(ev.obj)
             self._retry_unschedulable()
             return
         self._track(
@@ -182,15 +198,15 @@ class Scheduler(Controller):
             node, req = prev
             usage = self._usage.setdefault(node, {})
             for k, v in req.items():
-                usage[k] = usage.get(k, Fraction(0)) - v
+                usage[k] = usage.get(k, 0) - v
             freed = True
         if pod is not None and _bound_and_active(pod):
             node = pod["spec"]["nodeName"]
             req = quantity.pod_requests(pod)
-            req["pods"] = Fraction(1)
+            req["pods"] = 1000
             usage = self._usage.setdefault(node, {})
             for k, v in req.items():
-                usage[k] = usage.get(k, Fraction(0)) + v
+                usage[k] = usage.get(k, 0) + v
             self._placed[key] = (node, req)
             freed = False if prev is not None and prev[0] == node and prev[1] == req else freed
         if pod is not None and _ours(pod) and not pod["metadata"].get("deletionTimestamp"):
@@ -204,6 +220,20 @@ class Scheduler(Controller):
         if freed:
             self._retry_unschedulable()
 
+    def _set_node(self, node: dict[str, Any]) -> None:
+        spec = node.get("spec") or {}
+        self._info[node["metadata"]["name"]] = _NodeInfo(
+            node=node,
+            alloc=_allocatable(node),
+            ready=_node_ready(node),
+            unschedulable=bool(spec.get("unschedulable")),
+            hard_taints=[
+                t
+                for t in spec.get("taints") or []
+                if t.get("effect") in ("NoSchedule", "NoExecute")
+            ],
+        )
+
     def _retry_unschedulable(self) -> None:
         for key in sorted(self._unschedulable):
             self._queue_pods[key] = None
@@ -216,47 +246,48 @@ class Scheduler(Controller):
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(0)  # let queued store events update our view first
+            done = 0
             while self._queue_pods:
                 key = next(iter(self._queue_pods))
                 del self._queue_pods[key]
                 self._schedule_one(key)
+                done += 1
+                if done % 20 == 0:
+                    await asyncio.sleep(0)  # keep serving API requests during a long pass
 
-    def _fit(
-        self, pod: dict[str, Any], node: dict[str, Any], req: dict[str, Fraction]
-    ) -> list[str]:
-        """Reasons ``node`` does not fit ``pod`` (empty when it fits)."""
-        spec = node.get("spec") or {}
-        tolerations = (pod.get("spec") or {}).get("tolerations") or []
-        for taint in spec.get("taints") or []:
-            if (
-                taint.get("effect") in ("NoSchedule", "NoExecute")
-                and tolerates(tolerations, taint) is None
-            ):
-                return [
-                    "node(s) had untolerated taint "
-                    f"{{{taint.get('key')}: {taint.get('value', '')}}}"
-                ]
-        if spec.get("unschedulable"):
+    def _fit(self, pod: dict[str, Any], name: str, req: dict[str, int]) -> list[str]:
+        """Reasons node ``name`` does not fit ``pod`` (empty when it fits), cheapest first."""
+        info = self._info[name]
+        if info.hard_taints:
+            tolerations = (pod.get("spec") or {}).get("tolerations") or []
+            for taint in info.hard_taints:
+                if tolerates(tolerations, taint) is None:
+                    return [
+                        "node(s) had untolerated taint "
+                        f"{{{taint.get('key')}: {taint.get('value', '')}}}"
+                    ]
+        if info.unschedulable:
             return ["node(s) were unschedulable"]
-        if not _node_ready(node):
+        if not info.ready:
             return ["node(s) were not ready"]
-        if not selector_matches(pod, node):
+        if _constrained(pod) and not selector_matches(pod, info.node):
             return ["node(s) didn't match Pod's node affinity/selector"]
-        alloc = _allocatable(node)
-        used = self._usage.get(node["metadata"]["name"], {})
+        used = self._usage.get(name, {})
         reasons = []
-        for k, v in sorted(req.items()):
-            if v <= 0:
-                continue
-            if used.get(k, Fraction(0)) + v > alloc.get(k, Fraction(0)):
+        for k, v in req.items():
+            if v > 0 and used.get(k, 0) + v > info.alloc.get(k, 0):
                 reasons.append("Too many pods" if k == "pods" else f"Insufficient {k}")
-        return reasons
+        return sorted(reasons)
 
-    def _score(self, node: dict[str, Any]) -> tuple[Fraction, str]:
-        alloc = _allocatable(node)
-        used = self._usage.get(node["metadata"]["name"], {})
-        shares = [used.get(k, Fraction(0)) / alloc[k] for k in ("cpu", "memory") if alloc.get(k)]
-        return (sum(shares, Fraction(0)), node["metadata"]["name"])
+    def _score(self, name: str) -> tuple[float, str]:
+        """Least allocated first (spreads load), by name on ties."""
+        alloc = self._info[name].alloc
+        used = self._usage.get(name, {})
+        share = 0.0
+        for k in ("cpu", "memory"):
+            if alloc.get(k):
+                share += used.get(k, 0) / alloc[k]
+        return (share, name)
 
     def _schedule_one(self, key: PodKey) -> None:
         try:
@@ -266,18 +297,17 @@ class Scheduler(Controller):
         if not _ours(pod) or pod["metadata"].get("deletionTimestamp"):
             return
         req = quantity.pod_requests(pod)
-        req["pods"] = Fraction(1)
+        req["pods"] = 1000
         fitting = []
         reasons: Counter[str] = Counter()
-        for node in self._nodes.values():
-            why = self._fit(pod, node, req)
+        for node_name in self._info:
+            why = self._fit(pod, node_name, req)
             if why:
                 reasons.update(why)
             else:
-                fitting.append(node)
+                fitting.append(node_name)
         if fitting:
-            node = min(fitting, key=self._score)
-            name = node["metadata"]["name"]
+            name = min(fitting, key=self._score)
             try:
                 bound = self.store.bind_pod(key[0], key[1], name)
             except ApiError:
@@ -287,7 +317,7 @@ class Scheduler(Controller):
                 bound, "Normal", "Scheduled", f"Successfully assigned {key[0]}/{key[1]} to {name}"
             )
             return
-        total = len(self._nodes)
+        total = len(self._info)
         detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
         message = (
             f"0/{total} nodes are available: {detail}."

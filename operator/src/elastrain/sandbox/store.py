@@ -254,6 +254,11 @@ class Store:
             obj = self._data.get(key, {}).get(ns, {}).get(name)
             return clone(obj) if obj is not None else None
 
+    def uid_exists(self, uid: str) -> bool:
+        """Whether an object with ``uid`` exists (cheap: no copy)."""
+        with self._lock:
+            return uid in self._uids
+
     def locate(self, uid: str) -> tuple[ResourceType, dict[str, Any]] | None:
         """The type and a copy of the object with ``uid``, if it exists."""
         with self._lock:
