@@ -409,3 +409,19 @@ def test_long_invalid_spec_messages_are_clipped() -> None:
     assert failed is not None and failed["reason"] == "InvalidSpec"
     assert len(failed["message"]) == 1024 and failed["message"].endswith("...")
     assert len(p.events[0].message) == 1024
+
+
+def test_changing_elastic_bounds_rewires_every_pod() -> None:
+    job = make_job(workers=2, elasticPolicy={"minReplicas": 1, "maxReplicas": 4})
+    world = World(job)
+    world.settle()
+    world.run()
+    world.step()
+    world.job["spec"]["elasticPolicy"]["maxReplicas"] = 8
+    p = world.step()
+    assert sorted((d.name, d.reason) for d in p.deletes) == [
+        ("mnist-worker-0", "WiringChanged"),
+        ("mnist-worker-1", "WiringChanged"),
+    ]
+    world.settle()
+    assert world.env("mnist-worker-0")["PET_NNODES"] == "1:8"
