@@ -423,5 +423,12 @@ def test_changing_elastic_bounds_rewires_every_pod() -> None:
         ("mnist-worker-0", "WiringChanged"),
         ("mnist-worker-1", "WiringChanged"),
     ]
+    assert world.phase == "Scaling"
+    assert world.condition("Scaling")["message"].startswith(  # type: ignore[index]
+        "recreating pods for a changed cluster layout"
+    )
     world.settle()
     assert world.env("mnist-worker-0")["PET_NNODES"] == "1:8"
+    world.run()
+    world.step()
+    assert world.phase == "Running" and world.status["restartCount"] == 0

@@ -237,6 +237,7 @@ class _Reconcile:
         self._delete_pod_group()
         self.tracking.backoff = {}
         self.tracking.settled = None
+        self.tracking.wiring = None
         nxt = self._base_status()
         nxt.pop("startTime", None)
         self._set_phase(
@@ -283,6 +284,7 @@ class _Reconcile:
         self._update_recovery(complete)
         if complete and (self.tracking.settled is None or self.progress.fully_settled()):
             self.tracking.settled = self.progress.desired_counts()
+            self.tracking.wiring = self.topology
         nxt["tracking"] = self.tracking.dump()
         self._set_phase(
             nxt, status.active_phase(self.job, self.progress, self.tracking, complete, gang_blocked)

@@ -11,6 +11,7 @@ Tracking layout (free-form under ``status.tracking``; not an API)::
     pods:    {<pod uid>: {name, restarts, outcome}}   only pods with something counted
     backoff: {<role>-<index> | "job": {attempts, lastFailure, notBefore, recovering}}
     settled: {<role>: replicas}                         counts the job last ran complete with
+    wiring:  <hash>                                     env.topology it last ran complete with
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Tracking:
     pods: dict[str, PodRecord] = field(default_factory=dict)
     backoff: dict[str, Backoff] = field(default_factory=dict)
     settled: dict[str, int] | None = None
+    wiring: str | None = None
 
     @classmethod
     def load(cls, raw: Any) -> Tracking:
@@ -87,6 +89,8 @@ class Tracking:
         settled = raw.get("settled")
         if isinstance(settled, dict):
             tracking.settled = {str(k): _int(v) for k, v in settled.items()}
+        wiring = raw.get("wiring")
+        tracking.wiring = wiring if isinstance(wiring, str) else None
         return tracking
 
     def dump(self) -> dict[str, Any]:
@@ -113,6 +117,8 @@ class Tracking:
             }
         if self.settled is not None:
             out["settled"] = dict(sorted(self.settled.items()))
+        if self.wiring is not None:
+            out["wiring"] = self.wiring
         return out
 
     def release(self, pod: PodView) -> None:

@@ -173,6 +173,9 @@ def active_phase(
     if settled is not None and settled != desired:
         message = f"scaling {_counts(settled)} -> {_counts(desired)} ({counts})"
         return Phase(_SCALING, "JobScaling", message)
+    if settled is not None and tracking.wiring not in (None, progress.topology):
+        message = f"recreating pods for a changed cluster layout ({counts})"
+        return Phase(_SCALING, "JobScaling", message)
     if complete:
         elastic = job.spec.elastic_policy
         if elastic is None:
