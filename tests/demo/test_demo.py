@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from elastrain.demo.jobs import load as load_jobs
 from elastrain.demo.procs import Background
+from elastrain.sandbox.agent.instance import InstanceId
+from elastrain.sandbox.agent.network import NETNS_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = {job.name: job.total_steps for job in load_jobs(REPO / "examples" / "demo")}
@@ -75,6 +77,7 @@ def test_the_killed_worker_restarted_and_resumed(
     demo_run: tuple[Any, dict[str, Any], Path],
 ) -> None:
     _, result, _ = demo_run
+    assert result["ok"], result["error"]
     fault = result["fault"]
     assert fault["job"] == "demo-ddp" and fault["pod"] == "demo-ddp-worker-1"
     assert fault["pids"] and fault["last_checkpoint_step"] > 0
@@ -86,6 +89,7 @@ def test_the_killed_worker_restarted_and_resumed(
 
 def test_the_loss_went_down(demo_run: tuple[Any, dict[str, Any], Path]) -> None:
     _, result, _ = demo_run
+    assert result["ok"], result["error"]
     for job in result["jobs"]:
         assert job["summary"]["final_loss"] < job["summary"]["first_loss"], job["name"]
 
@@ -96,6 +100,15 @@ def test_nothing_is_left_running(demo_run: tuple[Any, dict[str, Any], Path]) -> 
     assert not (state / "pids.json").exists()
     for process in result["processes"]:
         assert not Background(**process).alive(), process
+    # The sandbox's pod network namespaces carry its pid in their names; none may remain.
+    sandbox_pid = next(p["pid"] for p in result["processes"] if p["name"] == "sandbox")
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    owners = [
+        InstanceId.parse_tag(line.split()[0][len(NETNS_PREFIX) :][:7]).pid
+        for line in listed.stdout.splitlines()
+        if line.startswith(NETNS_PREFIX)
+    ]
+    assert sandbox_pid not in owners
 
 
 def test_output_tells_a_newcomer_what_happened_and_where_to_look(
