@@ -58,8 +58,11 @@ def test_cheap_rules_on_unbounded_fields_are_fine() -> None:
 
 
 def test_rules_inside_unbounded_lists_add_up_for_the_whole_crd() -> None:
-    item = {"type": "object", "properties": {"s": {"type": "string", "maxLength": 1024}}}
-    item["x-kubernetes-validations"] = [{"rule": "self.s.matches('^[a-z]+$')"}]
+    item: dict[str, Any] = {
+        "type": "object",
+        "properties": {"s": {"type": "string", "maxLength": 1024}},
+        "x-kubernetes-validations": [{"rule": "self.s.matches('^[a-z]+$')"}],
+    }
     schema = {"type": "object", "properties": {"spec": {"type": "array", "items": item}}}
     found = CompiledSchema.from_crd(crd(schema), "v1").cost_warnings
     assert [w.split(":")[0] for w in found] == ["spec.versions[0].schema.openAPIV3Schema"]
