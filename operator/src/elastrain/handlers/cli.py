@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 
 import kopf
 import prometheus_client
@@ -85,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         registry=registry,
         standalone=config.peering is None,
         peering_name=config.peering,
+        # kopf pauses *every* peer when two share a priority (kopf #734): a random one per
+        # process makes exactly one replica active, whichever started last.
+        priority=secrets.randbelow(2**31 - 1) + 1 if config.peering else 0,
         clusterwide=not config.namespaces,
         namespaces=list(config.namespaces),
         liveness_endpoint=(

@@ -1,0 +1,100 @@
+"""Two operators with --peering: one works, the other stands by. --namespace limits the scope.
+
+Its own module: it runs several operators side by side and installs kopf's peering CRD.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from operator_harness import Cluster, Operator, training_job
+
+pytestmark = pytest.mark.slow
+
+# The CRD and object the chart installs with peering.enabled=true (cluster-wide flavour).
+PEERING = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: clusterkopfpeerings.kopf.dev}
+spec:
+  group: kopf.dev
+  scope: Cluster
+  names: {kind: ClusterKopfPeering, plural: clusterkopfpeerings, singular: clusterkopfpeering}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"""
+
+
+def created_total(operator: Operator, namespace: str) -> float:
+    key = ("elastrain_jobs_created_total", frozenset({("namespace", namespace)}))
+    return operator.metrics().get(key, 0.0)
+
+
+def active(operator: Operator) -> bool:
+    """Whether the operator's log says it resumed last (kopf starts every peer paused)."""
+    log = operator.log_tail(2000)
+    return log.rfind("Resuming operations") > log.rfind("Pausing operations in favour of")
+
+
+def test_peered_operators_reconcile_each_job_once(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.kubectl("apply", "-f", "-", input=PEERING)
+    cluster.wait(
+        lambda: cluster.kubectl("get", "clusterkopfpeerings", check=False).returncode == 0,
+        "peering CRD served",
+    )
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input="{apiVersion: kopf.dev/v1, kind: ClusterKopfPeering, metadata: {name: elastrain}}",
+    )
+    first = Operator(cluster.sb.kubeconfig_path, tmp_path / "a.log", "--peering", "elastrain")
+    second = Operator(cluster.sb.kubeconfig_path, tmp_path / "b.log", "--peering", "elastrain")
+    try:
+        first.start()
+        second.start()
+        # Both see each other in the peering object; the lower priority stays (or goes) paused.
+        cluster.wait(
+            lambda: [active(first), active(second)].count(True) == 1,
+            "exactly one active operator",
+        )
+        ns = cluster.namespace("peered")
+        cluster.apply(ns, training_job("once", "exit 0", workers=2))
+        cluster.wait_phase(ns, "once", "Succeeded", operator=first)
+        standby = second if active(first) else first
+        assert created_total(first, ns) + created_total(second, ns) == 1
+        # The standby did nothing at all: not one reconcile.
+        reconciles = ("elastrain_reconcile_duration_seconds_count", frozenset())
+        assert standby.metrics()[reconciles] == 0
+    finally:
+        first.kill()
+        second.kill()
+
+
+def test_namespaced_operator_ignores_other_namespaces(cluster: Cluster, tmp_path: Path) -> None:
+    mine, other = cluster.namespace("watched"), cluster.namespace("unwatched")
+    op = Operator(
+        cluster.sb.kubeconfig_path, tmp_path / "op.log", "--namespace", mine, "--log-format", "json"
+    )
+    try:
+        op.start()
+        cluster.apply(other, training_job("skip", "exit 0"))
+        cluster.apply(mine, training_job("done", "exit 0"))
+        cluster.wait_phase(mine, "done", "Succeeded", operator=op)
+        skipped = cluster.job(other, "skip")
+        assert skipped is not None and "status" not in skipped
+        assert not cluster.pods(other, "skip")
+        # --log-format json: every log line is one JSON object.
+        lines = [line for line in op.log_tail(200).splitlines() if line.startswith("{")]
+        assert lines and all(isinstance(json.loads(line), dict) for line in lines)
+    finally:
+        op.kill()
