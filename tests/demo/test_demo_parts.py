@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 from elastrain.api.parse import parse_training_job
-from elastrain.demo import fault, jobs, procs, progress, report
+from elastrain.demo import cli, fault, jobs, procs, progress, report
+from elastrain.demo.target import Target, TargetError
 from elastrain.demo.view import JobRow, View, sparkline, table
 from elastrain.demo.workspace import Workspace
 from elastrain_trainer.config import build_parser
@@ -330,3 +331,28 @@ def test_job_result_counts_restarts_from_metrics_and_summaries() -> None:
     result.worker_summaries["demo-ddp-worker-1"] = {"restarts": 2, "resumed_from_step": 150}
     assert (result.trainer_restarts, result.resumed_from_step) == (2, 150)
     assert "0 pod / 2 proc" in report.table([result])[1]
+
+
+def test_stop_ends_what_a_kept_run_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = [_sleeper(tmp_path, "sandbox"), _sleeper(tmp_path, "operator")]
+    procs.save(tmp_path / "pids.json", kept)
+    assert cli.main(["--stop", "--demo-dir", str(tmp_path)]) == 0
+    assert not any(p.alive() for p in kept)
+    assert not (tmp_path / "pids.json").exists()
+    out = capsys.readouterr().out
+    assert out.index("stopped the operator") < out.index("stopped the sandbox")
+    assert cli.main(["--stop", "--demo-dir", str(tmp_path)]) == 0
+    assert "nothing to stop" in capsys.readouterr().out
+
+
+def test_a_real_cluster_needs_image_and_kubeconfig(tmp_path: Path) -> None:
+    ws = Workspace(REPO, tmp_path)
+    # KUBECONFIG alone (set all day for many users) never sends the demo to that cluster.
+    sandbox = Target.from_env(ws, {"KUBECONFIG": "/home/me/.kube/prod"}, "default")
+    assert sandbox.sandbox and sandbox.kubeconfig == ws.kubeconfig
+    cluster = Target.from_env(ws, {"KUBECONFIG": "/k", "IMAGE": "r.example/t:1"}, "ml")
+    assert not cluster.sandbox and (cluster.kubeconfig, cluster.namespace) == (Path("/k"), "ml")
+    with pytest.raises(TargetError, match="KUBECONFIG"):
+        Target.from_env(ws, {"IMAGE": "r.example/t:1"}, "default")
