@@ -182,8 +182,10 @@ def account(
 ) -> Counting:
     """Count new restarts and classify new failures, updating ``tracking`` in place.
 
-    Pods outside the desired replicas (being scaled away) have their in-place restarts counted
-    but their failures ignored: the planner releases them anyway.
+    ``counted_before`` (the job's restartCount so far) only feeds the event messages. Pods
+    already released count nothing at all; pods outside the desired replicas (being scaled
+    away, not yet released) have their in-place restarts counted but their failures ignored,
+    since the planner releases them in this same plan.
     """
     result = Counting()
     scheduled: set[str] = set()
