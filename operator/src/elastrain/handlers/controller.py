@@ -61,6 +61,11 @@ class Controller:
             key = await self.queue.get()
             try:
                 await self.process(key)
+            except Exception:
+                # process() handles every reconcile failure; this guards the worker itself
+                # (e.g. a failing Event post) so that the pool never shrinks silently.
+                log.exception("worker error on %s/%s", *key)
+                self.queue.backoff(key)
             finally:
                 self.queue.done(key)
 
