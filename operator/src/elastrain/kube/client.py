@@ -41,13 +41,17 @@ DEFAULT_THREADS = 8
 DEFAULT_REQUEST_TIMEOUT = (5.0, 30.0)
 
 
-def load_api_client(threads: int = DEFAULT_THREADS) -> k8s.ApiClient:
-    """An ``ApiClient`` from the in-cluster service account, else ``KUBECONFIG``/~/.kube/config."""
+def load_api_client(threads: int = DEFAULT_THREADS, kubeconfig: str | None = None) -> k8s.ApiClient:
+    """An ``ApiClient`` from ``kubeconfig`` if given, else the in-cluster service account, else
+    ``KUBECONFIG``/~/.kube/config (kubectl's order)."""
     configuration = k8s.Configuration()
-    try:
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config(client_configuration=configuration)
+    if kubeconfig is not None:
+        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = threads
     return k8s.ApiClient(configuration)
 
