@@ -27,7 +27,7 @@ from elastrain.demo.fault import FaultError
 from elastrain.demo.kubectl import Kubectl, KubectlError
 from elastrain.demo.report import JobResult
 from elastrain.demo.report import table as summary_table
-from elastrain.demo.scenario import DemoFailed, Scenario
+from elastrain.demo.scenario import DemoFailed, FaultRecord, Scenario
 from elastrain.demo.stack import Stack, sweep_containers
 from elastrain.demo.target import Target, TargetError
 from elastrain.demo.view import View
@@ -215,18 +215,14 @@ class Run:
 
     def _check_results(self) -> None:
         """Fail unless the system reported what the demo set out to show."""
-        record = self.scenario.fault_record if self.scenario else None
+        _, killed = self._fault()
+        if killed and not (
+            killed.resumed_from_step or killed.trainer_restarts or killed.restart_count
+        ):
+            raise DemoFailed(f"{killed.name} recorded no restart after its worker was killed")
         for result in self.results:
             if result.summary is None:
                 raise DemoFailed(f"no trainer summary line in the logs of {result.name}'s workers")
-            if (
-                record
-                and result.name == record.job
-                and not (
-                    result.resumed_from_step or result.trainer_restarts or result.restart_count
-                )
-            ):
-                raise DemoFailed(f"{result.name} recorded no restart after its worker was killed")
             first, final = result.summary.get("first_loss"), result.summary.get("final_loss")
             if first is None or final is None or not final < first:
                 raise DemoFailed(f"{result.name}'s loss did not go down ({first} -> {final})")
@@ -269,8 +265,7 @@ class Run:
         elapsed = time.monotonic() - self.started
         out = ["", f"Both jobs succeeded; the demo took {elapsed:.0f}s.", ""]
         out += [f"  {line}" for line in summary_table(self.results)]
-        record = self.scenario.fault_record if self.scenario else None
-        killed = next((r for r in self.results if record and r.name == record.job), None)
+        record, killed = self._fault()
         if record and killed and killed.summary:
             out += [
                 "",
@@ -286,15 +281,24 @@ class Run:
         out += ["", "Logs:", *(f"  {line}" for line in self._log_locations())]
         print("\n".join(out), flush=True)
 
-    def _look_around_commands(self) -> list[str]:
+    def _fault(self) -> tuple[FaultRecord | None, JobResult | None]:
+        """The fault the demo injected, and the result of the job it hit."""
         record = self.scenario.fault_record if self.scenario else None
+        killed = next((r for r in self.results if record and r.name == record.job), None)
+        return record, killed
+
+    def _look_around_commands(self) -> list[str]:
+        record, killed = self._fault()
         commands = [
             self.kubectl.shown("get", "tj"),
             self.kubectl.shown("get", "pods", "-o", "wide"),
         ]
         commands += [self.kubectl.shown("describe", "tj", r.name) for r in self.results[:1]]
-        if record:
-            commands.append(self.kubectl.shown("logs", record.pod))
+        # The rank-0 pod's log has the progress lines, the resume and the summary; the killed
+        # pod's has torchrun reporting the SIGKILL and restarting the worker.
+        pods = list(killed.worker_summaries) if killed else []
+        pods += [record.pod] if record and record.pod not in pods else []
+        commands += [self.kubectl.shown("logs", pod) for pod in pods]
         return commands
 
     def _print_failure(self) -> None:
@@ -334,7 +338,7 @@ class Run:
         return lines
 
     def _write_result(self, started: list[procs.Background], leftovers: list[int]) -> None:
-        record = self.scenario.fault_record if self.scenario else None
+        record, _ = self._fault()
         payload: dict[str, Any] = {
             "ok": self.error is None,
             "error": self.error,
