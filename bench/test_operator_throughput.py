@@ -121,7 +121,8 @@ def test_many_jobs_to_pods(tmp_path: Path) -> None:
     print()
     print(f"operator bench: {jobs} jobs x {workers} workers, client QPS {qps:g} / burst {burst}")
     print(
-        f"  jobs submitted in {submitted:.1f}s; all {expected} pods + {jobs} services in {elapsed:.1f}s"
+        f"  jobs submitted in {submitted:.1f}s; "
+        f"all {expected} pods + {jobs} services in {elapsed:.1f}s"
     )
     print(f"  throughput: {jobs / elapsed:.1f} jobs/s, {expected / elapsed:.1f} pods/s")
     print(f"  operator RSS: {idle_rss:.0f} MiB idle -> {rss:.0f} MiB with {created_jobs} jobs")
