@@ -393,3 +393,28 @@ def test_an_impossible_mount_point_is_a_create_container_error(config: RuntimeCo
         await rt.teardown()
 
     run(body)
+
+
+@needs_root
+def test_termination_message_file_becomes_the_message(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        c = sh("main", "echo 'dataset missing' > /dev/termination-log; exit 3")
+        rt = await run_pod(config, make_pod("p", c, restartPolicy="Never"))
+        assert container(rt)["state"]["terminated"]["message"] == "dataset missing\n"
+        await rt.teardown()
+
+    run(body)
+
+
+def test_fallback_to_logs_on_error_takes_the_log_tail(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        script = "for i in $(seq 1 100); do echo line-$i; done; exit 1"
+        c = sh("main", script, terminationMessagePolicy="FallbackToLogsOnError")
+        ok = sh("fine", "echo all good", terminationMessagePolicy="FallbackToLogsOnError")
+        rt = await run_pod(config, make_pod("p", c, ok, restartPolicy="Never"))
+        lines = container(rt, "main")["state"]["terminated"]["message"].splitlines()
+        assert lines == [f"line-{i}" for i in range(21, 101)]  # the last 80 lines
+        assert "message" not in container(rt, "fine")["state"]["terminated"]  # success: none
+        await rt.teardown()
+
+    run(body)

@@ -46,6 +46,7 @@ class LaunchSpec:
     namespaces: bool = False
     mounts: Sequence[Mount] = field(default_factory=tuple)
     cgroup: Path | None = None  # the container's memory cgroup, when its limit is enforced
+    termination_log: Path | None = None  # host file behind terminationMessagePath
 
 
 def exit_code(returncode: int) -> int:

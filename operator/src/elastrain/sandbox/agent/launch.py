@@ -33,6 +33,12 @@ RESOLV_CONF = (
 )
 
 
+TERMINATION_PATH = "/dev/termination-log"
+MAX_MESSAGE = 4096  # bytes of a termination message file, as the kubelet reads it
+FALLBACK_LINES = 80  # FallbackToLogsOnError: the log's tail, this many lines...
+FALLBACK_BYTES = 2048  # ...and at most this many bytes
+
+
 def log_path(state_dir: Path, namespace: str, pod: str, container: str, restart: int) -> Path:
     """Where a container run's output goes; the API server serves ``pods/log`` from here."""
     return state_dir / "logs" / namespace / pod / container / f"{restart}.log"
@@ -69,15 +75,19 @@ def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
         lookup=ctx.lookup,
     )
     argv = command_line(spec, env, runtime.entrypoint)
+    container_id = f"{ctx.owner}-{uuid.uuid4().hex}" if ctx.owner else uuid.uuid4().hex
+    termination_log = ctx.pod_dir / "termination" / container_id
+    termination_log.parent.mkdir(parents=True, exist_ok=True)
+    termination_log.touch()
     mounts = [
         Mount(str(ctx.pod_dir / "hosts"), "/etc/hosts"),
         Mount(str(ctx.pod_dir / "resolv.conf"), "/etc/resolv.conf"),
+        Mount(str(termination_log), str(spec.get("terminationMessagePath") or TERMINATION_PATH)),
         *container_mounts(spec, ctx.volumes),
     ]
     if ctx.namespaces:
         for mount in mounts:
             ensure_mount_point(mount)
-    container_id = f"{ctx.owner}-{uuid.uuid4().hex}" if ctx.owner else uuid.uuid4().hex
     limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
     cgroup = None
     if ctx.memory is not None and limit is not None:
@@ -98,6 +108,7 @@ def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
         namespaces=ctx.namespaces,
         mounts=mounts,
         cgroup=cgroup,
+        termination_log=termination_log if ctx.namespaces else None,
     )
 
 
@@ -115,3 +126,21 @@ def ensure_mount_point(mount: Mount) -> None:
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.touch()
+
+
+def termination_message(spec: Obj, launch: LaunchSpec, exit_code: int) -> str:
+    """``state.terminated.message``: what the container wrote to its terminationMessagePath,
+    else, for a failure under ``FallbackToLogsOnError``, the tail of its log."""
+    message = ""
+    if launch.termination_log is not None:
+        try:
+            message = launch.termination_log.read_bytes()[:MAX_MESSAGE].decode(errors="replace")
+        except OSError:
+            message = ""
+    if message or exit_code == 0 or spec.get("terminationMessagePolicy") != "FallbackToLogsOnError":
+        return message
+    try:
+        lines = launch.log_path.read_bytes().splitlines()[-FALLBACK_LINES:]
+    except OSError:
+        return ""
+    return b"\n".join(lines)[-FALLBACK_BYTES:].decode(errors="replace")

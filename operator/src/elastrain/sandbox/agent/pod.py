@@ -25,7 +25,12 @@ from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import MARKER_VAR, ContainerProcess, LaunchSpec
 from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup
 from elastrain.sandbox.agent.images import ImageMap
-from elastrain.sandbox.agent.launch import RESOLV_CONF, LaunchContext, launch_spec
+from elastrain.sandbox.agent.launch import (
+    RESOLV_CONF,
+    LaunchContext,
+    launch_spec,
+    termination_message,
+)
 from elastrain.sandbox.agent.network import PodNet, PodNetwork
 from elastrain.sandbox.agent.podstatus import (
     Conditions,
@@ -326,7 +331,7 @@ class PodRuntime:
                 finished_at=finished,
                 container_id=container_id,
                 reason="StartError" if error else ("OOMKilled" if oom else ""),
-                message=error or "",
+                message=error or termination_message(spec, launch, code),
             )
             restart = not self._stop.is_set() and self._should_restart(code, kind)
             rec.set_terminated(done)
