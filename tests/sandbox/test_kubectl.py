@@ -55,6 +55,7 @@ def test_crd_serves_its_resource_with_printer_columns(
     conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
     assert conditions["Established"] == "True"
     assert "widgets" in k("api-resources", "--api-group=example.test").stdout
+    assert "FIELD: replicas <integer>" in k("explain", "widgets.spec.replicas").stdout
 
 
 def test_invalid_objects_are_rejected_with_field_messages(

@@ -65,6 +65,10 @@ def resource_type(crd: dict[str, Any]) -> ResourceType:
         printer_columns=tuple(storage.get("additionalPrinterColumns") or _DEFAULT_COLUMNS),
         custom=True,
         storage_version=storage["name"],
+        schemas={
+            v["name"]: (v.get("schema") or {}).get("openAPIV3Schema") or {"type": "object"}
+            for v in versions
+        },
     )
 
 

@@ -11,6 +11,7 @@ server publishes no schema for a type.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from typing import Any
@@ -37,7 +38,10 @@ def group_versions(types: list[ResourceType]) -> dict[str, list[tuple[ResourceTy
 
 def gv_document(members: list[tuple[ResourceType, str]]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
     for rt, version in members:
+        if version in rt.schemas:
+            schemas[_schema_name(rt, version)] = _published(rt, version)
         gvk = {"group": rt.group, "version": version, "kind": rt.kind}
         base = "/" + _gv_path(rt, version)
         item = (
@@ -75,8 +79,41 @@ def gv_document(members: list[tuple[ResourceType, str]]) -> dict[str, Any]:
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.37.0"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas},
     }
+
+
+def _schema_name(rt: ResourceType, version: str) -> str:
+    """``example.test`` + ``v1`` + ``Widget`` -> ``test.example.v1.Widget`` (as the apiserver)."""
+    return ".".join([*reversed(rt.group.split(".")), version, rt.kind])
+
+
+def _published(rt: ResourceType, version: str) -> dict[str, Any]:
+    """A CRD version's schema as the apiserver publishes it: with the GVK extension and the
+    standard apiVersion/kind/metadata fields described."""
+    schema = copy.deepcopy(rt.schemas[version])
+    props = schema.setdefault("properties", {})
+    props.setdefault(
+        "apiVersion",
+        {
+            "type": "string",
+            "description": "APIVersion defines the versioned schema of this representation "
+            "of an object.",
+        },
+    )
+    props.setdefault(
+        "kind",
+        {
+            "type": "string",
+            "description": "Kind is a string value representing the REST resource this "
+            "object represents.",
+        },
+    )
+    props["metadata"] = {"type": "object", "description": "Standard object's metadata."}
+    schema["x-kubernetes-group-version-kind"] = [
+        {"group": rt.group, "version": version, "kind": rt.kind}
+    ]
+    return schema
 
 
 def root(types: list[ResourceType]) -> dict[str, Any]:

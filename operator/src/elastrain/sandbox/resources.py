@@ -44,6 +44,8 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     # The version named in stored objects' apiVersion (a CRD's storage version).
     storage_version: str = field(default="")
+    # version -> openAPIV3Schema, published in /openapi/v3 for ``kubectl explain`` (CRDs only).
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def key(self) -> ResKey:
