@@ -334,7 +334,7 @@ class Run:
                 f"pods:     {ws.relative(ws.pod_logs)}/<namespace>/<pod>/<container>/<restart>.log"
             )
         else:
-            lines.append(f"pods:     {self.kubectl.shown('logs', '<pod>')}")
+            lines.append(f"pods:     {self.kubectl.shown('logs')} <pod>")
         return lines
 
     def _write_result(self, started: list[procs.Background], leftovers: list[int]) -> None:

@@ -146,9 +146,7 @@ class Scenario:
                 raise DemoFailed(f"job {failed[0]} failed: {_condition_message(objs[failed[0]])}")
             if len(phases) == len(names) and all(p == "Succeeded" for p in phases.values()):
                 if self.fault_record is None:
-                    raise DemoFailed(
-                        f"{self.fault_job.name} finished before the fault could be injected"
-                    )
+                    raise DemoFailed(self._no_fault_reason())
                 return
             if now > self.deadline:
                 waiting = ", ".join(f"{n}: {_phase_text(objs.get(n))}" for n in names)
@@ -253,6 +251,20 @@ class Scenario:
             f"{', '.join(map(str, pids))}, {where}) at step {lead.step}; "
             f"last checkpoint: step {lead.last_checkpoint_step}"
         )
+
+    def _no_fault_reason(self) -> str:
+        job = self.fault_job
+        if self._states[job.name].progress is None:
+            where = (
+                "the pod IPs"
+                if self.target.sandbox
+                else "the API server's pod proxy (it needs the pods/proxy permission)"
+            )
+            return (
+                f"{job.name} finished, but its training progress could never be read from its "
+                f"metrics endpoints through {where}, so the fault was not injected"
+            )
+        return f"{job.name} finished before the fault could be injected"
 
     def _narrate(self, events: list[Obj], pods: list[Obj]) -> None:
         """Say each new event about the jobs, and warnings about their pods, once."""
