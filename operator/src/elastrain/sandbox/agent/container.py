@@ -29,6 +29,7 @@ from elastrain.sandbox.agent.volumes import Mount
 log = logging.getLogger(__name__)
 
 MARKER_VAR = "ELASTRAIN_SANDBOX_CONTAINER"
+START_TIMEOUT = 120.0  # from spawn to exec of the command; generous for a loaded machine
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,12 @@ class ContainerProcess:
                 )
         finally:
             os.close(write_fd)
-        message = await _read_to_eof(read_fd)
+        try:
+            message = await asyncio.wait_for(_read_to_eof(read_fd), START_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            message = f"container did not start within {START_TIMEOUT:g}s".encode()
         return cls(spec, proc, message.decode(errors="replace") or None)
 
     def exec_argv(

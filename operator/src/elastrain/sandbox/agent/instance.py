@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import itertools
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,11 +102,23 @@ def runtime_dir() -> Path:
 
 
 @contextlib.contextmanager
-def host_lock() -> Iterator[Path]:
-    """Serialise sweeps and subnet claims across every sandbox process on this host."""
+def host_lock(timeout: float = 60.0) -> Iterator[Path]:
+    """Serialise sweeps and subnet claims across every sandbox process on this host.
+
+    Held for milliseconds; a holder that never lets go (a stopped process) makes this raise
+    after ``timeout`` rather than hang every sandbox on the machine.
+    """
     directory = runtime_dir()
+    deadline = time.monotonic() + timeout
     with open(directory / "lock", "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{directory / 'lock'} held for over {timeout}s") from None
+                time.sleep(0.01)
         try:
             yield directory
         finally:
