@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from elastrain.sandbox.embedded import Sandbox
+from elastrain.sandbox.testing import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +173,43 @@ def test_request_log_endpoint(sb: Sandbox) -> None:
     first = body["items"][0]
     assert (first["verb"], first["resource"], first["status"]) == ("list", "pods", 200)
     assert first["latency_ms"] >= 0
+
+
+def test_other_schedulers_pods_are_left_alone_and_can_be_bound(sb: Sandbox) -> None:
+    pod = {
+        "metadata": {"name": "custom"},
+        "spec": {
+            "schedulerName": "my-scheduler",
+            "containers": [{"name": "c", "image": "busybox"}],
+        },
+        "status": {"phase": "Running"},
+    }
+    code, _, created = call(sb, "POST", "/api/v1/namespaces/default/pods", pod)
+    assert code == 201 and created["status"]["phase"] == "Pending"  # client status ignored
+    # A default-scheduler pod created afterwards is a barrier: once it is bound, the scheduler
+    # has seen "custom" too and must have left it alone.
+    barrier = {
+        "metadata": {"name": "barrier"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    call(sb, "POST", "/api/v1/namespaces/default/pods", barrier)
+    wait_for(
+        lambda: sb.store.get("pods", "barrier", "default")["spec"].get("nodeName"),
+        what="barrier bound",
+    )
+    assert "nodeName" not in sb.store.get("pods", "custom", "default")["spec"]
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": "custom"},
+        "target": {"name": "node-0"},
+    }
+    code, _, _ = call(sb, "POST", "/api/v1/namespaces/default/pods/custom/binding", binding)
+    assert code == 201
+    code, _, got = call(sb, "GET", "/api/v1/namespaces/default/pods/custom")
+    assert got["spec"]["nodeName"] == "node-0"
+    assert {"type": "PodScheduled", "status": "True"}.items() <= got["status"]["conditions"][
+        0
+    ].items()
+    code, _, body = call(sb, "POST", "/api/v1/namespaces/default/pods/custom/binding", binding)
+    assert code == 409 and "already assigned" in body["message"]

@@ -93,6 +93,7 @@ class BuiltinAdmission:
         if not isinstance(spec, dict):
             return [(_REQUIRED, "spec", "Required value")]
         if old is None:
+            obj["status"] = {}  # a created pod's status is the registry's, never the client's
             _default_pod(obj, self._toleration_seconds)
         causes: list[Cause] = []
         containers = spec.get("containers")
