@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -53,6 +54,8 @@ def test_processes_and_namespaces_of_a_killed_agent_are_swept(tmp_path: Path) ->
     )
     try:
         assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        assert ready, "the agent subprocess never reported its running pod"
         info = json.loads(proc.stdout.readline())
     finally:
         proc.send_signal(signal.SIGKILL)
