@@ -104,6 +104,10 @@ def test_not_ready_node_evicts_after_the_toleration_and_removed_node_fails_pods(
             ("node.kubernetes.io/unreachable", "NoSchedule"),
             ("node.kubernetes.io/unreachable", "NoExecute"),
         }
+        not_ready = store.list(
+            "events", "default", field_selector="involvedObject.name=node-0"
+        ).items
+        assert "NodeNotReady" in {e["reason"] for e in not_ready}
         marked = wait_for(
             lambda: [
                 e.obj

@@ -164,12 +164,15 @@ def set_node_ready(store: Store, name: str, ready: bool | None) -> dict[str, Any
     )
 
 
+def _ready_status(node: dict[str, Any]) -> str:
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return str(c.get("status", "Unknown"))
+    return "Unknown"
+
+
 def _desired_condition_taints(node: dict[str, Any]) -> list[dict[str, Any]]:
-    ready = next(
-        (c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
-        None,
-    )
-    status = (ready or {}).get("status", "Unknown")
+    status = _ready_status(node)
     if status == "True":
         return []
     key = NOT_READY if status == "False" else UNREACHABLE
@@ -202,6 +205,7 @@ class NodeLifecycle(Controller):
     async def handle(self, ev: WatchEvent) -> None:
         if ev.rt.key == ("", "nodes"):
             name = ev.obj["metadata"]["name"]
+            self._node_events(ev)
             if ev.type == "DELETED":
                 for pod in self.store.list("pods", field_selector=f"spec.nodeName={name}").items:
                     self._pod_gc(pod)
@@ -221,6 +225,27 @@ class NodeLifecycle(Controller):
             self._pod_gc(pod)
             return
         self._check_pod(pod, node)
+
+    def _node_events(self, ev: WatchEvent) -> None:
+        """The node controller's events: registration, readiness flips, removal."""
+        name = ev.obj["metadata"]["name"]
+        if ev.type == "ADDED" and ev.rv:
+            self._events.record(
+                ev.obj,
+                "Normal",
+                "RegisteredNode",
+                f"Node {name} event: Registered Node {name} in Controller",
+            )
+        elif ev.type == "DELETED":
+            self._events.record(
+                ev.obj,
+                "Normal",
+                "RemovingNode",
+                f"Node {name} event: Removing Node {name} from Controller",
+            )
+        elif ev.old is not None and _ready_status(ev.old) != _ready_status(ev.obj):
+            state = "NodeReady" if _ready_status(ev.obj) == "True" else "NodeNotReady"
+            self._events.record(ev.obj, "Normal", state, f"Node {name} status is now: {state}")
 
     def _reconcile_taints(self, node: dict[str, Any]) -> bool:
         spec = node.get("spec") or {}
