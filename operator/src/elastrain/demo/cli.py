@@ -35,6 +35,7 @@ from elastrain.demo.workspace import Workspace, WorkspaceError
 
 # The whole demo must fit in 5 minutes on a 2-core machine; the jobs get what start-up leaves.
 DEFAULT_TIMEOUT = 280.0
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXPECTED = (DemoFailed, procs.ProcessFailed, KubectlError, FaultError, TargetError, WorkspaceError)
 
 
@@ -157,20 +158,21 @@ class Run:
     def execute(self) -> int:
         """Run the demo; always leaves the machine as it found it unless ``--keep``."""
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        status = 1
+        interrupted = False
         try:
-            status = self._run()
+            self._run()
         except EXPECTED as exc:
             self.error = str(exc)
         except KeyboardInterrupt:
-            self.error = "interrupted"
-            status = 130
+            self.error, interrupted = "interrupted", True
         finally:
             signal.signal(signal.SIGTERM, previous)
             self._finish()
-        return 0 if self.error is None else status
+        if self.error is None:
+            return 0
+        return 130 if interrupted else 1
 
-    def _run(self) -> int:
+    def _run(self) -> None:
         self._stop_leftover_run()
         self.ws.reset()
         self.view.say(
@@ -204,7 +206,6 @@ class Run:
             self.scenario.close()
             cluster.close()
         self._check_results()
-        return 0
 
     def _stop_leftover_run(self) -> None:
         running = [p for p in procs.load(self.ws.pids_file) if p.alive()]
@@ -235,7 +236,17 @@ class Run:
             self._print_summary()
         else:
             self._print_failure()
-        leftovers = [] if keep or not started else self._shutdown(started)
+        if keep or not started:
+            leftovers: list[int] = []
+        else:
+            # A second Ctrl-C or SIGTERM must not abandon the shutdown (bounded by the stop
+            # grace periods) halfway and leave a sandbox with running pods behind.
+            previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in SHUTDOWN_SIGNALS}
+            try:
+                leftovers = self._shutdown(started)
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
         if self.args.result_json:
             self._write_result(started, leftovers)
         if keep:
