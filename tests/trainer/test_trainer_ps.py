@@ -48,7 +48,12 @@ def test_async_sgd_converges_and_the_job_outlives_a_crashed_worker(tmp_path: Pat
     chief = Proc([TRAIN, *ARGS], clean_env(TF_CONFIG=tf_config), tmp_path / "w0.log", tmp_path)
     other = Proc([TRAIN, "--mode", "ps", *ARGS], ps_env("worker", 1), tmp_path / "w1.log", tmp_path)
     try:
-        poll(lambda: "step " in other.text(), 180, "worker 1 to push gradients")
+        # Both must have joined first: torch's dynamic RPC cannot admit a member after a crash.
+        poll(
+            lambda: "step " in other.text() and "step " in chief.text(),
+            180,
+            "both workers to push gradients",
+        )
         os.kill(other.popen.pid, 9)  # a worker dies mid-run: the others take its tickets
         assert chief.wait(240) == 0, chief.tail()
         assert ps.wait(120) == 0, ps.tail()  # serves until every worker is done or gone

@@ -11,6 +11,7 @@ losing a ps means restarting the job, which resumes from the shards' checkpoints
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RPC_TIMEOUT_S = 120
 PROBE_INTERVAL_S = 1.0
+LEAVE_TIMEOUT_S = 60
 JOIN_TIMEOUT = timedelta(minutes=10)
 _RANK_COUNTER = "elastrain/ps/worker-joins"
 
@@ -136,6 +138,10 @@ def _serve(shard: server.ParameterShard) -> int:
     finally:
         stop.uninstall()
     shard.save_now()
+    if shard.finished.is_set():
+        deadline = time.monotonic() + LEAVE_TIMEOUT_S
+        while shard.workers_still_joined() and time.monotonic() < deadline:
+            time.sleep(PROBE_INTERVAL_S)  # poll: workers leave once their last reply arrived
     if stop.requested and not shard.finished.is_set():
         log.warning(
             "ps-%d stopped by signal at version %d (checkpointed)", shard.index, shard.version

@@ -146,6 +146,14 @@ class ParameterShard:
             if len(self.done) >= self.plan.workers:
                 self.finished.set()
 
+    def workers_still_joined(self) -> list[str]:
+        """RPC names of workers still in the group (a finished worker leaves right after its
+        `finish` reply arrives; the ps must not close before that reply is delivered)."""
+        with self._lock:
+            names = set(self.rpc_names.values())
+        members = {info.name for info in rpc.api._get_current_rpc_agent().get_worker_infos()}
+        return sorted(n for n in names & members if _answers(n))
+
     def job_facts(self) -> dict[str, Any]:
         ledger = self.ledger
         elapsed = (ledger.last_ticket_at or 0.0) - (ledger.first_ticket_at or 0.0)
