@@ -64,7 +64,12 @@ def run_ddp(config: TrainConfig, factory: TaskFactory, env: DistEnv) -> int:
         dist.init_process_group(backend, init_method="env://")
         owns_group = True
     try:
-        return _Trainer(config, factory, env, device).run()
+        code = _Trainer(config, factory, env, device).run()
+        if owns_group:
+            # With plain MASTER_ADDR wiring rank 0 hosts the TCPStore: leaving before the
+            # others are done with the group would abort them.
+            dist.barrier()
+        return code
     finally:
         if owns_group:
             dist.destroy_process_group()
