@@ -1,4 +1,4 @@
-"""Garbage collection and namespace deletion, as kube-controller-manager does them.
+"""Garbage collection and namespace lifecycle, as kube-controller-manager does them.
 
 * Background: when an owner is gone, dependents whose every owner (by uid) is gone are deleted.
   A dependent created after its owner vanished is deleted too.
@@ -6,8 +6,8 @@
   the finalizer is released once no dependent with ``blockOwnerDeletion: true`` remains.
 * Orphan: the ``orphan`` finalizer makes the collector strip the owner's reference from every
   dependent, then release the finalizer.
-* Namespaces: a terminating namespace has all its content deleted, then its ``kubernetes``
-  finalizer is released and it goes away.
+* Namespaces: a new namespace gets its ``default`` ServiceAccount; a terminating one has all
+  its content deleted, then its ``kubernetes`` finalizer is released and it goes away.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class GarbageCollector(Controller):
                 md.get("deletionTimestamp")
                 and ({"foregroundDeletion", "orphan"} & set(md.get("finalizers") or []))
             )
-            or (ev.rt.key == NS_KEY and md.get("deletionTimestamp"))
+            or (ev.rt.key == NS_KEY and (md.get("deletionTimestamp") or ev.type == "ADDED"))
             or (md.get("namespace") and ev.type == "DELETED")
         )
         if interesting and self._loop is not None and self._queue is not None:
@@ -55,6 +55,10 @@ class GarbageCollector(Controller):
             if ns:
                 self._maybe_finish_namespace(ns)
             return
+        if ev.rt.key == NS_KEY and ev.type == "ADDED":
+            # The service-account controller's part: every namespace has a "default" SA.
+            with contextlib.suppress(ApiError):
+                self.store.create("serviceaccounts", {"metadata": {"name": "default"}}, md["name"])
         if md.get("ownerReferences") and not md.get("deletionTimestamp"):
             uids = owner_uids(obj)
             if uids and all(not self.store.uid_exists(u) for u in uids):

@@ -91,11 +91,8 @@ class SandboxRuntime:
         registrar.bind(asyncio.get_running_loop())
         self.store.add_listener(registrar)
         for ns in SYSTEM_NAMESPACES:
-            try:
-                self.store.create("namespaces", {"metadata": {"name": ns}})
-            except ApiError as err:
-                if err.code != 409:
-                    raise
+            self._ensure("namespaces", {"metadata": {"name": ns}})
+            self._ensure("serviceaccounts", {"metadata": {"name": "default", "namespace": ns}})
         for i in range(cfg.nodes):
             self.add_node(f"node-{i}")
         from elastrain.sandbox.admin import install_admin_routes
@@ -119,6 +116,14 @@ class SandboxRuntime:
             if self.agent is not None:
                 await self.agent.start()
         write_kubeconfig(cfg.kubeconfig_path, self.url)
+
+    def _ensure(self, resource: str, obj: dict[str, Any]) -> None:
+        """Create ``obj``; an existing one (AlreadyExists) is fine."""
+        try:
+            self.store.create(resource, obj)
+        except ApiError as err:
+            if err.code != 409:
+                raise
 
     async def stop(self) -> None:
         if self.agent is not None:

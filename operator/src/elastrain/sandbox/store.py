@@ -43,6 +43,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import threading
 import uuid
 from collections import deque
@@ -62,6 +63,8 @@ PATCH_MERGE = "application/merge-patch+json"
 PATCH_JSON = "application/json-patch+json"
 PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_APPLY = "application/apply-patch+yaml"
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY = 50_000
 # A plural ("pods"), "plural.group", a (group, plural) key or the ResourceType itself.
@@ -806,7 +809,10 @@ class Store:
             self._compacted = self._history[0].rv
         self._history.append(ev)
         for fn in self._listeners:
-            fn(ev)
+            try:
+                fn(ev)
+            except Exception:  # one bad listener must not lose the event for the others
+                log.exception("store listener %r failed on %s", fn, ev.type)
         for w in self._watchers.get(ev.rt.key, ()):
             seen = w.translate(ev)
             if seen is not None:
