@@ -39,9 +39,6 @@ class Outcome:
     """What the worker must do next with the key."""
 
     requeue_after: float | None = None
-    # The status write lost a race (409): the job changed meanwhile; its watch event re-queues
-    # the key, and ``requeue_after`` is a short safety net in case that event was missed.
-    stale: bool = False
     gone: bool = False
 
 
@@ -166,10 +163,11 @@ class Reconciler:
                 self._kube, key[0], key[1], meta["resourceVersion"], patch
             )
         except errors.Conflict:
-            # The job changed since it was observed: its event re-queues the key.
+            # The job changed since it was observed: its watch event re-queues the key; the
+            # short requeue is a safety net in case that event was coalesced away.
             self._expectations.lower(key, status=True)
             log.debug("status of %s/%s is stale; waiting for the newer job", *key)
-            return Outcome(requeue_after=1.0, stale=True)
+            return Outcome(requeue_after=1.0)
         except errors.NotFound:
             self._expectations.forget(key)
             return Outcome(gone=True)

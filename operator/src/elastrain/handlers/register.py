@@ -50,6 +50,16 @@ class Runtime:
         self._metrics_server: Any = None
 
     def start(self, store: Store) -> None:
+        """Serve metrics, then start the workers; a port in use stops the operator."""
+        if self.config.metrics_port:
+            try:
+                self._metrics_server = self.metrics.serve(self.config.metrics_port)
+            except OSError as exc:
+                # kopf would retry a failing startup forever; a taken port will not free itself.
+                raise kopf.PermanentError(
+                    f"metrics port {self.config.metrics_port}: {exc}"
+                ) from exc
+            log.info("metrics on :%d/metrics", self.config.metrics_port)
         self.kube = Kube.from_environment(self.config.kube_qps, self.config.kube_burst)
         recorder = EventRecorder(self.kube, host=socket.gethostname())
         reconciler = Reconciler(
@@ -65,9 +75,6 @@ class Runtime:
             self.queue, reconciler, recorder, self.metrics, self.config.workers
         )
         self.controller.start()
-        if self.config.metrics_port:
-            self._metrics_server = self.metrics.serve(self.config.metrics_port)
-            log.info("metrics on :%d/metrics", self.config.metrics_port)
 
     async def stop(self) -> None:
         if self.controller is not None:
