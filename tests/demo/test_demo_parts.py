@@ -213,6 +213,7 @@ def test_non_interactive_view_prints_a_line_per_change_only() -> None:
     view.show([_row(step=42, trainer_restarts=1)])  # restart
     view.show([_row(step=400, phase="Succeeded", ready=0)])
     lines = out.getvalue().splitlines()
+    assert "RESTARTS: pod = " in lines.pop(0)  # the legend, once
     assert len(lines) == 4, lines
     assert "restarts 0 pod / 1 proc" in lines[2]
     assert "Succeeded" in lines[3] and "step 400/400" in lines[3]
@@ -226,8 +227,8 @@ def test_interactive_view_redraws_the_table_in_place() -> None:
     view.say("something happened")
     view.show([_row(step=20)])
     text = out.getvalue()
-    # Each redraw moves the cursor back over the previous table (blank line + header + 1 row).
-    assert text.count("\x1b[3F\x1b[J") == 2
+    # Each redraw moves the cursor back over the previous table (blank, header, row, legend).
+    assert text.count("\x1b[4F\x1b[J") == 2
     assert "something happened" in text
     assert "20/400" in table([_row(step=20)])[1]
 

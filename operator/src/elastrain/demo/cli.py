@@ -27,7 +27,14 @@ from elastrain.demo.fault import FaultError
 from elastrain.demo.kubectl import Kubectl, KubectlError
 from elastrain.demo.report import JobResult
 from elastrain.demo.report import table as summary_table
-from elastrain.demo.scenario import DemoFailed, FaultRecord, Scenario
+from elastrain.demo.scenario import (
+    FAULT_AT_FRACTION,
+    FAULT_INDEX,
+    FAULT_ROLE,
+    DemoFailed,
+    FaultRecord,
+    Scenario,
+)
 from elastrain.demo.stack import Stack, sweep_containers
 from elastrain.demo.target import Target, TargetError
 from elastrain.demo.view import View
@@ -175,15 +182,20 @@ class Run:
     def _run(self) -> None:
         self._stop_leftover_run()
         self.ws.reset()
-        self.view.say(
-            "Elastrain demo: "
-            + (
-                "on the sandbox"
-                if self.target.sandbox
-                else f"on {self.target.kubeconfig} with {self.target.image}"
-            )
-        )
         self.jobs = demo_jobs.load(self.ws.manifests)
+        where = (
+            "on the sandbox (a local Kubernetes API server and node agent)"
+            if self.target.sandbox
+            else f"on the cluster of {self.target.kubeconfig}, trainer image {self.target.image}"
+        )
+        ddp = next(job for job in self.jobs if not job.is_ps)
+        jobs = " and ".join(f"{job.name} ({job.description})" for job in self.jobs)
+        self.view.say(f"Elastrain demo {where}.")
+        self.view.say(
+            f"The operator will run {jobs}; {FAULT_AT_FRACTION:.0%} into {ddp.name} the demo kills "
+            f"the training process of {ddp.pod_name(FAULT_ROLE, FAULT_INDEX)}, and the job "
+            "recovers from its checkpoint."
+        )
         self.stack.start()
         procs.save(self.ws.pids_file, self.stack.processes)
         cluster = Cluster(str(self.target.kubeconfig), self.target.namespace)

@@ -18,6 +18,10 @@ from typing import TextIO
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 20
 PROGRESS_BUCKETS = 10
+LEGEND = (
+    "RESTARTS: pod = pod restarts in the TrainingJob status; "
+    "proc = training processes restarted in place by torchrun"
+)
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ class View:
     _last_state: dict[str, tuple[object, ...]] = field(default_factory=dict)
     _last_bucket: dict[str, int] = field(default_factory=dict)
     _last_rows: list[JobRow] = field(default_factory=list)
+    _legend_shown: bool = False
 
     def elapsed(self) -> str:
         """``[m:ss]`` since the demo started, the prefix of every narrated line."""
@@ -146,6 +151,9 @@ class View:
 
     def show(self, rows: list[JobRow]) -> None:
         """Show the latest observation of every job."""
+        if not self._legend_shown and not self.interactive:
+            self._legend_shown = True
+            self.out.write(f"{self.elapsed()} {LEGEND}\n")
         self._last_rows = rows
         if self.interactive:
             self._erase()
@@ -177,7 +185,7 @@ class View:
         if self.interactive and rows:
             # A wrapped line would throw off the cursor movement of the next redraw.
             width = shutil.get_terminal_size().columns - 1
-            lines = ["", *(line[:width] for line in table(rows))]
+            lines = ["", *(line[:width] for line in [*table(rows), LEGEND])]
             self.out.write("\n".join(lines) + "\n")
             self._drawn_lines = len(lines)
         self.out.flush()
