@@ -418,3 +418,23 @@ def test_fallback_to_logs_on_error_takes_the_log_tail(config: RuntimeConfig) -> 
         await rt.teardown()
 
     run(body)
+
+
+def test_pre_stop_hook_runs_before_sigterm(config: RuntimeConfig) -> None:
+    async def body() -> None:
+        flag = config.state_dir / "pre-stop-ran"
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        script = (
+            f"trap 'test -f {flag} && echo hook-first; exit 0' TERM; echo up; "
+            "while true; do sleep 0.05; done"
+        )
+        hook = {"preStop": {"exec": {"command": ["touch", str(flag)]}}}
+        rt = PodRuntime(make_pod("p", sh("main", script, lifecycle=hook)), config, lambda: None)
+        rt.start()
+        await wait_for(lambda: "up" in read_log(config, rt, "main"), what="container up")
+        await rt.stop(grace=20)
+        assert read_log(config, rt, "main").split()[-1] == "hook-first"
+        assert container(rt)["state"]["terminated"]["exitCode"] == 0
+        await rt.teardown()
+
+    run(body)

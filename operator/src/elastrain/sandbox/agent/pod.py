@@ -40,7 +40,7 @@ from elastrain.sandbox.agent.podstatus import (
     pod_phase,
     rfc3339,
 )
-from elastrain.sandbox.agent.probes import ProbeCounter, ProbeTarget, probe_once
+from elastrain.sandbox.agent.probes import ProbeCounter, ProbeTarget, probe_once, run_hook
 from elastrain.sandbox.agent.volumes import prepare_volumes
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,37 @@ class PodRuntime:
         for name, proc in self._processes.items():
             if proc.running:
                 self._event("Normal", "Killing", f"Stopping container {name}")
-        await asyncio.gather(*(p.stop(grace) for p in list(self._processes.values())))
+        stops = [self._stop_container(n, p, grace) for n, p in list(self._processes.items())]
+        await asyncio.gather(*stops)
         if self._task is not None:
             await self._task
         self._changed()
+
+    async def _stop_container(self, name: str, proc: ContainerProcess, grace: float) -> None:
+        """The kubelet's kill: the preStop hook (within the grace period), then SIGTERM, then
+        SIGKILL once the grace period is over (at least 2 s after a hook, as the kubelet)."""
+        spec = next((c for c in self._all_specs() if c.get("name") == name), {})
+        hook = (spec.get("lifecycle") or {}).get("preStop")
+        begun = time.monotonic()
+        if hook and proc.running and self.net is not None:
+            target = ProbeTarget(
+                self.net.ip,
+                spec.get("ports") or [],
+                proc.pid,
+                {**proc.spec.env, MARKER_VAR: proc.spec.container_id},
+                self.config.namespaces,
+            )
+            try:
+                ok = await asyncio.wait_for(run_hook(hook, target), timeout=grace)
+            except TimeoutError:
+                ok = False
+            if not ok:
+                self._event("Warning", "FailedPreStopHook", f"PreStop hook failed for {name}")
+        remaining = grace - (time.monotonic() - begun)
+        await proc.stop(max(remaining, 2.0) if hook else max(remaining, 0.0))
+
+    def _all_specs(self) -> list[Obj]:
+        return [*self._init_specs(), *(self.pod.get("spec", {}).get("containers") or [])]
 
     async def teardown(self) -> None:
         """Release the pod's network and remove its directory (volumes but PVCs go too)."""
@@ -261,8 +288,8 @@ class PodRuntime:
         if self._stop.is_set():
             grace = self._grace
         sidecars = {s["name"] for s in self._init_specs() if s.get("restartPolicy") == "Always"}
-        procs = [p for name, p in list(self._processes.items()) if name in sidecars]
-        await asyncio.gather(*(p.stop(grace) for p in procs))
+        procs = [(name, p) for name, p in list(self._processes.items()) if name in sidecars]
+        await asyncio.gather(*(self._stop_container(name, p, grace) for name, p in procs))
         await asyncio.gather(*self._sidecars)
 
     def _init_specs(self) -> list[Obj]:
@@ -373,16 +400,12 @@ class PodRuntime:
                 rec.ready = verdict
                 self._changed()
             elif kind == "liveness" and verdict is False:
-                log.info(
-                    "pod %s/%s: container %s failed liveness, killing",
-                    self.namespace,
-                    self.name,
-                    rec.name,
-                )
+                message = f"Container {rec.name} failed liveness probe, will be restarted"
+                self._event("Normal", "Killing", message)
                 grace = probe.get("terminationGracePeriodSeconds")
                 if grace is None:
                     grace = self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)
-                await proc.stop(float(grace))
+                await self._stop_container(rec.name, proc, float(grace))
                 return
             await asyncio.sleep(float(probe.get("periodSeconds", 10)))
 

@@ -93,6 +93,23 @@ async def _exec(probe: Obj, target: ProbeTarget) -> bool:
             await proc.wait()
 
 
+async def run_hook(hook: Obj, target: ProbeTarget) -> bool:
+    """A lifecycle handler (``exec``, ``httpGet``, ``sleep``) run to completion; True if it
+    succeeded. The caller bounds it by the grace period, as the kubelet does for preStop."""
+    try:
+        if "sleep" in hook:
+            await asyncio.sleep(float(hook["sleep"].get("seconds", 0)))
+            return True
+        if "httpGet" in hook:
+            return await _http(hook["httpGet"], target)
+        if "exec" in hook:
+            return await _exec(hook["exec"], target)
+    except (OSError, ValueError):
+        return False
+    log.warning("lifecycle handler %s is not supported by the sandbox; skipped", list(hook))
+    return True
+
+
 async def probe_once(probe: Obj, target: ProbeTarget) -> bool:
     """Run ``probe`` once; True on success."""
     global _warned_grpc
