@@ -89,7 +89,8 @@ def test_two_pods_same_port_reach_each_other_by_hostname_subdomain(config: Runti
             expected = f"got job-worker-{1 - index}"
 
             def answered(rt: PodRuntime = rt, expected: str = expected) -> bool:
-                return expected in read_log(config, rt, "main")
+                log = read_log(config, rt, "main")
+                return expected in log and "listening" in log  # both bound port 29400
 
             await wait_for(answered, 30, expected)
             assert read_log(config, rt, "main").count("listening") == 1  # no port collision
