@@ -213,3 +213,81 @@ def test_other_schedulers_pods_are_left_alone_and_can_be_bound(sb: Sandbox) -> N
     ].items()
     code, _, body = call(sb, "POST", "/api/v1/namespaces/default/pods/custom/binding", binding)
     assert code == 409 and "already assigned" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/namespaces/default/configmaps", []),
+        ("POST", "/api/v1/namespaces/default/configmaps", {"metadata": []}),
+        ("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": 5}}),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "x", "labels": ["a"]}},
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "x", "labels": {"a": 1}}},
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "x", "finalizers": "f"}},
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            {"metadata": {"name": "x", "ownerReferences": [{}]}},
+        ),
+        ("POST", "/api/v1/namespaces/default/pods", {"metadata": {"name": "p"}, "spec": []}),
+        (
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            {"metadata": {"name": "p"}, "spec": {"containers": [5]}},
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/services",
+            {"metadata": {"name": "s"}, "spec": {"ports": [{"port": "x"}]}},
+        ),
+        ("PATCH", "/api/v1/namespaces/default/configmaps/kube-root", {"a": 1}),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/serviceaccounts/default",
+            [{"op": "add", "path": "x"}],
+        ),
+        ("PATCH", "/api/v1/namespaces/default/serviceaccounts/default", ["not-an-op"]),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/serviceaccounts/default",
+            {"metadata": {"name": "other"}},
+        ),
+        ("GET", "/api/v1/namespaces/default/pods?limit=abc", None),
+        ("GET", "/api/v1/namespaces/default/pods?continue=garbage", None),
+        ("GET", "/api/v1/namespaces/default/pods?watch=1&resourceVersion=abc", None),
+        (
+            "DELETE",
+            "/api/v1/namespaces/default/serviceaccounts/default?propagationPolicy=Sideways",
+            None,
+        ),
+        ("GET", "/apis/nope.example/v1/things", None),
+        ("GET", "/api/v1/namespaces/default/pods/x/exec", None),
+    ],
+)
+def test_bad_requests_get_status_errors_and_the_server_lives(
+    sb: Sandbox, method: str, path: str, body: Any
+) -> None:
+    ctype = (
+        "application/json-patch+json"
+        if isinstance(body, list) and method == "PATCH"
+        else "application/merge-patch+json"
+        if method == "PATCH"
+        else "application/json"
+    )
+    code, _, answer = call(sb, method, path, body, ctype=ctype)
+    assert 400 <= code < 500, answer
+    assert answer["kind"] == "Status" and answer["status"] == "Failure" and answer["code"] == code
+    with urllib.request.urlopen(sb.url + "/healthz", timeout=10) as resp:
+        assert resp.read() == b"ok"

@@ -157,9 +157,20 @@ def test_uid_precondition(store: Store) -> None:
 def test_graceful_pod_deletion_waits_for_the_node_agent(store: Store) -> None:
     store.create("pods", pod("unbound"), "default")
     assert store.delete("pods", "unbound", "default").deleted  # no node: gone at once
+    store.create("pods", pod("idle", node="node-0"), "default")
+    assert store.delete("pods", "idle", "default").deleted  # nothing running: gone at once
     store.create("pods", pod("bound", node="node-0"), "default")
+    running = {"name": "c", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
+    store.patch(
+        "pods",
+        "bound",
+        {"status": {"containerStatuses": [running]}},
+        namespace="default",
+        subresource="status",
+    )
     res = store.delete("pods", "bound", "default")
     assert not res.deleted and res.obj["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert store.get("pods", "bound", "default")["metadata"]["deletionTimestamp"]
     # The agent, once the processes are gone, deletes with grace 0: final removal.
     assert store.delete("pods", "bound", "default", grace_period_seconds=0).deleted
 

@@ -22,8 +22,9 @@ Semantics kept from the API server: a cluster-wide increasing ``resourceVersion`
 ``creationTimestamp``, ``generation`` (bumped by spec changes when a status subresource exists,
 by any non-metadata change otherwise); the status subresource split (main writes keep the old
 status, ``status`` writes keep everything but status); finalizers and ``deletionTimestamp``;
-graceful pod deletion (a pod bound to a node is only *marked*: the node agent removes it with
-``grace_period_seconds=0`` once its processes are gone); uid/resourceVersion preconditions;
+graceful pod deletion (a pod with a running container on a node is only *marked*: the node
+agent removes it with ``grace_period_seconds=0`` once its processes are gone);
+uid/resourceVersion preconditions;
 bounded watch history with 410 Expired beyond it.
 
 Threading model: all state sits behind one ``threading.RLock``; every method is synchronous,
@@ -380,6 +381,10 @@ class Store:
     # ------------------------------------------------------------------------ writes
     def _namespace_of(self, rt: ResourceType, obj: dict[str, Any], namespace: str | None) -> str:
         md = obj.setdefault("metadata", {})
+        if not isinstance(md, dict):
+            raise errors.bad_request("metadata must be an object")
+        if not isinstance(md.get("name", ""), str) or not isinstance(md.get("namespace", ""), str):
+            raise errors.bad_request("metadata.name and metadata.namespace must be strings")
         if not rt.namespaced:
             md.pop("namespace", None)
             return ""
@@ -464,6 +469,7 @@ class Store:
     def _admit(
         self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, sub: str | None
     ) -> dict[str, Any]:
+        _check_metadata(rt, obj)
         admitter = self._admitters.get(rt.key)
         return admitter.admit(rt, obj, old, sub) if admitter is not None else obj
 
@@ -705,7 +711,10 @@ class Store:
             if dry_run:
                 return DeleteResult(new, False)
             if old["metadata"].get("deletionTimestamp"):
-                # Already terminating: only a shorter grace period changes anything.
+                # Already terminating: only a shorter grace period changes anything; a pod with
+                # nothing left running has nothing to wait for.
+                if rt.key == ("", "pods") and grace is None:
+                    grace = 0
                 cur = omd.get("deletionGracePeriodSeconds")
                 if grace is not None and cur is not None and grace < cur:
                     md["deletionGracePeriodSeconds"] = grace
@@ -735,13 +744,18 @@ class Store:
     def _pod_grace(
         self, rt: ResourceType, pod: dict[str, Any], requested: int | None
     ) -> int | None:
-        """Grace period for a pod: only pods bound to a node and not yet finished shut down
-        gracefully; anything else goes at once (there is no process to stop)."""
+        """Grace period for a pod: only a pod with a running container on a node shuts down
+        gracefully (the node agent stops it, then deletes with grace 0); an unbound pod or one
+        with nothing running goes at once, since there is no process to stop."""
         if rt.key != ("", "pods"):
             return None
         if not (pod.get("spec") or {}).get("nodeName"):
             return None
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        status = pod.get("status") or {}
+        statuses = (status.get("containerStatuses") or []) + (
+            status.get("initContainerStatuses") or []
+        )
+        if not any("running" in (cs.get("state") or {}) for cs in statuses):
             return None
         if requested is not None:
             return max(requested, 0)
@@ -954,3 +968,48 @@ def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) ->
         skip.add("status")
     keys = (set(old) | set(new)) - skip
     return any(old.get(k) != new.get(k) for k in keys)
+
+
+def _check_metadata(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """Shape checks on the metadata the store itself indexes, so no malformed object can reach
+    the indexes (ObjectMeta validation, as every registry runs it)."""
+    md = obj["metadata"]
+    causes: list[tuple[str, str, str]] = []
+    for key in ("labels", "annotations"):
+        value = md.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            causes.append(
+                ("FieldValueInvalid", f"metadata.{key}", "Invalid value: must be a map of strings")
+            )
+    fins = md.get("finalizers")
+    if fins is not None and (
+        not isinstance(fins, list) or not all(isinstance(f, str) for f in fins)
+    ):
+        causes.append(
+            ("FieldValueInvalid", "metadata.finalizers", "Invalid value: must be a list of strings")
+        )
+    refs = md.get("ownerReferences")
+    if refs is not None:
+        if not isinstance(refs, list):
+            causes.append(
+                ("FieldValueInvalid", "metadata.ownerReferences", "Invalid value: must be a list")
+            )
+        else:
+            for i, ref in enumerate(refs):
+                for field_name in ("apiVersion", "kind", "name", "uid"):
+                    if (
+                        not isinstance(ref, dict)
+                        or not isinstance(ref.get(field_name), str)
+                        or not ref.get(field_name)
+                    ):
+                        causes.append(
+                            (
+                                "FieldValueRequired",
+                                f"metadata.ownerReferences[{i}].{field_name}",
+                                "Required value",
+                            )
+                        )
+    if causes:
+        raise errors.invalid(rt.kind, rt.group, str(md.get("name", "")), causes)
