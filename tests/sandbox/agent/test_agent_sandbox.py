@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from agent_harness import needs_root
+from elastrain.sandbox.agent import NodeAgent
 from elastrain.sandbox.agent.backoff import BackoffPolicy
 from elastrain.sandbox.agent.container import processes_with_marker
 from elastrain.sandbox.embedded import Sandbox
@@ -257,6 +258,9 @@ def test_partitioned_node_stops_reporting_until_it_heals(sb: Sandbox, ns: str) -
     poll(lambda: "running" in main_state(sb, ns, "p"), what="running")
     cid = container_id(sb, ns, "p")
     sb.set_node_ready(node, None)  # the kubelet goes silent
+    agent = sb.runtime.agent
+    assert isinstance(agent, NodeAgent)
+    poll(lambda: agent.node_reachable(node) is False, what="the agent to see the partition")
     pids = processes_with_marker(cid)
     assert pids, "a partition must not stop the containers"
     for pid in pids:
@@ -279,10 +283,11 @@ def test_removed_node_takes_its_processes_with_it(sb: Sandbox, ns: str) -> None:
     sb.store.create("pods", pod("p", "exec sleep 300", nodeName=node), namespace=ns)
     poll(lambda: "running" in main_state(sb, ns, "p"), what="running")
     cid = container_id(sb, ns, "p")
-    pod_dir = next((sb.state_dir / "pods").iterdir(), None)
-    assert pod_dir is not None
+    pod_dir = sb.state_dir / "pods" / (get(sb, ns, "p") or {})["metadata"]["uid"]
+    assert pod_dir.is_dir()
     sb.remove_node(node)
     poll(lambda: not processes_with_marker(cid), 10, "processes killed with the node")
+    poll(lambda: not pod_dir.exists(), 10, "the pod sandbox torn down")
     poll(lambda: get(sb, ns, "p") is None, 30, "pod GC to remove the orphaned pod")
 
 

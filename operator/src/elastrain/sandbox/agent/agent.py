@@ -192,6 +192,14 @@ class NodeAgent:
         except Exception:
             log.exception("pod %s/%s: stop failed", rt.namespace, rt.name)
 
+    def node_reachable(self, name: str) -> bool | None:
+        """Whether the agent currently talks to the API for node ``name`` (None: not served).
+
+        The agent learns of a partition from the store asynchronously; this is how a test
+        knows the partition has taken effect before it acts on the node's pods.
+        """
+        return self._nodes.get(name)
+
     def exec_argv(
         self, namespace: str, pod: str, container: str, command: list[str]
     ) -> tuple[list[str], dict[str, str]]:
