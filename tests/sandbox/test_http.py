@@ -291,3 +291,27 @@ def test_bad_requests_get_status_errors_and_the_server_lives(
     assert answer["kind"] == "Status" and answer["status"] == "Failure" and answer["code"] == code
     with urllib.request.urlopen(sb.url + "/healthz", timeout=10) as resp:
         assert resp.read() == b"ok"
+
+
+def test_eviction_marks_disruption_and_deletes(sb: Sandbox) -> None:
+    pod = {
+        "metadata": {"name": "evictee"},
+        "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    call(sb, "POST", "/api/v1/namespaces/default/pods", pod)
+    seen: list[dict[str, Any]] = []
+    sb.store.add_listener(
+        lambda ev: seen.append(ev.obj) if ev.obj["metadata"]["name"] == "evictee" else None
+    )
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "evictee"}}
+    code, _, _ = call(sb, "POST", "/api/v1/namespaces/default/pods/evictee/eviction", eviction)
+    assert code == 201
+    code, _, _ = call(sb, "GET", "/api/v1/namespaces/default/pods/evictee")
+    assert code == 404
+    reasons = [
+        c.get("reason")
+        for o in seen
+        for c in o.get("status", {}).get("conditions", [])
+        if c["type"] == "DisruptionTarget"
+    ]
+    assert "EvictionByEvictionAPI" in reasons

@@ -322,3 +322,28 @@ def test_trainingjob_crd_applies_and_is_served(k: Kubectl) -> None:
     assert "trainingjobs" in k("api-resources", "--api-group=elastrain.dev", "-o", "name").stdout
     empty = k("get", "tj", "-A")
     assert "No resources found" in empty.stderr
+
+
+def test_deleting_a_crd_deletes_its_objects_and_stops_serving(k: Kubectl, widget_crd: str) -> None:
+    gadgets = (
+        widget_crd.replace("widgets", "gadgets")
+        .replace("widget", "gadget")
+        .replace("Widget", "Gadget")
+        .replace("[wd]", "[gd]")
+    )
+    k("apply", "-f", "-", input=gadgets)
+    manifest = (
+        "apiVersion: example.test/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {replicas: 1}\n"
+    )
+    k("apply", "-f", "-", input=manifest)
+    assert k("get", "gadgets", "-o", "name").stdout.split() == ["gadget.example.test/g"]
+    k("delete", "crd", "gadgets.example.test", "--timeout=30s")
+    gone = k("get", "gadgets", check=False)
+    assert gone.returncode == 1
+    # With kubectl's discovery cache still holding gadgets, the list itself is the 404.
+    assert (
+        'the server doesn\'t have a resource type "gadgets"' in gone.stderr
+        or "the server could not find the requested resource" in gone.stderr
+    )
+    k("apply", "-f", "-", input=gadgets)  # recreated: served again, and empty
+    assert k("get", "gadgets", "-o", "name").stdout == ""
