@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from elastrain.sandbox import discovery, errors, jsonpath, openapi, protobuf, requestctx, tables
+from elastrain.sandbox import discovery, errors, openapi, protobuf, requestctx, scale, tables
 from elastrain.sandbox.errors import ApiError
 from elastrain.sandbox.logs import serve_log
 from elastrain.sandbox.meta import set_condition, timestamp
@@ -334,7 +334,9 @@ class ApiServer:
                 raise errors.method_not_allowed()
             body = await _body(request)
             if parsed.sub == "scale":
-                return _json(self._put_scale(parsed, body, dry_run))
+                return _json(
+                    scale.write(self.store, rt, parsed.name, parsed.namespace, body, dry_run)
+                )
             if parsed.sub not in (None, "status"):
                 raise errors.method_not_allowed()
             _check_kind(body, rt, parsed.version)
@@ -357,7 +359,9 @@ class ApiServer:
                 raise errors.unsupported_media_type(ctype)
             body = await _body(request)
             if parsed.sub == "scale":
-                return _json(self._patch_scale(parsed, body, ctype, dry_run))
+                return _json(
+                    scale.patch(self.store, rt, parsed.name, parsed.namespace, body, ctype, dry_run)
+                )
             if parsed.sub not in (None, "status"):
                 raise errors.method_not_allowed()
             obj = self.store.patch(
@@ -447,7 +451,7 @@ class ApiServer:
                 request, self.store, self.state_dir, parsed.namespace or "", parsed.name
             )
         if parsed.sub == "scale":
-            return _json(self._scale(rt, self.store.get(rt, parsed.name, parsed.namespace)))
+            return _json(scale.read(self.store, rt, parsed.name, parsed.namespace))
         if parsed.sub not in (None, "status"):
             raise errors.method_not_allowed()
         obj = _versioned(self.store.get(rt, parsed.name, parsed.namespace), rt, parsed.version)
@@ -625,79 +629,6 @@ class ApiServer:
         return {"type": ev.type, "object": obj}
 
     # ------------------------------------------------------------------ subresources
-    def _scale(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        if rt.scale is None:
-            raise _not_found()
-        md = obj["metadata"]
-        status: dict[str, Any] = {"replicas": jsonpath.get(obj, rt.scale.status_replicas_path) or 0}
-        if rt.scale.label_selector_path:
-            sel = jsonpath.get(obj, rt.scale.label_selector_path)
-            if sel:
-                status["selector"] = sel
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                k: md[k]
-                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                if k in md
-            },
-            "spec": {"replicas": jsonpath.get(obj, rt.scale.spec_replicas_path) or 0},
-            "status": status,
-        }
-
-    def _apply_scale(
-        self, parsed: _Request, scale: dict[str, Any], dry_run: bool
-    ) -> dict[str, Any]:
-        rt = parsed.rt
-        assert rt is not None and rt.scale is not None and parsed.name is not None
-        replicas = (scale.get("spec") or {}).get("replicas")
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise errors.invalid(
-                "Scale",
-                "autoscaling",
-                parsed.name,
-                [
-                    (
-                        "FieldValueInvalid",
-                        "spec.replicas",
-                        f"Invalid value: {replicas}: must be greater than or equal to 0",
-                    )
-                ],
-            )
-        obj = self.store.get(rt, parsed.name, parsed.namespace)
-        want_rv = (scale.get("metadata") or {}).get("resourceVersion")
-        if want_rv and want_rv != obj["metadata"]["resourceVersion"]:
-            raise errors.conflict(
-                rt.plural,
-                rt.group,
-                parsed.name,
-                "the object has been modified; please apply your changes to the latest "
-                "version and try again",
-            )
-        jsonpath.set_path(obj, rt.scale.spec_replicas_path, replicas)
-        new = self.store.update(rt, obj, parsed.namespace, dry_run=dry_run)
-        return self._scale(rt, new)
-
-    def _put_scale(self, parsed: _Request, body: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-        return self._apply_scale(parsed, body, dry_run)
-
-    def _patch_scale(
-        self, parsed: _Request, body: Any, ctype: str, dry_run: bool
-    ) -> dict[str, Any]:
-        from elastrain.sandbox.patch import json_patch, merge_patch
-
-        rt = parsed.rt
-        assert rt is not None and parsed.name is not None
-        current = self._scale(rt, self.store.get(rt, parsed.name, parsed.namespace))
-        if ctype == "application/json-patch+json":
-            patched = json_patch(current, body)
-        elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-            patched = merge_patch(current, body)
-        else:
-            raise errors.unsupported_media_type(ctype)
-        return self._apply_scale(parsed, patched, dry_run)
-
     async def _post_subresource(self, request: web.Request, parsed: _Request) -> web.Response:
         rt = parsed.rt
         assert rt is not None and parsed.name is not None
