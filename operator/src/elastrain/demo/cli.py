@@ -191,10 +191,10 @@ class Run:
         ddp = next(job for job in self.jobs if not job.is_ps)
         jobs = " and ".join(f"{job.name} ({job.description})" for job in self.jobs)
         self.view.say(f"Elastrain demo {where}.")
+        self.view.say(f"The operator will run {jobs}.")
         self.view.say(
-            f"The operator will run {jobs}; {FAULT_AT_FRACTION:.0%} into {ddp.name} the demo kills "
-            f"the training process of {ddp.pod_name(FAULT_ROLE, FAULT_INDEX)}, and the job "
-            "recovers from its checkpoint."
+            f"{FAULT_AT_FRACTION:.0%} into {ddp.name}, the demo kills the training process of "
+            f"{ddp.pod_name(FAULT_ROLE, FAULT_INDEX)}; the job recovers from its checkpoint."
         )
         self.stack.start()
         procs.save(self.ws.pids_file, self.stack.processes)

@@ -18,10 +18,7 @@ from typing import TextIO
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 20
 PROGRESS_BUCKETS = 10
-LEGEND = (
-    "RESTARTS: pod = pod restarts in the TrainingJob status; "
-    "proc = training processes restarted in place by torchrun"
-)
+LEGEND = "RESTARTS: pod = in the job status; proc = trainers restarted in place by torchrun"
 
 
 @dataclass(frozen=True)
