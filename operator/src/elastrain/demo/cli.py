@@ -29,11 +29,10 @@ from elastrain.demo.report import JobResult
 from elastrain.demo.report import table as summary_table
 from elastrain.demo.scenario import (
     FAULT_AT_FRACTION,
-    FAULT_INDEX,
-    FAULT_ROLE,
     DemoFailed,
     FaultRecord,
     Scenario,
+    fault_target,
 )
 from elastrain.demo.stack import Stack, sweep_containers
 from elastrain.demo.target import Target, TargetError
@@ -188,13 +187,13 @@ class Run:
             if self.target.sandbox
             else f"on the cluster of {self.target.kubeconfig}, trainer image {self.target.image}"
         )
-        ddp = next(job for job in self.jobs if not job.is_ps)
+        ddp, victim = fault_target(self.jobs)
         jobs = " and ".join(f"{job.name} ({job.description})" for job in self.jobs)
         self.view.say(f"Elastrain demo {where}.")
         self.view.say(f"The operator will run {jobs}.")
         self.view.say(
             f"{FAULT_AT_FRACTION:.0%} into {ddp.name}, the demo kills the training process of "
-            f"{ddp.pod_name(FAULT_ROLE, FAULT_INDEX)}; the job recovers from its checkpoint."
+            f"{victim}; the job recovers from its checkpoint."
         )
         self.stack.start()
         procs.save(self.ws.pids_file, self.stack.processes)

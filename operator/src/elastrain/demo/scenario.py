@@ -33,7 +33,16 @@ FAULT_ROLE = c.ROLE_WORKER
 FAULT_INDEX = 1
 # How long the API server may be unreachable before the demo gives up on it.
 API_OUTAGE_LIMIT = 20.0
-TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def fault_target(jobs: list[DemoJob]) -> tuple[DemoJob, str]:
+    """The DDP (allreduce) job and the pod whose trainer the demo kills.
+
+    A DDP job, because killing one rank stalls every other rank in the next allreduce: the
+    whole group must recover, which is what the demo is there to show.
+    """
+    job = next(job for job in jobs if not job.is_ps)
+    return job, job.pod_name(FAULT_ROLE, FAULT_INDEX)
 
 
 class DemoFailed(RuntimeError):
@@ -84,6 +93,7 @@ class Scenario:
     _seen_events: set[tuple[str, int]] = field(default_factory=set)
     # Every container the jobs ran, for the check that none outlives the demo.
     container_ids: set[str] = field(default_factory=set)
+    _fault_miss: str | None = None
 
     def __post_init__(self) -> None:
         self._states = {job.name: JobState(job) for job in self.jobs}
@@ -91,11 +101,6 @@ class Scenario:
             progress.scrape_direct if self.target.sandbox else self.cluster.scrape_via_proxy
         )
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scrape")
-
-    @property
-    def fault_job(self) -> DemoJob:
-        """The DDP (allreduce) job: killing one of its ranks stalls every other rank."""
-        return next(job for job in self.jobs if not job.is_ps)
 
     def close(self) -> None:
         """Stop the scrape threads."""
@@ -222,7 +227,7 @@ class Scenario:
             )
 
     def _maybe_inject(self, objs: dict[str, Obj], pods: list[Obj]) -> None:
-        job = self.fault_job
+        job, victim_name = fault_target(self.jobs)
         obj = objs.get(job.name)
         lead = self._states[job.name].progress
         if obj is None or lead is None or (obj.get("status") or {}).get("phase") != "Running":
@@ -230,14 +235,19 @@ class Scenario:
         at = FAULT_AT_FRACTION * (job.total_steps or 0)
         if lead.step < at or lead.last_checkpoint_step <= 0:
             return
-        victim_name = job.pod_name(FAULT_ROLE, FAULT_INDEX)
         victim = next((p for p in pods if p["metadata"]["name"] == victim_name), None)
         if victim is None:
             return
-        if self.target.sandbox:
-            pids = fault.kill_on_sandbox(victim)
-        else:
-            pids = fault.kill_in_cluster(self.kubectl, victim_name)
+        try:
+            if self.target.sandbox:
+                pids = fault.kill_on_sandbox(victim)
+            else:
+                pids = fault.kill_in_cluster(self.kubectl, victim_name)
+        except fault.FaultError as exc:
+            # The trainer may be between processes (starting, or restarted by torchrun for a
+            # reason of its own): try again on the next tick.
+            self._fault_miss = str(exc)
+            return
         self.fault_record = FaultRecord(
             job=job.name,
             pod=victim_name,
@@ -253,7 +263,7 @@ class Scenario:
         )
 
     def _no_fault_reason(self) -> str:
-        job = self.fault_job
+        job, _ = fault_target(self.jobs)
         if self._states[job.name].progress is None:
             where = (
                 "the pod IPs"
@@ -264,7 +274,8 @@ class Scenario:
                 f"{job.name} finished, but its training progress could never be read from its "
                 f"metrics endpoints through {where}, so the fault was not injected"
             )
-        return f"{job.name} finished before the fault could be injected"
+        missed = f" (last attempt: {self._fault_miss})" if self._fault_miss else ""
+        return f"{job.name} finished before the fault could be injected{missed}"
 
     def _narrate(self, events: list[Obj], pods: list[Obj]) -> None:
         """Say each new event about the jobs, and warnings about their pods, once."""

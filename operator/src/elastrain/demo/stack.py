@@ -63,7 +63,6 @@ class Stack:
     view: View
     start_operator: bool = True
     processes: list[Background] = field(default_factory=list)
-    operator_metrics_port: int | None = None
 
     def start(self) -> None:
         """Sandbox (unless on a real cluster), then the CRDs, then the operator."""
@@ -163,7 +162,6 @@ class Stack:
             self.processes,
             OPERATOR_START_TIMEOUT,
         )
-        self.operator_metrics_port = metrics_port
         self.view.say(f"operator ready: metrics at http://127.0.0.1:{metrics_port}/metrics")
 
 
