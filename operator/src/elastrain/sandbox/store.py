@@ -42,14 +42,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -59,11 +58,24 @@ from elastrain.sandbox.meta import clone, generate_name, now, set_condition, tim
 from elastrain.sandbox.patch import json_patch, merge_patch, strategic_merge_patch
 from elastrain.sandbox.resources import BUILTIN, ResKey, ResourceType
 from elastrain.sandbox.selectors import FieldSelector, LabelSelector
+from elastrain.sandbox.watch import Watch, WatchEvent, _Watcher
 
 PATCH_MERGE = "application/merge-patch+json"
 PATCH_JSON = "application/json-patch+json"
 PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_APPLY = "application/apply-patch+yaml"
+
+__all__ = [
+    "PATCH_JSON",
+    "PATCH_MERGE",
+    "PATCH_STRATEGIC",
+    "Admitter",
+    "DeleteResult",
+    "ListResult",
+    "Store",
+    "Watch",
+    "WatchEvent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +98,6 @@ class Admitter(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class WatchEvent:
-    """One committed change. ``old`` is the previous state (None for ADDED)."""
-
-    type: str  # ADDED, MODIFIED, DELETED
-    rt: ResourceType
-    obj: dict[str, Any]
-    old: dict[str, Any] | None
-    rv: int
-
-
 @dataclass
 class ListResult:
     items: list[dict[str, Any]]
@@ -111,43 +112,6 @@ class DeleteResult:
 
     obj: dict[str, Any]
     deleted: bool
-
-
-@dataclass(eq=False)  # identity-hashed: watchers live in sets
-class _Watcher:
-    rt: ResourceType
-    namespace: str | None
-    labels: LabelSelector
-    fields: FieldSelector
-    loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
-
-    def selects(self, obj: dict[str, Any] | None) -> bool:
-        if obj is None:
-            return False
-        md = obj["metadata"]
-        if self.namespace is not None and md.get("namespace") != self.namespace:
-            return False
-        return self.labels.matches(md.get("labels")) and self.fields.matches(obj)
-
-    def translate(self, ev: WatchEvent) -> WatchEvent | None:
-        """The event this watcher sees: objects moving in/out of its selection are
-        ADDED/DELETED, as the API server's watch cache does."""
-        new_in = ev.type != "DELETED" and self.selects(ev.obj)
-        old_in = self.selects(ev.old) if ev.type != "DELETED" else self.selects(ev.obj)
-        if ev.type == "DELETED":
-            return ev if old_in else None
-        if new_in and old_in:
-            return ev
-        if new_in:
-            return WatchEvent("ADDED", ev.rt, ev.obj, None, ev.rv)
-        if old_in:
-            return WatchEvent("DELETED", ev.rt, ev.obj, ev.old, ev.rv)
-        return None
-
-    def push(self, ev: WatchEvent | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the watch is over
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, ev)
 
 
 def _name_key(obj: dict[str, Any]) -> tuple[str, str]:
@@ -911,53 +875,6 @@ class Store:
             ws = self._watchers.get(w.rt.key)
             if ws is not None:
                 ws.discard(w)
-
-
-class Watch:
-    """An async iterator of ``WatchEvent``; ends when closed or its resource is unregistered.
-
-    ``next(timeout)`` returns None on timeout, which the HTTP layer uses for bookmarks.
-    """
-
-    def __init__(self, store: Store, watcher: _Watcher, start_rv: int) -> None:
-        self._store = store
-        self._w = watcher
-        self.start_rv = start_rv
-        self.closed = False
-
-    async def next(self, timeout: float | None = None) -> WatchEvent | None:
-        """The next event, or None after ``timeout`` seconds; raises StopAsyncIteration at end."""
-        if self.closed:
-            raise StopAsyncIteration
-        try:
-            ev = await asyncio.wait_for(self._w.queue.get(), timeout)
-        except TimeoutError:
-            return None
-        if ev is None:
-            self.close()
-            raise StopAsyncIteration
-        return ev
-
-    def __aiter__(self) -> AsyncIterator[WatchEvent]:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        ev = await self.next()
-        assert ev is not None
-        return ev
-
-    def request_bookmark(self, initial_events_end: bool = False) -> None:
-        """Queue a BOOKMARK at the store's current resourceVersion."""
-        self._store._bookmark(self._w, initial_events_end)
-
-    def end(self) -> None:
-        """End the iteration from any thread (server shutdown); ``close`` still unregisters."""
-        self._w.push(None)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._store._unwatch(self._w)
 
 
 def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
