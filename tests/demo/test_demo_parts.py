@@ -191,7 +191,6 @@ def test_sparkline_follows_the_values() -> None:
 def _row(**kw: object) -> JobRow:
     values: dict[str, object] = {
         "name": "demo-ddp",
-        "description": "DDP: 2 workers",
         "phase": "Running",
         "ready": 2,
         "desired": 2,

@@ -23,7 +23,6 @@ from typing import Any
 from elastrain.demo import jobs as demo_jobs
 from elastrain.demo import procs
 from elastrain.demo.cluster import Cluster
-from elastrain.demo.fault import FaultError
 from elastrain.demo.kubectl import Kubectl, KubectlError
 from elastrain.demo.report import JobResult
 from elastrain.demo.report import table as summary_table
@@ -42,7 +41,7 @@ from elastrain.demo.workspace import Workspace, WorkspaceError
 # The whole demo must fit in 5 minutes on a 2-core machine; the jobs get what start-up leaves.
 DEFAULT_TIMEOUT = 280.0
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-EXPECTED = (DemoFailed, procs.ProcessFailed, KubectlError, FaultError, TargetError, WorkspaceError)
+EXPECTED = (DemoFailed, procs.ProcessFailed, KubectlError, TargetError, WorkspaceError)
 
 
 def build_parser() -> argparse.ArgumentParser:

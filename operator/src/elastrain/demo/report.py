@@ -1,7 +1,8 @@
 """The end of the demo: each job's outcome, read from the trainer's summary line and the job status.
 
 The trainer prints one JSON object as its last line on the worker that owns the job summary
-(worker 0); ``kubectl logs`` is how the demo reads it, as a user would. The same records go to
+(rank 0 of a DDP job, worker 0 of a ps job); ``kubectl logs`` is how the demo reads it, as a
+user would. The same records go to
 ``--result-json`` so that tests assert on what the system reported, not on what the demo printed.
 """
 

@@ -198,7 +198,6 @@ class Scenario:
         counts = (status.get("replicaStatuses") or {}).values()
         return JobRow(
             name=job.name,
-            description=job.description,
             phase=phase,
             ready=sum(int(r.get("ready") or 0) for r in counts),
             desired=sum(job.replicas.values()),

@@ -26,7 +26,6 @@ class JobRow:
     """What the view shows of one job, every field as read from the system (None: not yet)."""
 
     name: str
-    description: str
     phase: str
     ready: int
     desired: int
