@@ -7,7 +7,7 @@ Serve::
         [--eviction-timeout S] [--no-agent]
 
 prints ``sandbox ready: <url>`` once serving, and on SIGINT/SIGTERM stops the node agent (which
-kills every process it started) and the server, then exits 0.
+kills every process it started) and the server, removes a temporary state dir, and exits 0.
 
 Nodes of a running sandbox (through its ``/sandbox/nodes`` admin endpoint)::
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import signal
 import sys
 import tempfile
@@ -76,6 +77,7 @@ async def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    own_state = args.state_dir is None
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="elastrain-sandbox-"))
     config = SandboxConfig(
         state_dir=state_dir,
@@ -99,6 +101,8 @@ async def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
     finally:
         await runtime.stop()
+        if own_state:  # a temporary state dir goes with the sandbox; --state-dir is kept
+            shutil.rmtree(state_dir, ignore_errors=True)
     return 0
 
 
