@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 
-from elastrain.api.constants import API_VERSION, KIND
 from elastrain.handlers.queue import WorkQueue
-from elastrain.handlers.reconcile import ApplyFailed, Reconciler
+from elastrain.handlers.reconcile import ApplyFailed, Reconciler, job_ref
 from elastrain.handlers.store import JobKey
 from elastrain.kube import errors
-from elastrain.kube.events import EventRecorder, InvolvedObject
+from elastrain.kube.events import EventRecorder
 from elastrain.metrics.registry import Metrics
 
 log = logging.getLogger(__name__)
@@ -105,8 +103,5 @@ class Controller:
 
     async def _warn(self, key: JobKey, reason: str, message: str) -> None:
         job = self._reconciler.store.job(key)
-        if job is None:
-            return
-        uid = job["metadata"].get("uid")
-        involved = InvolvedObject(API_VERSION, KIND, key[0], key[1], uid)
-        await self._recorder.record(involved, "Warning", reason, message, datetime.now(UTC))
+        if job is not None:
+            await self._recorder.record(job_ref(job), "Warning", reason, message)

@@ -31,7 +31,17 @@ log = logging.getLogger(__name__)
 
 Planner = Callable[[dict[str, Any], Observed], Plan]
 
-_CHILD_API_VERSION = {"Pod": "v1", "Service": "v1", "PodGroup": "scheduling.x-k8s.io/v1alpha1"}
+_CHILD_API_VERSION = {
+    "Pod": "v1",
+    "Service": "v1",
+    "PodGroup": f"{resources.PODGROUP_GROUP}/{resources.PODGROUP_VERSION}",
+}
+
+
+def job_ref(job: dict[str, Any]) -> InvolvedObject:
+    """The TrainingJob as the object of an Event."""
+    meta = job["metadata"]
+    return InvolvedObject(API_VERSION, KIND, meta["namespace"], meta["name"], meta.get("uid"))
 
 
 @dataclass(frozen=True)
@@ -221,7 +231,7 @@ class Reconciler:
             if kind == "Pod":
                 self._metrics.pod_create_failures.labels(namespace, type(exc).__name__).inc()
             await self._recorder.record(
-                self._involved(job, None, "TrainingJob", None),
+                job_ref(job),
                 "Warning",
                 f"FailedCreate{kind}",
                 f"Error creating {kind} {obj['metadata'].get('name')}: {exc.message}",
@@ -236,11 +246,8 @@ class Reconciler:
     def _involved(
         job: dict[str, Any], observed: Observed | None, kind: str, name: str | None
     ) -> InvolvedObject:
-        meta = job["metadata"]
         if name is None or kind == KIND:
-            return InvolvedObject(
-                API_VERSION, KIND, meta["namespace"], meta["name"], meta.get("uid")
-            )
+            return job_ref(job)
         uid = None
         if observed is not None:
             children = {"Pod": observed.pods, "Service": observed.services}.get(kind, [])
@@ -248,6 +255,5 @@ class Reconciler:
                 (c["metadata"].get("uid") for c in children if c["metadata"].get("name") == name),
                 None,
             )
-        return InvolvedObject(
-            _CHILD_API_VERSION.get(kind, "v1"), kind, meta["namespace"], name, uid
-        )
+        namespace = job["metadata"]["namespace"]
+        return InvolvedObject(_CHILD_API_VERSION.get(kind, "v1"), kind, namespace, name, uid)

@@ -13,6 +13,7 @@ import logging
 import kopf
 
 from elastrain.api.constants import FINALIZER, KOPF_PREFIX, LABEL_JOB_NAME
+from elastrain.kube import resources
 
 
 def apply(settings: kopf.OperatorSettings) -> None:
@@ -35,7 +36,8 @@ def apply(settings: kopf.OperatorSettings) -> None:
     # Bookmarks arrive every ~60 s: 70 s of silence means a dead stream, reconnect.
     w.inactivity_timeout = 70
     # Only our children: the server filters, so pods of other workloads never reach us.
-    for resource in (("v1", "pods"), ("v1", "services"), ("scheduling.x-k8s.io", "podgroups")):
+    pod_groups = (resources.PODGROUP_GROUP, resources.PODGROUP_PLURAL)
+    for resource in (("v1", "pods"), ("v1", "services"), pod_groups):
         w.label_selectors[resource] = LABEL_JOB_NAME
 
     settings.networking.connect_timeout = 10
