@@ -104,3 +104,37 @@ def test_a_not_ready_sidecar_keeps_the_pod_not_ready(config: RuntimeConfig) -> N
         await rt.teardown()
 
     run(body)
+
+
+def test_startup_probe_gates_started_and_ready_and_kills_on_failure(
+    config: RuntimeConfig,
+) -> None:
+    async def body() -> None:
+        flag = config.state_dir / "warmed-up"
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        slow = sh(
+            "slow",
+            "exec sleep 300",
+            startupProbe=fast(
+                {"exec": {"command": ["test", "-f", str(flag)]}}, failureThreshold=1000
+            ),
+            livenessProbe=fast({"exec": {"command": ["test", "-f", str(flag)]}}),
+        )
+        stuck = sh(
+            "stuck",
+            "exec sleep 300",
+            startupProbe=fast({"exec": {"command": ["false"]}}, failureThreshold=2),
+        )
+        rt = PodRuntime(make_pod("p", slow, stuck), config, lambda: None)
+        rt.start()
+        await wait_for(lambda: "running" in container(rt, "slow")["state"], what="running")
+        status = container(rt, "slow")
+        assert (status["started"], status["ready"]) == (False, False)
+        await wait_for(lambda: container(rt, "stuck")["restartCount"] >= 1, what="startup kill")
+        assert container(rt, "slow")["restartCount"] == 0  # liveness waits for startup
+        flag.touch()
+        await wait_for(lambda: container(rt, "slow")["started"], what="started")
+        await wait_for(lambda: container(rt, "slow")["ready"], what="ready after startup")
+        await rt.teardown()
+
+    run(body)

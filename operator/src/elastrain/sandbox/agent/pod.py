@@ -326,16 +326,22 @@ class PodRuntime:
             probes: list[asyncio.Task[None]] = []
             if proc.start_error is None:
                 self._event("Normal", "Started", f"Started container {rec.name}")
-                rec.set_running(container_id, started)
+                gated = not init and "startupProbe" in spec
+                rec.set_running(container_id, started, started=not gated)
                 if rec.name in self._started:
                     self._started[rec.name].set()
-                rec.ready = not init and "readinessProbe" not in spec
+                rec.ready = not init and not gated and "readinessProbe" not in spec
                 self._changed()
                 if self._stop.is_set():
                     await proc.stop(self._grace)
+                startup_passed = asyncio.Event()
+                if not gated:
+                    startup_passed.set()
                 probes = [
-                    asyncio.create_task(self._probe_loop(spec, rec, proc, launch, kind))
-                    for kind in ("readiness", "liveness")
+                    asyncio.create_task(
+                        self._probe_loop(spec, rec, proc, launch, kind, startup_passed)
+                    )
+                    for kind in ("startup", "readiness", "liveness")
                     if not init and f"{kind}Probe" in spec
                 ]
             else:
@@ -380,9 +386,18 @@ class PodRuntime:
         return False
 
     async def _probe_loop(
-        self, spec: Obj, rec: ContainerRecord, proc: ContainerProcess, launch: LaunchSpec, kind: str
+        self,
+        spec: Obj,
+        rec: ContainerRecord,
+        proc: ContainerProcess,
+        launch: LaunchSpec,
+        kind: str,
+        startup_passed: asyncio.Event,
     ) -> None:
-        """Probe one running container: readiness flips ``ready``; liveness kills on failure."""
+        """Probe one running container. Startup gates the others and sets ``started``;
+        readiness flips ``ready``; a failed startup or liveness probe kills the container."""
+        if kind != "startup":
+            await startup_passed.wait()
         assert self.net is not None
         probe = spec[f"{kind}Probe"]
         env = {**launch.env, MARKER_VAR: launch.container_id}  # exec probes die with the container
@@ -396,11 +411,17 @@ class PodRuntime:
             if not ok:
                 self._event("Warning", "Unhealthy", f"{kind.capitalize()} probe failed")
             verdict = counter.record(ok)
+            if kind == "startup" and verdict is True:
+                rec.started = True
+                rec.ready = "readinessProbe" not in spec
+                startup_passed.set()
+                self._changed()
+                return
             if kind == "readiness" and verdict is not None and verdict != rec.ready:
                 rec.ready = verdict
                 self._changed()
-            elif kind == "liveness" and verdict is False:
-                message = f"Container {rec.name} failed liveness probe, will be restarted"
+            elif kind in ("startup", "liveness") and verdict is False:
+                message = f"Container {rec.name} failed {kind} probe, will be restarted"
                 self._event("Normal", "Killing", message)
                 grace = probe.get("terminationGracePeriodSeconds")
                 if grace is None:

@@ -63,6 +63,7 @@ class ContainerRecord:
     last_terminated: Terminated | None = None
     restart_count: int = 0
     ready: bool = False
+    started: bool = False
 
     def set_waiting(self, reason: str, message: str = "") -> None:
         """Waiting (creating, backing off, misconfigured); the last run moves to lastState."""
@@ -73,12 +74,14 @@ class ContainerRecord:
         self.ready = False
         self.waiting_reason, self.waiting_message = reason, message
 
-    def set_running(self, container_id: str, since: float) -> None:
-        """Running: a fresh container ID; a previous termination becomes lastState."""
+    def set_running(self, container_id: str, since: float, started: bool = True) -> None:
+        """Running: a fresh container ID; a previous termination becomes lastState.
+        ``started`` stays False while a startup probe has not passed yet."""
         if self.terminated is not None:
             self.last_terminated = self.terminated
             self.terminated = None
         self.container_id, self.running_since = container_id, since
+        self.started = started
         self.waiting_reason = self.waiting_message = ""
 
     def set_terminated(self, done: Terminated) -> None:
@@ -106,7 +109,7 @@ class ContainerRecord:
             "image": self.image,
             "imageID": "",
             "ready": self.ready,
-            "started": self.running_since is not None,
+            "started": self.running_since is not None and self.started,
             "restartCount": self.restart_count,
             "state": state,
             "lastState": (
