@@ -26,7 +26,7 @@ from typing import Any
 from elastrain.sandbox.controller import Controller
 from elastrain.sandbox.errors import ApiError
 from elastrain.sandbox.events import EventRecorder
-from elastrain.sandbox.meta import now, parse_time, set_condition, timestamp
+from elastrain.sandbox.meta import micro_timestamp, now, parse_time, set_condition, timestamp
 from elastrain.sandbox.scheduler import tolerates
 from elastrain.sandbox.store import Store, WatchEvent
 
@@ -119,6 +119,29 @@ def make_node(
                 "systemUUID": name,
                 "bootID": str(os.getpid()),
             },
+        },
+    }
+
+
+def node_lease(node: dict[str, Any]) -> dict[str, Any]:
+    """The node's heartbeat Lease in ``kube-node-lease`` (owned by the Node, so it goes with it).
+
+    The sandbox's kubelets do not heartbeat: ``renewTime`` is the registration time and
+    readiness changes only through the admin API.
+    """
+    md = node["metadata"]
+    return {
+        "metadata": {
+            "name": md["name"],
+            "namespace": "kube-node-lease",
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Node", "name": md["name"], "uid": md["uid"]}
+            ],
+        },
+        "spec": {
+            "holderIdentity": md["name"],
+            "leaseDurationSeconds": 40,
+            "renewTime": micro_timestamp(),
         },
     }
 

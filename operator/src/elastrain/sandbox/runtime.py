@@ -161,7 +161,9 @@ class SandboxRuntime:
             labels=labels,
             taints=taints,
         )
-        return self.store.create("nodes", node)
+        created = self.store.create("nodes", node)
+        self._ensure("leases", nodes_mod.node_lease(created))
+        return created
 
     def remove_node(self, name: str) -> None:
         self.store.delete("nodes", name)
