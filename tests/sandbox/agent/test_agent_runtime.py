@@ -438,3 +438,25 @@ def test_pre_stop_hook_runs_before_sigterm(config: RuntimeConfig) -> None:
         await rt.teardown()
 
     run(body)
+
+
+def test_post_start_hook_runs_and_a_failing_one_kills_the_container(
+    config: RuntimeConfig,
+) -> None:
+    async def body() -> None:
+        flag = config.state_dir / "post-started"
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        good = sh(
+            "good",
+            f"until [ -f {flag} ]; do sleep 0.05; done; echo hooked",
+            lifecycle={"postStart": {"exec": {"command": ["touch", str(flag)]}}},
+        )
+        bad = sh("bad", "exec sleep 300", lifecycle={"postStart": {"exec": {"command": ["false"]}}})
+        pod = make_pod("p", good, bad, restartPolicy="Never", terminationGracePeriodSeconds=1)
+        rt = await run_pod(config, pod)
+        assert read_log(config, rt, "good").strip() == "hooked"
+        assert container(rt, "bad")["state"]["terminated"]["exitCode"] == 128 + signal.SIGTERM
+        assert rt.phase() == "Failed"
+        await rt.teardown()
+
+    run(body)

@@ -154,6 +154,21 @@ class PodRuntime:
         remaining = grace - (time.monotonic() - begun)
         await proc.stop(max(remaining, 2.0) if hook else max(remaining, 0.0))
 
+    async def _post_start(self, spec: Obj, name: str, proc: ContainerProcess) -> bool:
+        """Run the ``postStart`` hook, if any; False (and an event) if it failed, in which
+        case the kubelet kills the container and restarts it according to policy."""
+        hook = (spec.get("lifecycle") or {}).get("postStart")
+        if not hook or self.net is None:
+            return True
+        env = {**proc.spec.env, MARKER_VAR: proc.spec.container_id}
+        target = ProbeTarget(
+            self.net.ip, spec.get("ports") or [], proc.pid, env, self.config.namespaces
+        )
+        if await run_hook(hook, target):
+            return True
+        self._event("Warning", "FailedPostStartHook", f"PostStart hook failed for {name}")
+        return False
+
     def _all_specs(self) -> list[Obj]:
         return [*self._init_specs(), *(self.pod.get("spec", {}).get("containers") or [])]
 
@@ -334,6 +349,9 @@ class PodRuntime:
                 self._changed()
                 if self._stop.is_set():
                     await proc.stop(self._grace)
+                elif not await self._post_start(spec, rec.name, proc):
+                    grace = float(self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+                    await self._stop_container(rec.name, proc, grace)
                 startup_passed = asyncio.Event()
                 if not gated:
                     startup_passed.set()
