@@ -188,6 +188,13 @@ def test_label_selectors_and_pagination(store: Store) -> None:
     assert len(store.list("pods", label_selector="idx in (1,2,9)").items) == 2
     assert len(store.list("pods", label_selector="idx notin (1,2)").items) == 5
     assert len(store.list("pods", label_selector="role,!missing").items) == 7
+    store.create("pods", pod("bound-a", node="node-a"), "default")
+    store.create("pods", pod("bound-b", node="node-b"), "default")
+    on_a = store.list("pods", field_selector="spec.nodeName=node-a").items
+    assert [p["metadata"]["name"] for p in on_a] == ["bound-a"]
+    unbound = store.list("pods", field_selector="spec.nodeName=", label_selector="role=ps").items
+    assert [p["metadata"]["name"] for p in unbound] == ["p0", "p2", "p4", "p6"]
+    assert len(store.list("pods", field_selector="spec.nodeName!=node-a").items) == 8
     names: list[str] = []
     token = None
     while True:
@@ -196,7 +203,7 @@ def test_label_selectors_and_pagination(store: Store) -> None:
         token = page.continue_token
         if not token:
             break
-    assert names == [f"p{i}" for i in range(7)]
+    assert names == ["bound-a", "bound-b", *[f"p{i}" for i in range(7)]]
 
 
 def test_watch_resumes_from_a_version_and_410s_beyond_history() -> None:

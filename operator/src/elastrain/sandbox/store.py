@@ -34,8 +34,8 @@ thread (a test, the CLI) never touches a loop it does not own. Listeners run und
 must only enqueue work (controllers do their real work on the loop).
 
 Indexes: objects by resource -> namespace -> name, a label index (key, value) -> names per
-resource, a uid index and an owner-uid -> dependents index, so a selective list or a
-garbage-collection lookup costs what it returns rather than a scan.
+resource (pods also by ``spec.nodeName``), a uid index and an owner-uid -> dependents index,
+so a selective list or a garbage-collection lookup costs what it returns rather than a scan.
 """
 
 from __future__ import annotations
@@ -255,6 +255,9 @@ class Store:
         if namespace is None:
             namespace = fields.value_for("metadata.namespace") if rt.namespaced else None
         terms = labels.index_terms()
+        node = fields.value_for("spec.nodeName") if rt.key == _PODS else None
+        if node is not None:
+            terms.append((_NODE_TERM, node))
         if terms:
             index = self._labels.get(rt.key, {})
             sets = [index.get(t, set()) for t in terms]
@@ -730,7 +733,7 @@ class Store:
         md = obj["metadata"]
         key = (md.get("namespace", ""), md["name"])
         index = self._labels[rt.key]
-        for kv in (md.get("labels") or {}).items():
+        for kv in _index_terms(rt, obj):
             names = index.get(kv)
             if names is not None:
                 names.discard(key)
@@ -747,7 +750,7 @@ class Store:
         md = obj["metadata"]
         key = (md.get("namespace", ""), md["name"])
         index = self._labels[rt.key]
-        for kv in (md.get("labels") or {}).items():
+        for kv in _index_terms(rt, obj):
             index.setdefault(kv, set()).add(key)
         for ref in md.get("ownerReferences") or []:
             if ref.get("uid"):
@@ -875,6 +878,19 @@ class Store:
             ws = self._watchers.get(w.rt.key)
             if ws is not None:
                 ws.discard(w)
+
+
+_PODS = ("", "pods")
+# Pods are also indexed by node (what the node agent and kubectl describe node list by), as a
+# pseudo-label no real label key can collide with.
+_NODE_TERM = "\x00spec.nodeName"
+
+
+def _index_terms(rt: ResourceType, obj: dict[str, Any]) -> list[tuple[str, str]]:
+    terms = list((obj["metadata"].get("labels") or {}).items())
+    if rt.key == _PODS:
+        terms.append((_NODE_TERM, str((obj.get("spec") or {}).get("nodeName") or "")))
+    return terms
 
 
 def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
