@@ -216,6 +216,7 @@ def test_delete_stops_processes_then_removes_the_pod(
     # Watchers see how the containers ended in the DELETED event.
     last = deleted[0]["status"]["containerStatuses"][0]["state"]["terminated"]
     assert last["exitCode"] == 0
+    assert deleted[0]["status"]["phase"] == "Succeeded"  # final status, then the final delete
     poll(lambda: not processes_with_marker(cid), 10, "container processes gone")
     log = (sb.state_dir / "logs" / ns / "svc" / "main" / "0.log").read_text()
     # SIGTERM went to the whole group: the shell's trap ran (and its sleep child died).

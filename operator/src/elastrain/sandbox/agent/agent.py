@@ -352,10 +352,9 @@ class NodeAgent:
         try:
             await rt.stop(grace)
             if delete and self._nodes.get(self._node_of(rt) or ""):
-                # The final container states go out before the final delete, so watchers see
-                # exit codes in the DELETED event; the phase stays as it was, because the
-                # store refuses a grace-0 delete of a terminating pod whose phase is terminal.
-                self._write_status(rt, keep_phase=True)
+                # The kubelet's order: the final status (exit codes, terminal phase) first, so
+                # watchers see how the pod ended in its DELETED event; then the final delete.
+                self._write_status(rt)
                 self._final_delete(rt.pod)
             await rt.teardown()
         except Exception:
@@ -407,10 +406,8 @@ class NodeAgent:
         for namespace in namespaces:
             self._refresh_namespace(namespace)
 
-    def _write_status(self, rt: PodRuntime, keep_phase: bool = False) -> None:
+    def _write_status(self, rt: PodRuntime) -> None:
         status = rt.status()
-        if keep_phase:
-            status.pop("phase")
         if self._last_status.get(rt.uid) == status:
             return
         for _ in range(5):
