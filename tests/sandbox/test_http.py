@@ -315,3 +315,23 @@ def test_eviction_marks_disruption_and_deletes(sb: Sandbox) -> None:
         if c["type"] == "DisruptionTarget"
     ]
     assert "EvictionByEvictionAPI" in reasons
+
+
+def test_watch_list_sends_initial_events_then_the_end_bookmark(sb: Sandbox) -> None:
+    call(sb, "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "initial"}})
+    query = (
+        "watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+    )
+    url = f"{sb.url}/api/v1/namespaces/default/configmaps?{query}&timeoutSeconds=5"
+    events = []
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        while True:
+            ev = json.loads(resp.readline())
+            events.append(ev)
+            if ev["type"] == "BOOKMARK":
+                break
+    assert ("ADDED", "initial") in [
+        (e["type"], e["object"]["metadata"].get("name")) for e in events
+    ]
+    annotations = events[-1]["object"]["metadata"]["annotations"]
+    assert annotations == {"k8s.io/initial-events-end": "true"}

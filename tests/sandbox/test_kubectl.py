@@ -347,3 +347,16 @@ def test_deleting_a_crd_deletes_its_objects_and_stops_serving(k: Kubectl, widget
     )
     k("apply", "-f", "-", input=gadgets)  # recreated: served again, and empty
     assert k("get", "gadgets", "-o", "name").stdout == ""
+
+
+def test_orphan_deletion_keeps_dependents_without_the_owner_reference(
+    widget: Callable[..., str], k: Kubectl, ns: str
+) -> None:
+    k("apply", "-n", ns, "-f", "-", input=widget("owner"))
+    uid = k("get", "wd", "owner", "-n", ns, "-o", "jsonpath={.metadata.uid}").stdout
+    dep = _owned_configmap("kept", {"name": "owner", "uid": uid}, block=True)
+    k("apply", "-n", ns, "-f", "-", input=dep)
+    k("delete", "wd", "owner", "-n", ns, "--cascade=orphan")  # waits for the owner to go
+    assert k("get", "wd", "-n", ns, "-o", "name").stdout == ""
+    kept = json.loads(k("get", "cm", "kept", "-n", ns, "-o", "json").stdout)
+    assert "ownerReferences" not in kept["metadata"]
