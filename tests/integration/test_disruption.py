@@ -29,9 +29,8 @@ def test_node_removal_recreates_the_pod_without_counting(
         assert replacement[0]["spec"]["nodeName"] != node
         job = cluster.wait_phase(ns, "disrupt", "Running", operator=operator)
         assert job["status"]["restartCount"] == 0
-        cluster.wait(
-            lambda: "PodDisrupted" in {e["reason"] for e in cluster.events(ns, "disrupt")},
-            "PodDisrupted event",
-        )
+        # No PodDisrupted assertion: pod GC marks the orphaned pod DisruptionTarget and deletes
+        # it at once, so whether a reconcile sees the failed pod (event) or only its absence
+        # (a vanished pod, recreated silently) is timing; neither counts, which is the point.
     finally:
         cluster.sb.add_node(node)
