@@ -335,3 +335,24 @@ def test_watch_list_sends_initial_events_then_the_end_bookmark(sb: Sandbox) -> N
     ]
     annotations = events[-1]["object"]["metadata"]["annotations"]
     assert annotations == {"k8s.io/initial-events-end": "true"}
+
+
+def test_unknown_fields_warn_by_default_and_fail_when_strict(sb: Sandbox) -> None:
+    widget = {
+        "apiVersion": "example.test/v1",
+        "kind": "Widget",
+        "metadata": {"name": "extra"},
+        "spec": {"size": 3},
+    }
+    code, _, body = call(
+        sb,
+        "POST",
+        "/apis/example.test/v1/namespaces/default/widgets?fieldValidation=Strict",
+        widget,
+    )
+    assert code == 400 and 'unknown field "spec.size"' in body["message"]
+    code, headers, created = call(
+        sb, "POST", "/apis/example.test/v1/namespaces/default/widgets", widget
+    )
+    assert code == 201 and "size" not in created["spec"]  # pruned
+    assert headers["Warning"] == '299 - "unknown field \\"spec.size\\""'

@@ -306,7 +306,8 @@ class ApiServer:
             requestctx.field_validation.reset(token_v)
             requestctx.warnings.reset(token_w)
         for w in sink:
-            resp.headers.add("Warning", f'299 - "{w}"')
+            quoted = w.replace("\\", "\\\\").replace('"', '\\"')  # RFC 9110 quoted-string
+            resp.headers.add("Warning", f'299 - "{quoted}"')
         return resp
 
     async def _write(
