@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import io
 import logging
 import time
@@ -72,6 +73,10 @@ def run_ddp(config: TrainConfig, factory: TaskFactory, env: DistEnv) -> int:
         return code
     finally:
         if owns_group:
+            # DDP's reducer sits in reference cycles that keep the process group alive; left to
+            # interpreter shutdown, gloo's threads are torn down unjoined and the process aborts
+            # ("terminate called without an active exception"). Collect before destroying.
+            gc.collect()
             dist.destroy_process_group()
 
 
