@@ -246,3 +246,19 @@ def test_watch_with_selector_sees_objects_leave_as_deleted() -> None:
         watch.close()
 
     asyncio.run(run())
+
+
+def test_pagination_serves_later_pages_from_the_first_pages_snapshot(store: Store) -> None:
+    for name in ("a", "b", "c", "d"):
+        store.create("configmaps", {"metadata": {"name": name}, "data": {"v": "old"}}, "default")
+    first = store.list("configmaps", "default", limit=2)
+    assert [o["metadata"]["name"] for o in first.items] == ["a", "b"]
+    store.delete("configmaps", "c", "default")
+    store.patch("configmaps", "d", {"data": {"v": "new"}}, namespace="default")
+    store.create("configmaps", {"metadata": {"name": "e"}}, "default")
+    rest = store.list("configmaps", "default", limit=10, continue_token=first.continue_token)
+    assert [(o["metadata"]["name"], o["data"]["v"]) for o in rest.items] == [
+        ("c", "old"),
+        ("d", "old"),
+    ]
+    assert rest.resource_version == first.resource_version

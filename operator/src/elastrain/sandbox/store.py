@@ -289,8 +289,10 @@ class Store:
     ) -> ListResult:
         """Matching objects sorted by namespace/name, paginated by ``limit``/``continue``.
 
-        A continue token carries the list's resourceVersion and the last key returned; it
-        answers 410 once that version has left the retained history, as etcd compaction does.
+        A continue token carries the list's resourceVersion and the last key returned; later
+        pages are served from the snapshot at that version (rebuilt from the watch history),
+        and the token answers 410 once that version has left the history, as after etcd
+        compaction.
         ``copy=False`` returns the stored objects themselves (read-only; the HTTP layer uses it
         to serialise without an extra copy).
         """
@@ -310,9 +312,14 @@ class Store:
             list_rv = self._rv
             if continue_token:
                 list_rv, start = self._decode_continue(continue_token)
+            ns = namespace if rt.namespaced else None
+            if start is None:
+                candidates: Iterable[dict[str, Any]] = self._candidates(rt, ns, labels, fields)
+            else:
+                candidates = self._snapshot(rt, ns, labels, fields, list_rv)
             items = [
                 o
-                for o in self._candidates(rt, namespace if rt.namespaced else None, labels, fields)
+                for o in candidates
                 if labels.matches(o["metadata"].get("labels")) and fields.matches(o)
             ]
             items.sort(key=_name_key)
@@ -327,6 +334,31 @@ class Store:
             if copy:
                 items = [clone(o) for o in items]
             return ListResult(items, str(list_rv), token, remaining)
+
+    def _snapshot(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        rv: int,
+    ) -> Iterable[dict[str, Any]]:
+        """The objects as they were at ``rv``: later pages of a paginated list come from the
+        same consistent snapshot as the first, as etcd serves them. Each object changed since
+        is rolled back to its state before the earliest retained change after ``rv``."""
+        at_rv: dict[tuple[str, str], dict[str, Any] | None] = {}
+        for ev in reversed(self._history):
+            if ev.rv <= rv:
+                break
+            if ev.rt.key == rt.key:
+                at_rv[_name_key(ev.obj)] = ev.old if ev.type != "ADDED" else None
+        current = {_name_key(o): o for o in self._candidates(rt, namespace, labels, fields)}
+        for key, old in at_rv.items():
+            if old is None:
+                current.pop(key, None)
+            elif namespace is None or key[0] == namespace:
+                current[key] = old
+        return current.values()
 
     def _encode_continue(self, rv: int, key: tuple[str, str]) -> str:
         raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(key)}).encode()
