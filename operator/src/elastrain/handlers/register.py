@@ -22,7 +22,6 @@ from elastrain.handlers.expectations import Expectations
 from elastrain.handlers.queue import WorkQueue
 from elastrain.handlers.reconcile import CrdProbe, Planner, Reconciler
 from elastrain.handlers.store import JobKey, Store, owner_job_key, slim
-from elastrain.kube import resources
 from elastrain.kube.client import Kube
 from elastrain.kube.events import EventRecorder
 from elastrain.metrics.registry import Metrics
@@ -90,7 +89,6 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     """A registry with every handler of the operator, bound to ``runtime``."""
     registry = kopf.OperatorRegistry()
     job_resource = (GROUP, VERSION, PLURAL)
-    pod_group = (resources.PODGROUP_GROUP, resources.PODGROUP_VERSION, resources.PODGROUP_PLURAL)
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -115,33 +113,6 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def elastrain_jobs(body: kopf.Body, **_: Any) -> dict[JobKey, Any]:
         return {(body.metadata.namespace or "", body.metadata.name or ""): slim(body)}
 
-    @kopf.index(
-        "v1", "pods", id="elastrain_pods", labels=_CHILD_LABELS, when=_is_child, registry=registry
-    )
-    async def elastrain_pods(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
-        return {owner_job_key(body): slim(body)}
-
-    @kopf.index(
-        "v1",
-        "services",
-        id="elastrain_services",
-        labels=_CHILD_LABELS,
-        when=_is_child,
-        registry=registry,
-    )
-    async def elastrain_services(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
-        return {owner_job_key(body): slim(body)}
-
-    @kopf.index(
-        *pod_group,
-        id="elastrain_podgroups",
-        labels=_CHILD_LABELS,
-        when=_is_child,
-        registry=registry,
-    )
-    async def elastrain_podgroups(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
-        return {owner_job_key(body): slim(body)}
-
     @kopf.on.event(*job_resource, id="enqueue-trainingjobs", registry=registry)
     # Handlers are async: kopf runs sync ones in threads, and the queue belongs to the loop.
     async def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
@@ -161,12 +132,15 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             runtime.expectations.observe_child(key, str(body.get("kind")), dict(body), deleted)
             runtime.queue.add(key)
 
-    for resource in (("v1", "pods"), ("v1", "services"), pod_group):
-        kopf.on.event(
-            *resource,
-            id=f"enqueue-{resource[-1]}",
-            labels=_CHILD_LABELS,
-            when=_is_child,
-            registry=registry,
-        )(child_event)
+    async def child_index(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
+        return {owner_job_key(body): slim(body)}
+
+    for plural, resource in operator_settings.CHILD_RESOURCES.items():
+        only_children: dict[str, Any] = {"labels": _CHILD_LABELS, "when": _is_child}
+        kopf.index(*resource, id=f"elastrain_{plural}", registry=registry, **only_children)(
+            child_index
+        )
+        kopf.on.event(*resource, id=f"enqueue-{plural}", registry=registry, **only_children)(
+            child_event
+        )
     return registry

@@ -15,6 +15,17 @@ import kopf
 from elastrain.api.constants import FINALIZER, KOPF_PREFIX, LABEL_JOB_NAME
 from elastrain.kube import resources
 
+# The kinds of children, as kopf resource selectors, by plural.
+CHILD_RESOURCES: dict[str, tuple[str, str] | tuple[str, str, str]] = {
+    "pods": ("v1", "pods"),
+    "services": ("v1", "services"),
+    "podgroups": (
+        resources.PODGROUP_GROUP,
+        resources.PODGROUP_VERSION,
+        resources.PODGROUP_PLURAL,
+    ),
+}
+
 
 def apply(settings: kopf.OperatorSettings) -> None:
     """Configure ``settings`` in the startup handler, before any watch starts.
@@ -36,8 +47,7 @@ def apply(settings: kopf.OperatorSettings) -> None:
     # Bookmarks arrive every ~60 s: 70 s of silence means a dead stream, reconnect.
     w.inactivity_timeout = 70
     # Only our children: the server filters, so pods of other workloads never reach us.
-    pod_groups = (resources.PODGROUP_GROUP, resources.PODGROUP_PLURAL)
-    for resource in (("v1", "pods"), ("v1", "services"), pod_groups):
+    for resource in CHILD_RESOURCES.values():
         w.label_selectors[resource] = LABEL_JOB_NAME
 
     settings.networking.connect_timeout = 10
