@@ -72,6 +72,8 @@ class JobState:
     job: DemoJob
     losses: dict[int, float] = field(default_factory=dict)
     progress: Progress | None = None
+    # Whether ``progress`` was read on this tick (the fault is timed only by fresh readings).
+    fresh: bool = False
     trainer_restarts: int = 0
     result: report.JobResult | None = None
 
@@ -211,6 +213,7 @@ class Scenario:
 
     def _observe_progress(self, state: JobState, found: list[Progress]) -> None:
         """Record the lowest rank's progress; narrate a restart of the trainer processes."""
+        state.fresh = bool(found)
         if not found:
             return
         lead = min(found, key=lambda p: p.rank)
@@ -228,8 +231,11 @@ class Scenario:
     def _maybe_inject(self, objs: dict[str, Obj], pods: list[Obj]) -> None:
         job, victim_name = fault_target(self.jobs)
         obj = objs.get(job.name)
-        lead = self._states[job.name].progress
-        if obj is None or lead is None or (obj.get("status") or {}).get("phase") != "Running":
+        state = self._states[job.name]
+        lead = state.progress
+        if obj is None or lead is None or not state.fresh:
+            return
+        if (obj.get("status") or {}).get("phase") != "Running":
             return
         at = FAULT_AT_FRACTION * (job.total_steps or 0)
         if lead.step < at or lead.last_checkpoint_step <= 0:
