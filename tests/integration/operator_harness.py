@@ -62,7 +62,11 @@ class Operator:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(self._healthy, timeout=60, what="operator liveness endpoint")
+        try:
+            wait_for(self._healthy, timeout=60, what="operator liveness endpoint")
+        except BaseException:
+            self.kill()  # never leak an operator whose start failed
+            raise
         return self
 
     def _healthy(self) -> bool:
