@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,10 +101,13 @@ class SandboxRuntime:
         install_admin_routes(self)
         self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port, reuse_address=True)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://{cfg.host}:{port}"
+        # Bind the socket ourselves so the port chosen for --port 0 is known without poking
+        # at aiohttp's internals.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((cfg.host, cfg.port))
+        await web.SockSite(self._runner, sock).start()
+        self.url = f"http://{cfg.host}:{sock.getsockname()[1]}"
         for ctl in (GarbageCollector(self.store), Scheduler(self.store), NodeLifecycle(self.store)):
             ctl.start()
             self._controllers.append(ctl)
