@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,20 @@ def test_async_sgd_converges_and_the_job_outlives_a_crashed_worker(tmp_path: Pat
     assert "worker 1 (worker1_r" in ps.text() and "is gone" in ps.text()
     assert list((tmp_path / "ckpt" / "ps-0").glob("ckpt-*.pt"))
     assert not any(line.startswith("{") for line in other.lines())  # only the chief summarises
+
+
+def test_ps_checkpoints_its_shard_and_exits_143_on_sigterm(tmp_path: Path) -> None:
+    cluster = {"ps": [f"127.0.0.1:{free_port()}"], "worker": ["127.0.0.1:1"]}
+    env = clean_env(ELASTRAIN_CLUSTER=json.dumps(cluster), ELASTRAIN_ROLE="ps", ELASTRAIN_INDEX="0")
+    args = [TRAIN, *ARGS, "--checkpoint-dir", str(tmp_path / "ckpt")]
+    for attempt in ("first", "resumed"):
+        ps = Proc(args, env, tmp_path / f"ps-{attempt}.log", tmp_path)
+        try:
+            poll(lambda ps=ps: "serving" in ps.text(), 120, "the ps to serve")
+            os.kill(ps.popen.pid, signal.SIGTERM)
+            code = ps.wait(60)
+        finally:
+            ps.kill()
+        assert code == 143, ps.tail()
+        assert (tmp_path / "ckpt" / "ps-0" / "ckpt-0000000000.pt").is_file()
+    assert "ps-0 resumed at version 0" in ps.text()  # the second start loaded the first's file
