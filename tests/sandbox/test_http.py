@@ -356,3 +356,17 @@ def test_unknown_fields_warn_by_default_and_fail_when_strict(sb: Sandbox) -> Non
     )
     assert code == 201 and "size" not in created["spec"]  # pruned
     assert headers["Warning"] == '299 - "unknown field \\"spec.size\\""'
+
+
+def test_watching_one_object_by_name(sb: Sandbox) -> None:
+    call(sb, "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "solo"}})
+    call(sb, "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "other"}})
+    for path in (
+        "/api/v1/namespaces/default/configmaps/solo?watch=1",
+        "/api/v1/watch/namespaces/default/configmaps/solo?",
+    ):
+        with urllib.request.urlopen(f"{sb.url}{path}&timeoutSeconds=1", timeout=10) as resp:
+            names = [
+                json.loads(line)["object"]["metadata"]["name"] for line in resp.read().splitlines()
+            ]
+        assert names == ["solo"]

@@ -294,7 +294,8 @@ class ApiServer:
                     self._watch(request, parsed) if watching else self._list(request, parsed)
                 )
             parsed.verb = "get"
-            if parsed.watch_prefix:
+            if parsed.sub is None and (parsed.watch_prefix or _bool_param(q, "watch")):
+                parsed.verb = "watch"  # a single object's watch (legacy form)
                 return await self._watch(request, parsed)
             return await self._get(request, parsed)
         token_v = requestctx.field_validation.set(q.get("fieldValidation", "Warn"))
