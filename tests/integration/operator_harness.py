@@ -180,8 +180,10 @@ class Cluster:
         return wait_for(fn, timeout=timeout, interval=0.1, what=what)
 
 
-def condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    return next((c for c in job["status"].get("conditions", []) if c["type"] == type_), None)
+def condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    """The condition ``type_`` of a job (None before the operator wrote one)."""
+    conditions = ((job or {}).get("status") or {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == type_), None)
 
 
 def training_job(

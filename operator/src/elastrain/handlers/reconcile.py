@@ -61,7 +61,8 @@ class ApplyFailed(Exception):
 
 
 class CrdProbe:
-    """Caches whether the PodGroup CRD is served (discovery), re-asked every ``ttl`` seconds."""
+    """Caches whether the PodGroup CRD is served (discovery), re-asked every ``ttl`` seconds
+    or at once after :meth:`invalidate` (a change of that CRD was seen)."""
 
     def __init__(self, kube: Kube, ttl: float = 60.0) -> None:
         self._kube = kube
@@ -84,6 +85,9 @@ class CrdProbe:
                     log.warning("PodGroup discovery failed, keeping %s: %s", self._value, exc)
                 self._checked = time.monotonic()
             return self._value
+
+    def invalidate(self) -> None:
+        self._checked = -float("inf")
 
 
 class Reconciler:

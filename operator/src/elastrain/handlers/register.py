@@ -22,6 +22,7 @@ from elastrain.handlers.expectations import Expectations
 from elastrain.handlers.queue import WorkQueue
 from elastrain.handlers.reconcile import CrdProbe, Planner, Reconciler
 from elastrain.handlers.store import JobKey, Store, owner_job_key, slim
+from elastrain.kube import resources
 from elastrain.kube.client import Kube
 from elastrain.kube.events import EventRecorder
 from elastrain.metrics.registry import Metrics
@@ -45,6 +46,8 @@ class Runtime:
         self.queue: WorkQueue[JobKey] = WorkQueue(on_depth=self.metrics.workqueue_depth.set)
         self.expectations = Expectations()
         self.kube: Kube | None = None
+        self.store: Store | None = None
+        self.probe: CrdProbe | None = None
         self.controller: Controller | None = None
         self._metrics_server: Any = None
 
@@ -60,6 +63,8 @@ class Runtime:
                 ) from exc
             log.info("metrics on :%d/metrics", self.config.metrics_port)
         self.kube = Kube.from_environment(self.config.kube_qps, self.config.kube_burst)
+        self.store = store
+        self.probe = CrdProbe(self.kube)
         recorder = EventRecorder(self.kube, host=socket.gethostname())
         reconciler = Reconciler(
             self.kube,
@@ -67,7 +72,7 @@ class Runtime:
             recorder,
             self.metrics,
             self.planner,
-            CrdProbe(self.kube),
+            self.probe,
             self.expectations,
         )
         self.controller = Controller(
@@ -131,6 +136,22 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             deleted = event.get("type") == "DELETED"
             runtime.expectations.observe_child(key, str(body.get("kind")), dict(body), deleted)
             runtime.queue.add(key)
+
+    @kopf.on.event(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        id="podgroup-crd",
+        when=lambda name, **_: name == f"{resources.PODGROUP_PLURAL}.{resources.PODGROUP_GROUP}",
+        registry=registry,
+    )
+    async def podgroup_crd(**_: Any) -> None:
+        """The PodGroup CRD appeared, changed or went: re-check it and re-plan every job, so that
+        gang jobs waiting for it start within seconds instead of at their next 60 s requeue."""
+        if runtime.probe is not None and runtime.store is not None:
+            runtime.probe.invalidate()
+            for key in runtime.store.job_keys():
+                runtime.queue.add(key)
 
     async def child_index(body: kopf.Body, **_: Any) -> dict[JobKey | None, Any]:
         return {owner_job_key(body): slim(body)}

@@ -65,6 +65,10 @@ class Store:
         self._services = services
         self._pod_groups = pod_groups
 
+    def job_keys(self) -> list[JobKey]:
+        """Every job currently known."""
+        return list(self._jobs.keys())
+
     def job(self, key: JobKey) -> dict[str, Any] | None:
         """The latest job body seen by the watch, or None once it is gone."""
         found = _values(self._jobs, key)
