@@ -176,7 +176,8 @@ class BuiltinAdmission:
             spec["clusterIPs"] = [spec["clusterIP"]]
         elif spec.get("clusterIP") == "None":
             spec["clusterIPs"] = ["None"]
-        obj.setdefault("status", {}).setdefault("loadBalancer", {})
+        if old is None:
+            obj["status"] = {"loadBalancer": {}}  # the registry's, never the client's
         return causes
 
     def _node(
