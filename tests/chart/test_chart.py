@@ -34,6 +34,11 @@ OPERATOR_RULES = [
         "verbs": ["get", "patch", "update"],
     },
     {
+        "apiGroups": ["elastrain.dev"],
+        "resources": ["trainingjobs/finalizers"],
+        "verbs": ["update"],
+    },
+    {
         "apiGroups": [""],
         "resources": ["pods", "services"],
         "verbs": ["get", "list", "watch", "create", "delete"],

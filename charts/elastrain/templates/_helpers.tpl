@@ -58,6 +58,11 @@ Only the verbs it uses: it never updates pods or services, it recreates them.
 - apiGroups: ["elastrain.dev"]
   resources: ["trainingjobs/status"]
   verbs: ["get", "patch", "update"]
+# Children carry ownerReferences with blockOwnerDeletion: true; clusters that enforce
+# OwnerReferencesPermissionEnforcement require update on the owner's finalizers for that.
+- apiGroups: ["elastrain.dev"]
+  resources: ["trainingjobs/finalizers"]
+  verbs: ["update"]
 - apiGroups: [""]
   resources: ["pods", "services"]
   verbs: ["get", "list", "watch", "create", "delete"]
