@@ -370,3 +370,14 @@ def test_watching_one_object_by_name(sb: Sandbox) -> None:
                 json.loads(line)["object"]["metadata"]["name"] for line in resp.read().splitlines()
             ]
         assert names == ["solo"]
+
+
+def test_open_watches_are_counted_while_open(sb: Sandbox) -> None:
+    start = sb.request_log.seq
+    url = f"{sb.url}/api/v1/namespaces/default/endpoints?watch=1&timeoutSeconds=30"
+    with urllib.request.urlopen(url, timeout=10):
+        watches = wait_for(
+            lambda: [r for r in sb.request_log.since(start) if r.verb == "watch"],
+            what="the open watch in the request log",
+        )
+        assert (watches[0].resource, watches[0].status) == ("endpoints", 200)

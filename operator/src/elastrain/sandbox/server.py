@@ -75,6 +75,8 @@ class _Request:
         self.sub: str | None = None
         self.verb = "nonResource"
         self.watch_prefix = False
+        self.started = 0.0
+        self.recorded = False
 
     @property
     def resource_label(self) -> str:
@@ -165,6 +167,7 @@ class ApiServer:
     async def _entry(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
         parsed = _Request()
+        parsed.started = started
         status = 500
         try:
             resp = await self._dispatch(request, parsed)
@@ -183,15 +186,20 @@ class ApiServer:
             log.exception("internal error on %s %s", request.method, request.path)
             return _error(ApiError(500, "InternalError", f"Internal error occurred: {exc!r}"))
         finally:
-            self.request_log.record(
-                request.method,
-                request.path_qs,
-                parsed.verb,
-                parsed.resource_label,
-                parsed.namespace or "",
-                status,
-                started,
-            )
+            if not parsed.recorded:
+                self._record(request, parsed, status)
+
+    def _record(self, request: web.Request, parsed: _Request, status: int) -> None:
+        parsed.recorded = True
+        self.request_log.record(
+            request.method,
+            request.path_qs,
+            parsed.verb,
+            parsed.resource_label,
+            parsed.namespace or "",
+            status,
+            parsed.started,
+        )
 
     async def _dispatch(self, request: web.Request, parsed: _Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -571,6 +579,7 @@ class ApiServer:
             return resp
         self._watches.add(watch)
         await resp.prepare(request)
+        self._record(request, parsed, 200)  # counted once established, not when it ends
         include = q.get("includeObject", "Metadata")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
