@@ -3,7 +3,9 @@
 Each example builds a job of random shape and policy, then interleaves reconciles (sometimes
 with deletions left unfinished) with what the cluster and the user do: pods start, succeed,
 fail (with any exit code, or disrupted), restart in place, vanish; time passes; the job is
-scaled, suspended and resumed. After every plan the invariants are checked, including crash
+scaled, suspended and resumed. Some reconciles do not see the pods the previous plan created yet
+(the handlers' indexes lag behind their own creates); a ps that was never observed must never
+be taken for a lost one. After every plan the invariants are checked, including crash
 safety: re-planning after only the status write must repeat the same actions and count nothing.
 """
 
@@ -56,6 +58,7 @@ def jobs(draw: st.DrawFn) -> dict[str, Any]:
 _ACTION_NAMES = (
     ("step",) * 6
     + ("step_unfinished",) * 2
+    + ("step_lagging",) * 2
     + ("run_all",) * 3
     + ("run", "succeed", "fail", "restart", "restart", "remove", "finish_deletions")
     + ("advance",) * 2
@@ -94,6 +97,9 @@ class _History:
     def __init__(self) -> None:
         self.restart_count = 0
         self.terminal: str | None = None
+        # Parameter servers removed by someone else, and ParameterServerLost events seen.
+        self.ps_removed = 0
+        self.ps_lost = 0
 
 
 def _act(world: World, action: str, n: int, history: _History) -> None:
@@ -102,6 +108,13 @@ def _act(world: World, action: str, n: int, history: _History) -> None:
     live = name is not None and not world.pods[name]["metadata"].get("deletionTimestamp")
     if action in ("step", "step_unfinished"):
         _checked_step(world, history, finish=action == "step")
+    elif action == "step_lagging":
+        # Some of the pods the last plan created, picked by the bits of n.
+        world.withheld = {pod for i, pod in enumerate(world.created_last) if n >> i & 1}
+        try:
+            _checked_step(world, history, finish=True)
+        finally:
+            world.withheld = set()
     elif action == "run" and name:
         world.run(name)
     elif action == "run_all":
@@ -116,6 +129,7 @@ def _act(world: World, action: str, n: int, history: _History) -> None:
         if world.pods[name]["status"]["phase"] == "Running":
             world.restart_in_place(name, 1 + n % 2)
     elif action == "remove" and name:
+        history.ps_removed += "-ps-" in name
         world.remove(name)
     elif action == "finish_deletions":
         for pod_name in names:
@@ -208,6 +222,8 @@ def _check_plan(
         if phase not in ("Succeeded", "Failed"):
             assert phase == "Suspended"
     assert p.requeue_after is None or p.requeue_after > 0
+    history.ps_lost += sum(e.reason == "ParameterServerLost" for e in p.events)
+    assert history.ps_lost <= history.ps_removed, "a ps was lost that nobody removed"
 
 
 def _check_crash_safety(world: World, p: Plan) -> None:

@@ -260,6 +260,61 @@ def test_vanished_parameter_server_restarts_the_whole_job_without_counting() -> 
     assert world.status["restartCount"] == 0 and world.phase == "Restarting"
 
 
+def test_parameter_server_not_observed_yet_is_not_lost() -> None:
+    """The demo's false ParameterServerLost: the index showed the fresh workers, not the ps."""
+    world = World(make_job(roles={"ps": replica(1), "worker": replica(2)}))
+    p = world.step()
+    assert sorted(world.created_last) == ["mnist-ps-0", "mnist-worker-0", "mnist-worker-1"]
+    uids = {n: world.pods[n]["metadata"]["uid"] for n in world.pod_names()}
+    world.withheld = {"mnist-ps-0"}
+    world.run("mnist-worker-0", "mnist-worker-1")
+    for _ in range(3):
+        p = world.step()
+        assert "ParameterServerLost" not in [e.reason for e in p.events]
+        assert not p.deletes and world.phase == "Created"
+        # Creating it again is harmless: the name is taken, so the create is a 409.
+        assert [o["metadata"]["name"] for o in p.creates] == ["mnist-ps-0"]
+    world.withheld = set()
+    world.pods["mnist-ps-0"]["status"] = {}  # seen at last, before the kubelet wrote a phase
+    p = world.step()
+    assert not p.creates and not p.deletes and world.phase == "Created"
+    world.run()
+    world.step()
+    assert world.phase == "Running" and world.status["restartCount"] == 0
+    assert {n: world.pods[n]["metadata"]["uid"] for n in world.pod_names()} == uids
+
+
+def test_parameter_server_observed_then_vanished_is_lost_even_if_never_running() -> None:
+    world = World(make_job(roles={"ps": replica(1), "worker": replica(2)}))
+    world.settle()  # every pod observed, all still Pending
+    world.remove("mnist-ps-0")
+    p = world.step()
+    assert [e.reason for e in p.events] == ["ParameterServerLost", "JobRestarting"]
+    assert sorted(d.name for d in p.deletes) == ["mnist-worker-0", "mnist-worker-1"]
+
+
+def test_fresh_parameter_server_after_a_whole_job_restart_is_not_lost_while_unobserved() -> None:
+    roles = {"ps": replica(1, "ExitCode"), "worker": replica(2, "ExitCode")}
+    world = running_world(make_job(roles=roles))
+    world.fail("mnist-ps-0", 137)
+    world.step()  # workers released
+    world.advance(10)
+    world.step()  # the failed ps goes
+    p = world.step()  # the fresh ps and workers are created together
+    assert sorted(world.created_last) == ["mnist-ps-0", "mnist-worker-0", "mnist-worker-1"]
+    world.withheld = {"mnist-ps-0"}
+    p = world.step()
+    assert "ParameterServerLost" not in [e.reason for e in p.events] and not p.deletes
+    world.withheld = set()
+    world.run()
+    world.step()
+    assert world.phase == "Running" and world.status["restartCount"] == 1
+    # Once observed, the fresh ps vanishing is a loss again.
+    world.remove("mnist-ps-0")
+    p = world.step()
+    assert "ParameterServerLost" in [e.reason for e in p.events]
+
+
 def test_worker_failure_restarts_only_that_worker() -> None:
     roles = {"chief": replica(1, "ExitCode"), "worker": replica(3, "ExitCode")}
     world = running_world(

@@ -201,6 +201,8 @@ class _Reconcile:
         their own; a deadline means "stop"). ``cleanPodPolicy`` then decides the rest: All
         deletes every pod, Running the live ones, None keeps them (for debugging a failure).
         """
+        # A finished job restarts nothing: no ps can be "lost" any more.
+        self.tracking.ps = {}
         policy = self.job.spec.run_policy.clean_pod_policy
         stop_live = kind == _SUCCEEDED or reason == "DeadlineExceeded"
         stop_live = stop_live or policy is CleanPodPolicy.RUNNING
@@ -238,6 +240,7 @@ class _Reconcile:
         self.tracking.backoff = {}
         self.tracking.settled = None
         self.tracking.wiring = None
+        self.tracking.ps = {}
         nxt = self._base_status()
         nxt.pop("startTime", None)
         self._set_phase(
@@ -276,6 +279,7 @@ class _Reconcile:
                 )
         self._prune_backoff()
         self._retire_pods(job_restart)
+        self._record_parameter_servers()
         created = self._create_pods(gang, gang_blocked)
         nxt = self._base_status()
         if created and not nxt.get("startTime"):
@@ -337,13 +341,17 @@ class _Reconcile:
     def _parameter_server_lost(self) -> bool:
         """A ps pod vanished while other pods still run against it: restart the whole job.
 
-        Pods with a stale wiring do not count: they are being replaced anyway (a ps scale-up
-        makes new ps indices "missing" without anything being lost).
+        Only a ps recorded in ``tracking.ps`` (observed healthy by an earlier plan) can be
+        lost. A ps the planner created but has not observed yet is simply absent: the handlers'
+        indexes can show the fresh workers before the fresh ps, and taking that for a loss
+        restarted jobs at their start. Indices beyond the desired ps count do not count (they
+        are being scaled away), nor do other pods with a stale wiring (being replaced anyway).
         """
         ps = env.replicas(self.job, c.ROLE_PS)
+        wanted = {children.pod_name(self.job, c.ROLE_PS, i) for i in range(ps)}
+        observed = {p.uid for p in self.pods.pods if p.role == c.ROLE_PS}
         missing = any(
-            children.pod_name(self.job, c.ROLE_PS, i) not in self.pods.names_in_use
-            for i in range(ps)
+            name in wanted and uid not in observed for name, uid in self.tracking.ps.items()
         )
         return missing and any(
             p.role != c.ROLE_PS
@@ -352,6 +360,22 @@ class _Reconcile:
             and p.wired_for(self.topology)
             for p in self.pods.pods
         )
+
+    def _record_parameter_servers(self) -> None:
+        """Remember the ps pods observed healthy after this plan's decisions.
+
+        A ps that failed, is being deleted or was released by this very plan is left out:
+        what happens to it from now on is already accounted for, so its disappearance is not
+        a loss. Recomputed from the observation each time, so re-planning writes the same.
+        """
+        self.tracking.ps = {
+            p.name: p.uid
+            for p in self.pods.pods
+            if p.role == c.ROLE_PS
+            and not p.terminating
+            and self.tracking.outcome(p) is None
+            and self.progress.wanted(p)
+        }
 
     def _retire_pods(self, job_restart: bool) -> None:
         """Delete the pods the job no longer wants (see docs/lifecycle.md for each reason)."""

@@ -12,6 +12,7 @@ Tracking layout (free-form under ``status.tracking``; not an API)::
     backoff: {<role>-<index> | "job": {attempts, lastFailure, notBefore, recovering}}
     settled: {<role>: replicas}                         counts the job last ran complete with
     wiring:  <hash>                                     env.topology it last ran complete with
+    ps:      {<ps pod name>: <pod uid>}                 parameter servers observed healthy
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class Tracking:
     backoff: dict[str, Backoff] = field(default_factory=dict)
     settled: dict[str, int] | None = None
     wiring: str | None = None
+    # Parameter servers last observed healthy, by name. Only these can be "lost": a ps the
+    # planner created but has not observed yet (the informer lags its own create) is absent
+    # from the observation without anything having happened to it.
+    ps: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, raw: Any) -> Tracking:
@@ -91,6 +96,7 @@ class Tracking:
             tracking.settled = {str(k): _int(v) for k, v in settled.items()}
         wiring = raw.get("wiring")
         tracking.wiring = wiring if isinstance(wiring, str) else None
+        tracking.ps = {name: uid for name, uid in _items(raw.get("ps")) if isinstance(uid, str)}
         return tracking
 
     def dump(self) -> dict[str, Any]:
@@ -119,6 +125,8 @@ class Tracking:
             out["settled"] = dict(sorted(self.settled.items()))
         if self.wiring is not None:
             out["wiring"] = self.wiring
+        if self.ps:
+            out["ps"] = dict(sorted(self.ps.items()))
         return out
 
     def release(self, pod: PodView) -> None:
