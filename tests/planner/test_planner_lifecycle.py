@@ -432,3 +432,66 @@ def test_changing_elastic_bounds_rewires_every_pod() -> None:
     world.run()
     world.step()
     assert world.phase == "Running" and world.status["restartCount"] == 0
+
+
+def test_elastic_job_is_not_running_before_min_workers_have_started() -> None:
+    """The demo's early "JobRunning": only pods in phase Running (containers started) count."""
+    job = make_job(workers=2, elasticPolicy={"minReplicas": 1, "maxReplicas": 2})
+    world = World(job)
+    seen = [e.reason for e in world.step().events]
+    scheduled = {"type": "PodScheduled", "status": "True"}
+    creating = {"name": "trainer", "state": {"waiting": {"reason": "ContainerCreating"}}}
+    world.pods["mnist-worker-0"]["status"] = {}  # no phase written yet
+    world.pods["mnist-worker-1"]["status"] = {
+        "phase": "Pending",
+        "conditions": [scheduled],
+        "containerStatuses": [creating],
+    }
+    for _ in range(3):
+        seen += [e.reason for e in world.step().events]
+    world.withheld = {"mnist-worker-0"}  # an index lagging behind shows even less
+    seen += [e.reason for e in world.step().events]
+    world.withheld = set()
+    assert world.phase == "Created" and seen == ["JobCreated"]
+    assert world.condition("Created")["message"] == "0/2 pods running"  # type: ignore[index]
+    world.run("mnist-worker-1")
+    p = world.step()
+    assert [e.reason for e in p.events] == ["JobRunning"]
+    assert p.events[0].message == "1 worker running (elastic 1..2)"
+
+
+def test_elastic_job_is_not_running_until_every_other_role_runs() -> None:
+    roles = {
+        "chief": replica(1),
+        "worker": replica(2),
+        "evaluator": replica(1),
+    }
+    job = make_job(roles=roles, elasticPolicy={"minReplicas": 1, "maxReplicas": 2})
+    world = World(job)
+    world.settle()
+    world.run("mnist-worker-0", "mnist-worker-1", "mnist-evaluator-0")
+    world.step()
+    assert world.phase == "Created"  # every worker runs, the chief does not
+    world.run("mnist-chief-0")
+    world.step()
+    assert world.phase == "Running"
+    assert world.condition("Running")["message"] == "2 workers running (elastic 1..2)"  # type: ignore[index]
+
+
+def test_single_pod_messages_read_as_english() -> None:
+    world = World(make_job(workers=1))
+    world.settle()
+    world.run()
+    world.step()
+    assert world.condition("Running")["message"] == "1 pod running"  # type: ignore[index]
+    world.succeed("mnist-worker-0")
+    world.step()
+    assert world.condition("Succeeded")["message"] == "the worker succeeded"  # type: ignore[index]
+    elastic = World(make_job(workers=2, elasticPolicy={"minReplicas": 1, "maxReplicas": 2}))
+    elastic.settle()
+    elastic.run("mnist-worker-0")
+    elastic.step()
+    elastic.succeed("mnist-worker-0")
+    elastic.step()
+    message = elastic.condition("Succeeded")["message"]  # type: ignore[index]
+    assert message == "1 elastic worker succeeded"

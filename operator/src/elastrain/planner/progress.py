@@ -105,8 +105,11 @@ class Progress:
                 p.role == c.ROLE_WORKER and p.running and self.wanted(p) for p in self.pods.pods
             )
             if finished and not running:
-                return f"{len(finished)} elastic workers succeeded"
+                noun = "elastic worker" if len(finished) == 1 else "elastic workers"
+                return f"{len(finished)} {noun} succeeded"
             return None
+        if workers == 1 and finished:
+            return "the worker succeeded"
         if workers > 0 and len(finished) == workers:
             return f"all {workers} workers succeeded"
         if workers == 0 and has_chief:

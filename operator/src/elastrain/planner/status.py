@@ -179,10 +179,11 @@ def active_phase(
     if complete:
         elastic = job.spec.elastic_policy
         if elastic is None:
-            return Phase(_RUNNING, "JobRunning", f"all {total} pods running{stuck}")
-        workers = progress.up_count(c.ROLE_WORKER)
+            every = "1 pod" if total == 1 else f"all {total} pods"
+            return Phase(_RUNNING, "JobRunning", f"{every} running{stuck}")
+        workers = plural(progress.up_count(c.ROLE_WORKER), "worker")
         bounds = f"{elastic.min_replicas}..{elastic.max_replicas}"
-        return Phase(_RUNNING, "JobRunning", f"{workers} workers running (elastic {bounds}){stuck}")
+        return Phase(_RUNNING, "JobRunning", f"{workers} running (elastic {bounds}){stuck}")
     if gang_blocked:
         return Phase(
             _CREATED,
@@ -194,6 +195,11 @@ def active_phase(
     if settled is not None:
         return Phase(_RESTARTING, "PodRecreating", counts)
     return Phase(_CREATED, "JobCreated", counts)
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 worker``, ``2 workers``: messages users read in events should be English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _counts(counts: dict[str, int]) -> str:
