@@ -271,6 +271,18 @@ BAD: list[Bad] = [
         _set("spec.replicaSpecs.ps", {"template": template()}),
         _set(f"{W}.replicas", 0),
     ),
+    bad(
+        "elastic-with-ps",
+        "spec.elasticPolicy",
+        _set("spec.elasticPolicy", ELASTIC),
+        _set("spec.replicaSpecs.ps", {"replicas": 1, "template": template()}),
+    ),
+    bad(
+        "elastic-with-defaulted-ps",
+        "spec.elasticPolicy",
+        _set("spec.elasticPolicy", ELASTIC),
+        _set("spec.replicaSpecs.ps", {"template": template()}),  # replicas defaults to 1
+    ),
     bad("name-too-long", "metadata.name", _set("metadata.name", "a" * 49)),
     bad("name-not-dns-1035", "metadata.name", _set("metadata.name", "9lives")),
     bad("name-with-dot", "metadata.name", _set("metadata.name", "my.job")),
@@ -281,6 +293,41 @@ BAD: list[Bad] = [
         schema=False,
     ),
     bad("unknown-spec-field", "spec.elasticPolicyy", _set("spec.elasticPolicyy", {}), schema=False),
+]
+
+
+@dataclass(frozen=True)
+class Good:
+    """One valid spec beyond the base job, next to a rule it must not trip."""
+
+    id: str
+    mutations: tuple[Callable[[Obj], None], ...]
+
+    def build(self) -> Obj:
+        obj = base_job()
+        for mutate in self.mutations:
+            mutate(obj)
+        return obj
+
+
+def good(id: str, *mutations: Callable[[Obj], None]) -> Good:
+    return Good(id, mutations)
+
+
+GOOD: list[Good] = [
+    good("elastic", _set("spec.elasticPolicy", ELASTIC)),
+    good("ps", _set("spec.replicaSpecs.ps", {"replicas": 2, "template": template()})),
+    good(
+        "elastic-with-zero-ps",
+        _set("spec.elasticPolicy", ELASTIC),
+        _set("spec.replicaSpecs.ps", {"replicas": 0, "template": template()}),
+    ),
+    good(
+        "elastic-with-chief-and-evaluator",
+        _set("spec.elasticPolicy", ELASTIC),
+        _set("spec.replicaSpecs.chief", {"template": template()}),
+        _set("spec.replicaSpecs.evaluator", {"template": template()}),
+    ),
 ]
 
 

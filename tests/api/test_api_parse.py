@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from api_cases import BAD, UPDATES, Bad, Update, base_job, example_jobs, template
+from api_cases import BAD, GOOD, UPDATES, Bad, Good, Update, base_job, example_jobs, template
 from elastrain.api.errors import FieldError, SpecInvalid
 from elastrain.api.parse import parse_training_job
 from elastrain.api.types import (
@@ -73,6 +73,11 @@ def test_full_spec_round_trips() -> None:
 @pytest.mark.parametrize(("name", "obj"), example_jobs())
 def test_examples_parse(name: str, obj: dict[str, object]) -> None:
     parse_training_job(obj)
+
+
+@pytest.mark.parametrize("case", GOOD, ids=[g.id for g in GOOD])
+def test_good_spec_parses(case: Good) -> None:
+    parse_training_job(case.build())
 
 
 @pytest.mark.parametrize("case", BAD, ids=[b.id for b in BAD])

@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 import pytest
-from api_cases import BAD, UPDATES, Bad, Update, base_job, example_jobs
+from api_cases import BAD, GOOD, UPDATES, Bad, Good, Update, base_job, example_jobs
 from elastrain.api import constants as c
 from elastrain.api.parse import parse_training_job
 from elastrain.api.schema import crd
@@ -43,6 +43,13 @@ def test_base_job_is_accepted(schema: CompiledSchema) -> None:
 @pytest.mark.parametrize(("name", "obj"), example_jobs())
 def test_examples_are_accepted(schema: CompiledSchema, name: str, obj: Obj) -> None:
     assert [p for p in schema.pruned_fields(obj) if not p.startswith("metadata.")] == []
+    assert schema.validate(_decode(schema, obj)) == []
+
+
+@pytest.mark.parametrize("case", GOOD, ids=[g.id for g in GOOD])
+def test_good_spec_is_accepted(schema: CompiledSchema, case: Good) -> None:
+    obj = case.build()
+    assert schema.pruned_fields(obj) == []
     assert schema.validate(_decode(schema, obj)) == []
 
 

@@ -299,6 +299,15 @@ def _parse_backoff(errors: list[FieldError], raw: Mapping[str, Any]) -> RestartB
     return RestartBackoff(initial_seconds=initial, max_seconds=most)
 
 
+# Elastic scaling is torchrun's c10d rendezvous; a job with parameter servers is wired
+# statically through TF_CONFIG, which every pod would need rewritten on each scale.
+ELASTIC_WITH_PS = (
+    "must not be set on a job with ps replicas: elastic scaling applies to torchrun (DDP) "
+    "workers, and a ps job is wired statically through TF_CONFIG; remove elasticPolicy or the "
+    "ps role"
+)
+
+
 def _cross_check(
     errors: list[FieldError],
     roles: dict[str, ReplicaSpec],
@@ -333,6 +342,8 @@ def _cross_check(
         )
     elif ps > 0 and workers < 1:
         errors.append(FieldError(worker_path, "must be at least 1 when the job has ps replicas"))
+    if elastic is not None and ps > 0:
+        errors.append(FieldError("spec.elasticPolicy", ELASTIC_WITH_PS))
     if run_policy is None:
         return
     if run_policy.retryable_exit_codes is not None and not any(

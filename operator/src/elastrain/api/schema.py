@@ -289,6 +289,13 @@ def _spec_rules() -> list[Schema]:
             field_path=".replicaSpecs.worker.replicas",
         ),
         rule(
+            f"!has(self.elasticPolicy) || {_replicas_or_zero(c.ROLE_PS)} == 0",
+            "spec.elasticPolicy must not be set on a job with ps replicas: elastic scaling "
+            "applies to torchrun (DDP) workers, and a ps job is wired statically through "
+            "TF_CONFIG; remove elasticPolicy or the ps role",
+            field_path=".elasticPolicy",
+        ),
+        rule(
             f"!has(self.runPolicy) || !has(self.runPolicy.retryableExitCodes) || {exit_code_roles}",
             "spec.runPolicy.retryableExitCodes only applies to roles with restartPolicy "
             "ExitCode, and no role has it",

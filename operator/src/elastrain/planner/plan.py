@@ -63,27 +63,7 @@ def plan(job: dict[str, Any], observed: Observed) -> Plan:
         parsed = parse_training_job(job)
     except SpecInvalid as exc:
         return _invalid(job, observed, exc.errors)
-    errors = planner_errors(parsed)
-    if errors:
-        return _invalid(job, observed, errors)
     return plan_job(parsed, observed)
-
-
-def planner_errors(job: TrainingJob) -> list[FieldError]:
-    """Specs the parser accepts but the planner cannot run as asked.
-
-    Elastic scaling is torchrun's c10d rendezvous; a job with parameter servers is wired
-    statically through ``TF_CONFIG``, which every pod would need rewritten on each scale.
-    """
-    if job.spec.elastic_policy is not None and env.is_ps_job(job):
-        return [
-            FieldError(
-                "spec.elasticPolicy",
-                "elastic scaling applies to torchrun (DDP) workers; a job with ps replicas is "
-                "wired statically through TF_CONFIG, so remove elasticPolicy or the ps role",
-            )
-        ]
-    return []
 
 
 def _invalid(job: dict[str, Any], observed: Observed, errors: list[FieldError]) -> Plan:
