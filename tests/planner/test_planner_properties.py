@@ -222,8 +222,28 @@ def _check_plan(
         if phase not in ("Succeeded", "Failed"):
             assert phase == "Suspended"
     assert p.requeue_after is None or p.requeue_after > 0
+    if phase == "Running":
+        _check_running(spec, pods)
     history.ps_lost += sum(e.reason == "ParameterServerLost" for e in p.events)
     assert history.ps_lost <= history.ps_removed, "a ps was lost that nobody removed"
+
+
+def _check_running(spec: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+    """Running only on the strength of observed pods whose containers started (phase Running,
+    or done): elastic jobs need minReplicas workers, every other role all its replicas."""
+    for role, replica_spec in spec["replicaSpecs"].items():
+        need = replica_spec["replicas"]
+        if role == "worker" and "elasticPolicy" in spec:
+            need = min(need, spec["elasticPolicy"]["minReplicas"])
+        started = [
+            pod
+            for pod in pods
+            if pod["metadata"]["name"].startswith(f"mnist-{role}-")
+            and pod["metadata"].get("ownerReferences", [{}])[0].get("uid") == "job-uid-1"
+            and not pod["metadata"].get("deletionTimestamp")
+            and pod["status"].get("phase") in ("Running", "Succeeded")
+        ]
+        assert len(started) >= need, f"Running with {len(started)}/{need} {role} pods started"
 
 
 def _check_crash_safety(world: World, p: Plan) -> None:
