@@ -175,6 +175,37 @@ def test_graceful_pod_deletion_waits_for_the_node_agent(store: Store) -> None:
     assert store.delete("pods", "bound", "default", grace_period_seconds=0).deleted
 
 
+def test_terminating_pod_held_by_finalizers_at_grace_0(store: Store) -> None:
+    """A pod already at grace 0 waits for its finalizers: a further delete changes nothing,
+    and removing the last finalizer completes the deletion."""
+    p = pod("held", node="node-0")
+    p["metadata"]["finalizers"] = ["example.test/hold"]
+    store.create("pods", p, "default")
+    marked = store.delete("pods", "held", "default").obj  # nothing running: grace 0 at once
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 0
+    again = store.delete("pods", "held", "default", grace_period_seconds=0)
+    assert not again.deleted
+    assert again.obj["metadata"]["resourceVersion"] == marked["metadata"]["resourceVersion"]
+    store.patch("pods", "held", {"metadata": {"finalizers": None}}, namespace="default")
+    with pytest.raises(ApiError) as err:
+        store.get("pods", "held", "default")
+    assert err.value.code == 404
+
+
+def test_delete_completes_a_deletion_whose_grace_period_is_over(store: Store) -> None:
+    """As the API server's BeforeDelete: an object terminating at grace 0 (or none) with no
+    finalizers left is removed by any delete, even one asking for grace 0 again (``0 < 0``).
+    Only a failed final removal leaves such an object; it is planted here directly."""
+    store.create("pods", pod("stuck", node="node-0"), "default")
+    stored = store._data[("", "pods")]["default"]["stuck"]
+    stored["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    stored["metadata"]["deletionGracePeriodSeconds"] = 0
+    assert store.delete("pods", "stuck", "default", grace_period_seconds=0).deleted
+    with pytest.raises(ApiError) as err:
+        store.get("pods", "stuck", "default")
+    assert err.value.code == 404
+
+
 def test_label_selectors_and_pagination(store: Store) -> None:
     for i in range(7):
         store.create("pods", pod(f"p{i}", role="worker" if i % 2 else "ps", idx=str(i)), "default")

@@ -22,6 +22,8 @@ _SUB_KINDS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "log": ("", "v1", "Pod", ("get",)),
     "binding": ("", "v1", "Binding", ("create",)),
     "eviction": ("policy", "v1", "Eviction", ("create",)),
+    "exec": ("", "", "PodExecOptions", ("create", "get")),
+    "proxy": ("", "", "PodProxyOptions", ("create", "delete", "get", "patch", "update")),
 }
 
 

@@ -27,7 +27,9 @@ def log_path(state_dir: Path, namespace: str, pod: str, container: str, restart:
     return state_dir / "logs" / namespace / pod / container / f"{restart}.log"
 
 
-def _container(pod: dict[str, Any], wanted: str | None) -> str:
+def pick_container(pod: dict[str, Any], wanted: str | None) -> str:
+    """The container a ``log``/``exec`` request means, or the kubelet's 400 (shared so both
+    subresources name and reject containers alike)."""
     spec = pod.get("spec") or {}
     names = [c["name"] for c in spec.get("containers") or []]
     inits = [c["name"] for c in spec.get("initContainers") or []]
@@ -72,7 +74,7 @@ async def serve_log(
 ) -> web.StreamResponse:
     q = request.query
     pod = store.get("pods", name, namespace)
-    container = _container(pod, q.get("container"))
+    container = pick_container(pod, q.get("container"))
     cs = _status(pod, container)
     previous = q.get("previous", "").lower() in ("1", "true")
     restart = int((cs or {}).get("restartCount", 0))

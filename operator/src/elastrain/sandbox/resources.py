@@ -106,7 +106,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         "Pod",
         short=("po",),
         status=True,
-        extra=("log", "binding", "eviction"),
+        extra=("log", "binding", "eviction", "exec", "proxy"),
         categories=("all",),
     ),
     _core("services", "Service", short=("svc",), status=True, categories=("all",)),

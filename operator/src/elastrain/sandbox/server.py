@@ -26,8 +26,18 @@ from typing import Any
 
 from aiohttp import web
 
-from elastrain.sandbox import discovery, errors, openapi, protobuf, requestctx, scale, tables
+from elastrain.sandbox import (
+    discovery,
+    errors,
+    openapi,
+    protobuf,
+    proxy,
+    requestctx,
+    scale,
+    tables,
+)
 from elastrain.sandbox.errors import ApiError
+from elastrain.sandbox.execstream import ExecBackend, serve_exec
 from elastrain.sandbox.logs import serve_log
 from elastrain.sandbox.meta import set_condition, timestamp
 from elastrain.sandbox.requestlog import RequestLog
@@ -49,6 +59,7 @@ KUBE_VERSION = {
     "platform": "linux/amd64",
 }
 DEFAULT_WATCH_TIMEOUT = 1800.0
+_PROXY_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}
 AdminHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -150,6 +161,8 @@ class ApiServer:
         self.admin_routes: dict[tuple[str, str], AdminHandler] = {}
         self._shutdown = asyncio.Event()
         self._watches: set[Watch] = set()
+        # The node agent, once started: runs ``pods/exec`` commands inside containers.
+        self.exec_backend: ExecBackend | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -278,6 +291,8 @@ class ApiServer:
             and not (group == "" and len(rest) == 3 and rest[2] in ("status", "finalize"))
         ):
             parsed.namespace, rest = rest[1], rest[2:]
+        if len(rest) >= 3 and rest[2] == "proxy" and group == "" and parsed.namespace:
+            return await self._proxy(request, parsed, version, rest)
         if not rest or len(rest) > 3:
             raise _not_found()
         rt = self.store.lookup(group, version, rest[0])
@@ -294,6 +309,13 @@ class ApiServer:
             raise _not_found()
         q = request.query
         method = request.method
+        if parsed.sub == "exec" and rt.key == ("", "pods") and parsed.name is not None:
+            if method not in ("GET", "POST"):
+                raise errors.method_not_allowed()
+            parsed.verb = "get" if method == "GET" else "create"
+            return await serve_exec(
+                request, self.store, self.exec_backend, parsed.namespace or "", parsed.name
+            )
         if method == "GET":
             if parsed.name is None:
                 watching = parsed.watch_prefix or _bool_param(q, "watch")
@@ -451,6 +473,23 @@ class ApiServer:
                 "items": out,
             }
         )
+
+    async def _proxy(
+        self, request: web.Request, parsed: _Request, version: str, rest: list[str]
+    ) -> web.StreamResponse:
+        """``pods/NAME[:PORT]/proxy/...`` and ``services/...``: forward to the pod's IP."""
+        rt = self.store.lookup("", version, rest[0])
+        if rt is None or rest[0] not in ("pods", "services"):
+            raise _not_found()
+        parsed.rt, parsed.version, parsed.sub = rt, version, "proxy"
+        parsed.verb = _PROXY_VERBS.get(request.method, request.method.lower())
+        namespace = parsed.namespace or ""
+        target = proxy.pod_target if rest[0] == "pods" else proxy.service_target
+        parsed.name, ip, port = target(self.store, namespace, rest[1])
+        path = "/".join(rest[3:])
+        if request.path.endswith("/") and path:
+            path += "/"
+        return await proxy.forward(request, ip, port, path)
 
     # -------------------------------------------------------------------- reads
     async def _get(self, request: web.Request, parsed: _Request) -> web.StreamResponse:

@@ -709,13 +709,24 @@ class Store:
             grace = self._pod_grace(rt, old, grace_period_seconds)
             if dry_run:
                 return DeleteResult(new, False)
+            blocked_by_ns = rt.key == ("", "namespaces") and (old.get("spec") or {}).get(
+                "finalizers"
+            )
             if old["metadata"].get("deletionTimestamp"):
-                # Already terminating: only a shorter grace period changes anything; a pod with
-                # nothing left running has nothing to wait for.
+                cur = omd.get("deletionGracePeriodSeconds")
+                if not cur:
+                    # As the API server's BeforeDelete: a deletion whose grace period is over
+                    # (0 or unset) is no longer graceful, so any delete completes it unless
+                    # finalizers still hold it (``0 < 0`` must not make it a no-op).
+                    if md.get("finalizers") or blocked_by_ns:
+                        return DeleteResult(clone(old), False)
+                    self._remove(rt, old)
+                    return DeleteResult(clone(old), True)
+                # Graceful deletion pending: only a shorter grace period changes anything; a pod
+                # with nothing left running has nothing to wait for.
                 if rt.key == ("", "pods") and grace is None:
                     grace = 0
-                cur = omd.get("deletionGracePeriodSeconds")
-                if grace is not None and cur is not None and grace < cur:
+                if grace is not None and grace < cur:
                     md["deletionGracePeriodSeconds"] = grace
                     md["deletionTimestamp"] = timestamp(now() + timedelta(seconds=grace))
                     if grace == 0 and not md.get("finalizers"):
@@ -725,9 +736,6 @@ class Store:
                     self._commit(rt, "MODIFIED", new, old)
                     return DeleteResult(clone(new), False)
                 return DeleteResult(clone(old), False)
-            blocked_by_ns = rt.key == ("", "namespaces") and (old.get("spec") or {}).get(
-                "finalizers"
-            )
             if not finalizers and not grace and not blocked_by_ns:
                 self._remove(rt, old)
                 return DeleteResult(clone(old), True)
