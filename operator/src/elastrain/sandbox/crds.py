@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from elastrain.sandbox import errors, requestctx
@@ -33,6 +36,48 @@ def _crd_invalid(name: str, causes: list[FieldCause]) -> errors.ApiError:
 
 def _cause(field: str, kind: str, message: str) -> FieldCause:
     return FieldCause(field=field, type=kind, message=message)
+
+
+_COMPILED_MAX = 128
+_compiled: OrderedDict[str, CompiledSchema] = OrderedDict()
+_compiled_lock = threading.Lock()
+
+
+def compile_version(crd: dict[str, Any], version: str) -> CompiledSchema:
+    """``CompiledSchema.from_crd``, memoised by the CRD's versions (a bounded LRU).
+
+    Compiling costs ~0.15 s per version and the same schema was compiled by admission, then
+    again by the registrar on every CRD event (status and finalizer writes included); a
+    ``CompiledSchema`` is immutable once built, so one compile serves them all. Failures are
+    not cached: they raise ``SchemaError`` every time, as they should.
+    """
+    versions = (crd.get("spec") or {}).get("versions")
+    key = json.dumps([version, versions], sort_keys=True, separators=(",", ":"), default=str)
+    with _compiled_lock:
+        hit = _compiled.get(key)
+        if hit is not None:
+            _compiled.move_to_end(key)
+            return hit
+    compiled = CompiledSchema.from_crd(crd, version)
+    with _compiled_lock:
+        _compiled[key] = compiled
+        while len(_compiled) > _COMPILED_MAX:
+            _compiled.popitem(last=False)
+    return compiled
+
+
+def report_unknown_fields(unknown: list[str]) -> None:
+    """Unknown fields as the API server's decoder reports them for the request's
+    ``fieldValidation``: a 400 under Strict, ``Warning`` headers under Warn, nothing under
+    Ignore. Custom resources and CRDs (unknown schema keywords) share this."""
+    mode = requestctx.field_validation.get()
+    if unknown and mode == "Strict":
+        raise errors.bad_request(
+            "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown)
+        )
+    if mode == "Warn":
+        for f in unknown:
+            requestctx.warn(f'unknown field "{f}"')
 
 
 def resource_type(crd: dict[str, Any]) -> ResourceType:
@@ -136,9 +181,10 @@ class CrdAdmission:
             )
         if causes:
             raise _crd_invalid(name, causes)
+        unknown: list[str] = []
         for i, v in enumerate(versions):
             try:
-                CompiledSchema.from_crd(obj, v["name"])
+                unknown += compile_version(obj, v["name"]).unknown_fields
             except SchemaError as exc:
                 raise _crd_invalid(name, exc.causes) from exc
             except KeyError:
@@ -146,6 +192,7 @@ class CrdAdmission:
                     name,
                     [_cause(f"spec.versions[{i}].name", "FieldValueRequired", "Required value")],
                 ) from None
+        report_unknown_fields(unknown)
         if old is None:
             fins = obj["metadata"].setdefault("finalizers", [])
             if CLEANUP_FINALIZER not in fins:
@@ -190,7 +237,7 @@ class CustomResourceAdmission:
 
     def __init__(self, crd: dict[str, Any]) -> None:
         self._schemas = {
-            v["name"]: CompiledSchema.from_crd(crd, v["name"]) for v in crd["spec"]["versions"]
+            v["name"]: compile_version(crd, v["name"]) for v in crd["spec"]["versions"]
         }
 
     def admit(
@@ -209,15 +256,7 @@ class CustomResourceAdmission:
                 _cause("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {m}')
                 for m in dns_subdomain_errors(name)
             ]
-        unknown = schema.pruned_fields(obj)
-        mode = requestctx.field_validation.get()
-        if unknown and mode == "Strict":
-            raise errors.bad_request(
-                "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown)
-            )
-        if mode == "Warn":
-            for f in unknown:
-                requestctx.warn(f'unknown field "{f}"')
+        report_unknown_fields(schema.pruned_fields(obj))
         obj = schema.prepare(obj)
         causes += schema.validate(obj, old)
         if causes:
