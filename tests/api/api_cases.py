@@ -79,12 +79,15 @@ class Bad:
 
     ``schema`` is False for what the CRD cannot state because the API server prunes unknown
     fields before validating (kubectl's strict field validation reports those instead).
+    ``crd`` is False for what only the operator checks (documented in docs/api.md): the CRD
+    must still accept it, so that adding the rule to the CRD means updating the case.
     """
 
     id: str
     mutations: tuple[Callable[[Obj], None], ...]
     field: str
     schema: bool = True
+    crd: bool = True
 
     def build(self) -> Obj:
         obj = base_job()
@@ -93,8 +96,31 @@ class Bad:
         return obj
 
 
-def bad(id: str, field: str, *mutations: Callable[[Obj], None], schema: bool = True) -> Bad:
-    return Bad(id, mutations, field, schema)
+def bad(
+    id: str,
+    field: str,
+    *mutations: Callable[[Obj], None],
+    schema: bool = True,
+    crd: bool = True,
+) -> Bad:
+    return Bad(id, mutations, field, schema, crd)
+
+
+LABELS = f"{W}.template.metadata.labels"
+ANNOTATIONS = f"{W}.template.metadata.annotations"
+C0 = f"{W}.template.spec.containers[0]"
+
+
+def _labels(labels: dict[str, str]) -> Callable[[Obj], None]:
+    return _set(f"{W}.template.metadata", {"labels": labels})
+
+
+def _annotations(annotations: dict[str, str]) -> Callable[[Obj], None]:
+    return _set(f"{W}.template.metadata", {"annotations": annotations})
+
+
+def _container_with(**fields: Any) -> Callable[[Obj], None]:
+    return _set(f"{W}.template.spec.containers", [{**container(), **fields}])
 
 
 BAD: list[Bad] = [
@@ -149,6 +175,53 @@ BAD: list[Bad] = [
         f"{W}.template.metadata.labels",
         _set(f"{W}.template.metadata", {"labels": {"elastrain.dev/job-name": "other"}}),
     ),
+    bad("label-key-space", LABELS, _labels({"bad key": "x"})),
+    bad("label-key-name-64", LABELS, _labels({"a" * 64: "x"})),
+    bad("label-key-prefix-254", LABELS, _labels({"a" * 254 + "/x": "x"})),
+    bad("label-key-empty-prefix", LABELS, _labels({"/x": "x"})),
+    bad("label-key-upper-prefix", LABELS, _labels({"Example.com/x": "x"})),
+    bad("label-key-two-slashes", LABELS, _labels({"a/b/c": "x"})),
+    bad("label-value-64", LABELS, _labels({"team": "a" * 64})),
+    bad("label-value-space", LABELS, _labels({"team": "a b"})),
+    bad("label-value-trailing-dash", LABELS, _labels({"team": "a-"})),
+    bad("too-many-labels", LABELS, _labels({f"l{i}": "" for i in range(257)})),
+    bad("annotation-key-space", ANNOTATIONS, _annotations({"bad key": "x"}), crd=False),
+    bad("annotation-key-name-64", ANNOTATIONS, _annotations({"a" * 64: "x"}), crd=False),
+    bad(
+        "annotations-over-256KiB",
+        ANNOTATIONS,
+        _annotations({"a": "x" * 200_000, "b": "y" * 62_144}),
+        crd=False,
+    ),
+    bad("port-zero", f"{C0}.ports[0].containerPort", _container_with(ports=[{"containerPort": 0}])),
+    bad(
+        "port-65536",
+        f"{C0}.ports[1].containerPort",
+        _container_with(ports=[{"containerPort": 80}, {"containerPort": 65536}]),
+    ),
+    bad("port-missing", f"{C0}.ports[0].containerPort", _container_with(ports=[{"name": "http"}])),
+    bad(
+        "port-name-16",
+        f"{C0}.ports[0].name",
+        _container_with(ports=[{"containerPort": 80, "name": "a" * 16}]),
+    ),
+    bad(
+        "port-name-digits",
+        f"{C0}.ports[0].name",
+        _container_with(ports=[{"containerPort": 80, "name": "8080"}]),
+    ),
+    bad(
+        "port-name-double-dash",
+        f"{C0}.ports[0].name",
+        _container_with(ports=[{"containerPort": 80, "name": "a--b"}]),
+    ),
+    bad("ports-not-a-list", f"{C0}.ports", _container_with(ports={"containerPort": 80})),
+    bad("env-name-digit", f"{C0}.env[0].name", _container_with(env=[{"name": "1X", "value": ""}])),
+    bad(
+        "env-name-space", f"{C0}.env[1].name", _container_with(env=[{"name": "A"}, {"name": "A B"}])
+    ),
+    bad("env-name-dotdot", f"{C0}.env[0].name", _container_with(env=[{"name": "..x"}])),
+    bad("env-name-missing", f"{C0}.env[0].name", _container_with(env=[{"value": "x"}])),
     bad("negative-gpus", f"{W}.gpus", _set(f"{W}.gpus", -1)),
     bad(
         "two-chiefs",
@@ -315,6 +388,46 @@ def good(id: str, *mutations: Callable[[Obj], None]) -> Good:
 
 
 GOOD: list[Good] = [
+    good(
+        "template-metadata-at-the-limits",
+        _set(
+            f"{W}.template.metadata",
+            {
+                "labels": {
+                    "app.kubernetes.io/name": "mnist",
+                    "team": "",
+                    "a": "A_b.c-9",
+                    "x" * 63: "v" * 63,
+                    "a" * 253 + "/n": "1",
+                    **{f"l{i}": "" for i in range(251)},
+                },
+                "annotations": {
+                    "example.com/note": "any text: spaces, / and ✓ are fine",
+                    "k": "",
+                    "big": "z" * 200_000,
+                    "A_b.c-9": "y" * 62_000,
+                },
+            },
+        ),
+    ),
+    good(
+        "container-ports-and-env",
+        _container_with(
+            ports=[
+                {"containerPort": 1, "name": "http"},
+                {"containerPort": 65535, "name": "8a-b", "protocol": "UDP"},
+                {"containerPort": 8080, "name": "a" * 15},
+                {"containerPort": 9000},
+            ],
+            env=[
+                {"name": "FOO", "value": "1"},
+                {"name": "_x"},
+                {"name": "my.var-1", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "-dash"},
+                {"name": ".hidden"},
+            ],
+        ),
+    ),
     good("elastic", _set("spec.elasticPolicy", ELASTIC)),
     good("ps", _set("spec.replicaSpecs.ps", {"replicas": 2, "template": template()})),
     good(

@@ -164,3 +164,27 @@ def test_update_rules(case: Update) -> None:
         assert case.field in [e.path for e in errors], errors
         with pytest.raises(SpecInvalid):
             validate_update(old, new)
+
+
+def test_template_metadata_errors_name_the_entry() -> None:
+    """Map entries are named ``labels[<key>]``: keys contain dots and slashes themselves."""
+    obj = base_job()
+    obj["spec"]["replicaSpecs"]["worker"]["template"]["metadata"] = {
+        "labels": {"bad key": "x", "team": "a" * 64, "elastrain.dev/job-name": "x", "ok": ""},
+        "annotations": {"example.com/a": "x" * 262_130, "Bad/x": "yy"},
+    }
+    with pytest.raises(SpecInvalid) as info:
+        parse_training_job(obj)
+    at = "spec.replicaSpecs.worker.template.metadata"
+    assert [str(e) for e in info.value.errors] == [
+        f"{at}.labels[bad key]: key must be a qualified name: an optional DNS-1123 subdomain "
+        "prefix and '/', then a name of at most 63 characters (letters, digits, '-', '_' and "
+        "'.', starting and ending with a letter or digit)",
+        f"{at}.labels[team]: value must be at most 63 characters, got 64",
+        f"{at}.labels[elastrain.dev/job-name]: is set by the operator; remove it",
+        f"{at}.annotations[Bad/x]: key must be a qualified name: an optional DNS-1123 subdomain "
+        "prefix and '/', then a name of at most 63 characters (letters, digits, '-', '_' and "
+        "'.', starting and ending with a letter or digit)",
+        f"{at}.annotations: total size of keys and values must be at most 262144 bytes "
+        "(256 KiB), got 262150",
+    ]

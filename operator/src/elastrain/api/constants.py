@@ -64,3 +64,25 @@ JOB_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 CONTAINER_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Scheduler, PriorityClass and queue names: DNS-1123 subdomains.
 DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Pod template metadata, as the API server validates it on every pod create (a bad template
+# would otherwise only surface as a 422 per pod). Written for RE2 and Python alike: no
+# lookaheads, and "[.]" rather than an escaped dot so the patterns embed in CEL strings as-is.
+# A qualified name (label and annotation keys): an optional DNS-1123 subdomain prefix and "/",
+# then a name of at most 63 characters; the prefix length (<= 253) is checked separately.
+QUALIFIED_NAME_PATTERN: Final = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+MAX_QUALIFIED_PREFIX_LENGTH: Final = 253
+LABEL_VALUE_PATTERN: Final = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+MAX_LABEL_VALUE_LENGTH: Final = 63
+# Bounds the CEL rule over label keys (the API server estimates its cost per map entry).
+MAX_TEMPLATE_LABELS: Final = 256
+# The API server's limit on all annotations of an object together (keys plus values, bytes).
+MAX_ANNOTATIONS_BYTES: Final = 256 * 1024
+# Container port names (IANA_SVC_NAME): at most 15 of [a-z0-9-], at least one letter, no
+# leading, trailing or doubled '-'.
+PORT_NAME_PATTERN: Final = r"^([0-9]+-)*[0-9]*[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+MAX_PORT_NAME_LENGTH: Final = 15
+# Environment variable names: [-._a-zA-Z][-._a-zA-Z0-9]*, and not "." or starting with "..".
+ENV_VAR_NAME_PATTERN: Final = r"^([-_a-zA-Z]|[.][-_a-zA-Z0-9])[-._a-zA-Z0-9]*$"

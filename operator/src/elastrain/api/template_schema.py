@@ -1,25 +1,72 @@
 """Schema of a role's pod template, typed only where the operator relies on it or owns it.
 
-The rest of the pod (volumes, env, resources, scheduling) keeps
+The rest of the pod (volumes, env values, resources, scheduling) keeps
 ``x-kubernetes-preserve-unknown-fields``: it is the Kubernetes PodSpec, which the pod's own
 creation validates, and copying its schema here would only pin one Kubernetes version's.
 The reserved labels and pod fields are the same tuples the parser checks.
+
+Also typed: what the API server refuses on every pod create (label and annotation keys, label
+values, container ports, env var names). Left to the pod, such a template passes admission and
+then fails each pod create with a 422 that the operator can only repeat as a Warning event.
+The annotations' total size (256 KiB) and their keys are checked by the parser only: a CEL rule
+over annotation keys exceeds the cost budget for any useful number of annotations, because the
+cost estimate sizes each key like the (long) values.
 """
 
 from __future__ import annotations
 
 from elastrain.api import constants as c
-from elastrain.api.schema_parts import Schema, obj, rule, string
+from elastrain.api.schema_parts import Schema, integer, obj, rule, string
 from elastrain.api.template_checks import OPERATOR_LABELS, OPERATOR_POD_FIELDS
 
 _TRAINER_NOTE = "The operator sets the pod's restartPolicy, hostname and subdomain itself."
+_QUALIFIED = (
+    "qualified names: an optional DNS-1123 subdomain prefix of at most "
+    f"{c.MAX_QUALIFIED_PREFIX_LENGTH} characters and '/', then a name of at most 63 characters "
+    "(letters, digits, '-', '_' and '.', starting and ending with a letter or digit)"
+)
 
 
-def pod_template_schema(role: str) -> Schema:
-    """The role's PodTemplateSpec: what the operator relies on is typed, the rest preserved."""
-    where = f"spec.replicaSpecs.{role}.template"
-    container = obj(
-        "A container; everything besides name and image is passed to the pod unchanged.",
+def _qualified_keys(where: str) -> Schema:
+    """Every key of the map is a qualified name (the prefix length is a separate check)."""
+    limit = c.MAX_QUALIFIED_PREFIX_LENGTH
+    return rule(
+        f"self.all(k, k.matches('{c.QUALIFIED_NAME_PATTERN}') && "
+        f"(!k.contains('/') || k.indexOf('/') <= {limit}))",
+        f"{where} keys must be {_QUALIFIED}",
+    )
+
+
+def _container() -> Schema:
+    """A container: the fields a pod create would refuse are typed, everything else preserved."""
+    port = obj(
+        "A container port; protocol, hostPort and hostIP are passed to the pod unchanged.",
+        {
+            "containerPort": integer("Port number.", minimum=1, maximum=65535),
+            "name": string(
+                "Port name (IANA_SVC_NAME): lower-case letters, digits and single '-' between "
+                "them, at least one letter.",
+                pattern=c.PORT_NAME_PATTERN,
+                max_length=c.MAX_PORT_NAME_LENGTH,
+            ),
+        },
+        required=["containerPort"],
+        preserve_unknown=True,
+    )
+    env = obj(
+        "An environment variable; value and valueFrom are passed to the pod unchanged.",
+        {
+            "name": string(
+                "Variable name: letters, digits, '-', '_' and '.', not starting with a digit "
+                "or '..'.",
+                pattern=c.ENV_VAR_NAME_PATTERN,
+            )
+        },
+        required=["name"],
+        preserve_unknown=True,
+    )
+    return obj(
+        "A container; besides name, image, ports and env names, passed to the pod unchanged.",
         {
             "name": string(
                 "Container name (DNS-1123 label).",
@@ -27,10 +74,22 @@ def pod_template_schema(role: str) -> Schema:
                 max_length=63,
             ),
             "image": string("Container image.", min_length=1),
+            "ports": {
+                "type": "array",
+                "description": "Ports the container exposes.",
+                "items": port,
+            },
+            "env": {"type": "array", "description": "Environment variables.", "items": env},
         },
         required=["name", "image"],
         preserve_unknown=True,
     )
+
+
+def pod_template_schema(role: str) -> Schema:
+    """The role's PodTemplateSpec: what the operator relies on is typed, the rest preserved."""
+    where = f"spec.replicaSpecs.{role}.template"
+    container = _container()
     owned = [
         rule(
             f"!has(self.{key})",
@@ -62,14 +121,21 @@ def pod_template_schema(role: str) -> Schema:
     labels = {
         "type": "object",
         "description": "Labels for every pod of this role; the elastrain.dev/ ones are reserved.",
-        "additionalProperties": {"type": "string"},
+        "maxProperties": c.MAX_TEMPLATE_LABELS,
+        "additionalProperties": string(
+            "A label value: at most 63 characters (letters, digits, '-', '_' and '.', starting "
+            "and ending with a letter or digit), or empty.",
+            pattern=c.LABEL_VALUE_PATTERN,
+            max_length=c.MAX_LABEL_VALUE_LENGTH,
+        ),
         "x-kubernetes-validations": [
             rule(
                 " && ".join(f"!('{key}' in self)" for key in OPERATOR_LABELS),
                 f"{where}.metadata.labels must not set {', '.join(OPERATOR_LABELS)}: "
                 "the operator sets them",
                 reason="FieldValueForbidden",
-            )
+            ),
+            _qualified_keys(f"{where}.metadata.labels"),
         ],
     }
     metadata = obj(
@@ -78,7 +144,8 @@ def pod_template_schema(role: str) -> Schema:
             "labels": labels,
             "annotations": {
                 "type": "object",
-                "description": "Annotations for every pod of this role.",
+                "description": "Annotations for every pod of this role (keys are qualified "
+                "names; all together at most 256 KiB).",
                 "additionalProperties": {"type": "string"},
             },
         },
