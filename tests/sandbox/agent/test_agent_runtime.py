@@ -148,7 +148,11 @@ def test_stop_kills_the_whole_process_group_after_grace(config: RuntimeConfig) -
         script = "trap '' TERM; sh -c \"trap '' TERM; sleep 300\" & echo started; wait"
         rt = PodRuntime(make_pod("p", sh("main", script)), config, lambda: None)
         rt.start()
-        await wait_for(lambda: "started" in read_log(config, rt, "main"), what="container up")
+        # The echo can land before the agent has read the start pipe: wait for both.
+        await wait_for(
+            lambda: "started" in read_log(config, rt, "main") and "containerID" in container(rt),
+            what="container up",
+        )
         cid = container(rt)["containerID"].removeprefix("sandbox://")
         await wait_for(lambda: len(processes_with_marker(cid)) >= 3, what="child processes")
         await rt.stop(grace=0.5)

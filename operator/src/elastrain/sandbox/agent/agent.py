@@ -28,7 +28,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from elastrain.sandbox.agent import hosts
+from elastrain.sandbox.agent import hosts, mountpoints
 from elastrain.sandbox.agent.backoff import BackoffPolicy
 from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import sweep_orphans
@@ -131,6 +131,9 @@ class NodeAgent:
         orphans = await asyncio.to_thread(sweep_orphans)
         if orphans:
             log.warning("killed %d container processes left by dead sandbox agents", len(orphans))
+        stale = await asyncio.to_thread(mountpoints.sweep_stale)
+        if stale:
+            log.info("removed mount points left by dead sandbox agents: %s", stale)
         memory = MemoryController.detect()
         if memory is not None:
             await asyncio.to_thread(memory.sweep)
@@ -158,7 +161,8 @@ class NodeAgent:
         ]
 
     async def stop(self) -> None:
-        """Stop every container (short grace), remove every pod sandbox and the network."""
+        """Stop every container (short grace), remove every pod sandbox, the mount points
+        created for them and the network."""
         self.store.remove_listener(self._on_event)
         for task in self._tasks:
             task.cancel()
@@ -173,6 +177,8 @@ class NodeAgent:
         await asyncio.gather(*(rt.teardown() for rt in runtimes), return_exceptions=True)
         self._runtimes.clear()
         atexit.unregister(self._at_exit)
+        if self._config is not None:  # anything a failed teardown still holds
+            await asyncio.to_thread(mountpoints.release_owner, self._config.owner)
         if self.network is not None:
             await asyncio.to_thread(self.network.close)
 
@@ -181,6 +187,9 @@ class NodeAgent:
         for rt in list(self._runtimes.values()):
             with contextlib.suppress(Exception):
                 rt.kill_now()
+        if self._config is not None:
+            with contextlib.suppress(Exception):
+                mountpoints.release_owner(self._config.owner)
         if self.network is not None:
             with contextlib.suppress(Exception):
                 self.network.close()

@@ -103,23 +103,63 @@ def runtime_dir() -> Path:
 
 @contextlib.contextmanager
 def host_lock(timeout: float = 60.0) -> Iterator[Path]:
-    """Serialise sweeps and subnet claims across every sandbox process on this host.
+    """Serialise sweeps and host-wide claims across every sandbox process on this host.
 
     Held for milliseconds; a holder that never lets go (a stopped process) makes this raise
     after ``timeout`` rather than hang every sandbox on the machine.
+
+    The lock file may be unlinked (with its directory) by :func:`remove_runtime_dir_if_idle`
+    while others wait on it, so a lock counts only if, once taken, the path still names the
+    file that was locked; otherwise the waiter starts over on the new file. That is what makes
+    removing the directory safe: two processes can never both hold "the" lock.
     """
-    directory = runtime_dir()
     deadline = time.monotonic() + timeout
-    with open(directory / "lock", "a+") as handle:
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{directory / 'lock'} held for over {timeout}s") from None
-                time.sleep(0.01)
+    while True:
+        directory = runtime_dir()
+        lock = directory / "lock"
         try:
-            yield directory
+            handle = open(lock, "a+")  # noqa: SIM115 - closed below, after the yield
+        except FileNotFoundError:  # the directory was removed between mkdir and open
+            continue
+        try:
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{lock} held for over {timeout}s") from None
+                    time.sleep(0.01)
+            try:
+                current = os.stat(lock)
+            except FileNotFoundError:
+                continue
+            held = os.fstat(handle.fileno())
+            if (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
+                continue
+            try:
+                yield directory
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+
+
+def remove_runtime_dir_if_idle() -> bool:
+    """Remove the runtime dir once no claim of any sandbox is left in it.
+
+    Called when an instance lets its claims go. Under the lock, a directory holding nothing
+    but the lock file is idle: the lock file is unlinked and the directory removed (a process
+    that opened the old lock file notices and retries, see :func:`host_lock`; one that creates
+    a fresh lock file first makes the ``rmdir`` fail, which leaves the directory in use).
+    """
+    with host_lock() as directory:
+        try:
+            if any(entry.name != "lock" for entry in os.scandir(directory)):
+                return False
+            (directory / "lock").unlink()
+            directory.rmdir()
+        except OSError:
+            return False
+    return True

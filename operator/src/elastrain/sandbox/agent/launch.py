@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from elastrain.sandbox.agent import hosts
+from elastrain.sandbox.agent import hosts, mountpoints
 from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import LaunchSpec
 from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup, command_line, container_env
@@ -59,6 +59,9 @@ class LaunchContext:
     owner: str
     lookup: ObjectLookup | None
     memory: MemoryController | None = None
+    # Who holds the mount points created on the host (see ``mountpoints``): the pod; the
+    # pod runtime releases it at teardown.
+    holder: str = ""
 
 
 def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
@@ -85,9 +88,14 @@ def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
         Mount(str(termination_log), str(spec.get("terminationMessagePath") or TERMINATION_PATH)),
         *container_mounts(spec, ctx.volumes),
     ]
+    workdir = spec.get("workingDir")
+    holder = ctx.holder or mountpoints.holder_key(ctx.owner, str(meta.get("uid") or meta["name"]))
     if ctx.namespaces:
-        for mount in mounts:
-            ensure_mount_point(mount)
+        for i, mount in enumerate(mounts):
+            if not _inside_mounts(mount.target, mounts[:i]):  # else made in that volume
+                mountpoints.claim(holder, mount.target, Path(mount.source).is_dir())
+        if workdir and str(workdir).startswith("/") and not _inside_mounts(str(workdir), mounts):
+            mountpoints.claim(holder, str(workdir), True)
     limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
     cgroup = None
     if ctx.memory is not None and limit is not None:
@@ -102,7 +110,7 @@ def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
         env=env,
         log_path=log_path(ctx.state_dir, namespace, str(meta["name"]), spec["name"], restart),
         spec_path=ctx.pod_dir / "run" / f"{container_id}.json",
-        workdir=spec.get("workingDir"),
+        workdir=workdir,
         hostname=hostname,
         netns_path=ctx.net.netns_path,
         namespaces=ctx.namespaces,
@@ -112,20 +120,12 @@ def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
     )
 
 
-def ensure_mount_point(mount: Mount) -> None:
-    """Bind mounts need an existing target of the same kind (dir or file) on the host.
-
-    Targets that are missing are created (empty) on the host and left there: removing one
-    while another pod still has something mounted on it would detach that pod's mount.
-    """
-    target = Path(mount.target)
-    if target.exists():
-        return
-    if Path(mount.source).is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch()
+def _inside_mounts(path: str, mounts: list[Mount]) -> bool:
+    """Whether ``path`` lies in (or is) one of ``mounts``' targets: created there, after that
+    mount, it lands in the volume, not on the host. The exec helper creates such nested mount
+    points and ``workingDir`` once the mounts before them are in place."""
+    p = PurePosixPath(path)
+    return any(p == PurePosixPath(m.target) or PurePosixPath(m.target) in p.parents for m in mounts)
 
 
 def termination_message(spec: Obj, launch: LaunchSpec, exit_code: int) -> str:

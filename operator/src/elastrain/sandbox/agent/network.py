@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Protocol
 
 from elastrain.sandbox.agent import hostcmd
-from elastrain.sandbox.agent.instance import InstanceId, b36, host_lock
+from elastrain.sandbox.agent.instance import (
+    InstanceId,
+    b36,
+    host_lock,
+    remove_runtime_dir_if_idle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -295,12 +300,14 @@ class BridgeNetwork:
             self._free.append(pod.ip)
 
     def close(self) -> None:
-        """Remove every pod network, the bridge and the subnet claim."""
+        """Remove every pod network, the bridge and the subnet claim (and the runtime dir,
+        when no sandbox holds anything in it any more)."""
         for key in list(self._pods):
             self.remove_pod(key)
         hostcmd.run(["ip", "link", "delete", self.bridge], check=False)
         with host_lock() as directory:
             _release_slot(directory, "subnet", self.slot, self.instance)
+        remove_runtime_dir_if_idle()
 
 
 @dataclass
@@ -345,6 +352,7 @@ class LoopbackNetwork:
         self._pods.clear()
         with host_lock() as directory:
             _release_slot(directory, "loopback", self.slot, self.instance)
+        remove_runtime_dir_if_idle()
 
 
 _warned_degraded = False

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elastrain.sandbox.agent import hosts
+from elastrain.sandbox.agent import hosts, mountpoints
 from elastrain.sandbox.agent.backoff import Backoff, BackoffPolicy
 from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import MARKER_VAR, ContainerProcess, LaunchSpec
@@ -87,6 +87,8 @@ class PodRuntime:
         self.name = str(meta["name"])
         self.restart_policy = str(spec.get("restartPolicy") or "Always")
         self.dir = config.state_dir / "pods" / self.uid.replace("/", "_")
+        # Name under which this pod holds the mount points created on the host for it.
+        self.holder = mountpoints.holder_key(config.owner, self.uid)
         self.net: PodNet | None = None
         self.start_time = time.time()
         has_init = bool(spec.get("initContainers"))
@@ -173,11 +175,14 @@ class PodRuntime:
         return [*self._init_specs(), *(self.pod.get("spec", {}).get("containers") or [])]
 
     async def teardown(self) -> None:
-        """Release the pod's network and remove its directory (volumes but PVCs go too)."""
+        """Release the pod's network, remove its directory (volumes but PVCs go too) and let
+        go of the mount points created on the host for it."""
         if not self._stop.is_set():
             await self.stop(0)
         await asyncio.to_thread(self.config.network.remove_pod, self.uid)
         await asyncio.to_thread(shutil.rmtree, self.dir, True)
+        if self.config.namespaces:  # every container is gone: mount points may go too
+            await asyncio.to_thread(mountpoints.release, self.holder)
 
     def exec_argv(self, container: str, command: list[str]) -> tuple[list[str], dict[str, str]]:
         """How to run ``command`` in a running container (``kubectl exec``); LookupError if
@@ -318,7 +323,10 @@ class PodRuntime:
         first = True
         while not self._stop.is_set():
             try:
-                launch = self._launch_spec(spec, rec.restart_count + (0 if first else 1))
+                # In a thread: claiming mount points may wait on the host-wide lock.
+                launch = await asyncio.to_thread(
+                    self._launch_spec, spec, rec.restart_count + (0 if first else 1)
+                )
                 image = spec.get("image", "")
                 self._event("Normal", "Pulled", f'Container image "{image}" already present')
                 proc = await ContainerProcess.start(launch)
@@ -479,6 +487,7 @@ class PodRuntime:
             owner=self.config.owner,
             lookup=self.config.lookup,
             memory=self.config.memory,
+            holder=self.holder,
         )
         return launch_spec(context, spec, restart)
 

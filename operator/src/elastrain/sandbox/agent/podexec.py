@@ -41,6 +41,19 @@ def bind(source: str, target: str, read_only: bool) -> None:
         _mount(None, target, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)
 
 
+def _ensure_target(source: str, target: str) -> None:
+    """Create a missing mount point. The agent created (and tracks) every one on the host,
+    so one missing here lies inside a volume mounted before it: it is made in that volume."""
+    if os.path.exists(target):
+        return
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "a"):
+            pass
+
+
 def enter(spec: dict[str, Any]) -> None:
     """Apply ``spec`` to this process, then replace it with the container's command."""
     if spec.get("cgroup_procs"):  # join the memory cgroup before anything is allocated
@@ -48,6 +61,7 @@ def enter(spec: dict[str, Any]) -> None:
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"])
     for mount in spec.get("mounts", []):
+        _ensure_target(mount["source"], mount["target"])
         bind(mount["source"], mount["target"], bool(mount.get("read_only")))
     workdir = spec.get("workdir") or "/"
     os.makedirs(workdir, exist_ok=True)
