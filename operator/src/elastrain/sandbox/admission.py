@@ -16,6 +16,7 @@ from typing import Any
 from elastrain.sandbox import errors
 from elastrain.sandbox.meta import dns_label_errors, dns_subdomain_errors
 from elastrain.sandbox.resources import ResourceType
+from elastrain.sandbox.store import AdmissionRequest
 
 Cause = tuple[str, str, str]  # (reason, field, message)
 _REQUIRED = "FieldValueRequired"
@@ -62,13 +63,8 @@ class BuiltinAdmission:
         net = ipaddress.ip_network(service_cidr)
         self._ips = itertools.islice(net.hosts(), 10, None)  # .1-.10 reserved, as kube does
 
-    def admit(
-        self,
-        rt: ResourceType,
-        obj: dict[str, Any],
-        old: dict[str, Any] | None,
-        subresource: str | None,
-    ) -> dict[str, Any]:
+    def admit(self, req: AdmissionRequest) -> dict[str, Any]:
+        rt, obj, old, subresource = req.rt, req.obj, req.old, req.subresource
         causes = _name_causes(rt, obj) + _label_causes(obj) if old is None else _label_causes(obj)
         hook = getattr(self, f"_{rt.kind.lower()}", None)
         if hook is not None and not (rt.group and rt.kind == "Event"):

@@ -22,7 +22,7 @@ from elastrain.sandbox import errors, requestctx
 from elastrain.sandbox.meta import dns_subdomain_errors, set_condition, timestamp
 from elastrain.sandbox.resources import ResourceType, ScaleSpec
 from elastrain.sandbox.schema import CompiledSchema, FieldCause, SchemaError, invalid_status
-from elastrain.sandbox.store import Store, WatchEvent
+from elastrain.sandbox.store import AdmissionRequest, Store, WatchEvent
 
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
@@ -120,15 +120,10 @@ def resource_type(crd: dict[str, Any]) -> ResourceType:
 class CrdAdmission:
     """Validates and defaults CRDs themselves (the apiextensions registry)."""
 
-    def admit(
-        self,
-        rt: ResourceType,
-        obj: dict[str, Any],
-        old: dict[str, Any] | None,
-        subresource: str | None,
-    ) -> dict[str, Any]:
+    def admit(self, req: AdmissionRequest) -> dict[str, Any]:
+        obj, old = req.obj, req.old
         name = obj["metadata"].get("name", "")
-        if subresource == "status":
+        if req.subresource == "status":
             return obj
         spec = obj.get("spec")
         causes: list[FieldCause] = []
@@ -240,13 +235,8 @@ class CustomResourceAdmission:
             v["name"]: compile_version(crd, v["name"]) for v in crd["spec"]["versions"]
         }
 
-    def admit(
-        self,
-        rt: ResourceType,
-        obj: dict[str, Any],
-        old: dict[str, Any] | None,
-        subresource: str | None,
-    ) -> dict[str, Any]:
+    def admit(self, req: AdmissionRequest) -> dict[str, Any]:
+        rt, obj, old = req.rt, req.obj, req.old
         version = obj.get("apiVersion", "").rpartition("/")[2] or rt.preferred_version
         schema = self._schemas.get(version) or self._schemas[rt.preferred_version]
         name = obj["metadata"].get("name", "")

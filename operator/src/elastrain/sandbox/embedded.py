@@ -16,10 +16,10 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 from elastrain.sandbox.requestlog import RequestLog
-from elastrain.sandbox.runtime import SandboxConfig, SandboxRuntime
+from elastrain.sandbox.runtime import NodeOptions, SandboxConfig, SandboxRuntime
 from elastrain.sandbox.store import Store
 
 START_TIMEOUT = 60.0
@@ -155,20 +155,9 @@ class Sandbox:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     # ------------------------------------------------------------------ node admin
-    def add_node(
-        self,
-        name: str,
-        *,
-        gpus: int | None = None,
-        cpus: int | None = None,
-        memory: str | None = None,
-        labels: dict[str, str] | None = None,
-        taints: list[dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    def add_node(self, name: str, **options: Unpack[NodeOptions]) -> dict[str, Any]:
         """Register a node (as a kubelet joining the cluster would)."""
-        return self.runtime.add_node(
-            name, gpus=gpus, cpus=cpus, memory=memory, labels=labels, taints=taints
-        )
+        return self.runtime.add_node(name, **options)
 
     def remove_node(self, name: str) -> None:
         """Delete the Node object; pod GC then fails and removes its pods."""

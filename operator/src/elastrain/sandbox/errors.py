@@ -63,34 +63,29 @@ def _qualified(plural: str, group: str) -> str:
     return f"{plural}.{group}" if group else plural
 
 
+def _object_error(
+    code: int, reason: str, plural: str, group: str, name: str, prefix: str, suffix: str
+) -> ApiError:
+    """An error about one object, worded ``<prefix><plural>[.<group>] "<name>"<suffix>``
+    with details naming the object, as every such Status from the API server is."""
+    message = f'{prefix}{_qualified(plural, group)} "{name}"{suffix}'
+    return ApiError(code, reason, message, details=_details(plural, group, name))
+
+
 def not_found(plural: str, group: str, name: str) -> ApiError:
     """404 as ``<plural>[.<group>] "<name>" not found``."""
-    return ApiError(
-        404,
-        "NotFound",
-        f'{_qualified(plural, group)} "{name}" not found',
-        details=_details(plural, group, name),
-    )
+    return _object_error(404, "NotFound", plural, group, name, "", " not found")
 
 
 def already_exists(plural: str, group: str, name: str) -> ApiError:
     """409 AlreadyExists for a duplicate create."""
-    return ApiError(
-        409,
-        "AlreadyExists",
-        f'{_qualified(plural, group)} "{name}" already exists',
-        details=_details(plural, group, name),
-    )
+    return _object_error(409, "AlreadyExists", plural, group, name, "", " already exists")
 
 
 def conflict(plural: str, group: str, name: str, why: str) -> ApiError:
     """409 Conflict: a stale resourceVersion or a failed precondition."""
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": {why}',
-        details=_details(plural, group, name),
-    )
+    prefix = "Operation cannot be fulfilled on "
+    return _object_error(409, "Conflict", plural, group, name, prefix, f": {why}")
 
 
 def bad_request(message: str) -> ApiError:
@@ -137,9 +132,4 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]
 
 def forbidden(plural: str, group: str, name: str, why: str) -> ApiError:
     """403 Forbidden, used for writes into a terminating namespace."""
-    return ApiError(
-        403,
-        "Forbidden",
-        f'{_qualified(plural, group)} "{name}" is forbidden: {why}',
-        details=_details(plural, group, name),
-    )
+    return _object_error(403, "Forbidden", plural, group, name, "", f" is forbidden: {why}")

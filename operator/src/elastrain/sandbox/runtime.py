@@ -15,7 +15,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from aiohttp import web
 
@@ -35,6 +35,17 @@ from elastrain.sandbox.store import Store
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class NodeOptions(TypedDict, total=False):
+    """A node's shape beyond its name (``add_node``); unset or None takes the sandbox's
+    per-node default. One definition serves the runtime, ``Sandbox`` and the admin API."""
+
+    gpus: int | None
+    cpus: int | None
+    memory: str | None
+    labels: dict[str, str] | None
+    taints: list[dict[str, Any]] | None
 
 
 class Agent(Protocol):
@@ -172,24 +183,17 @@ class SandboxRuntime:
             await self._runner.cleanup()
 
     # --------------------------------------------------------------- node admin
-    def add_node(
-        self,
-        name: str,
-        *,
-        gpus: int | None = None,
-        cpus: int | None = None,
-        memory: str | None = None,
-        labels: dict[str, str] | None = None,
-        taints: list[dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    def add_node(self, name: str, **options: Unpack[NodeOptions]) -> dict[str, Any]:
+        """Register a node (as a kubelet joining the cluster would), with its Lease."""
         cfg = self.config
+        cpus, gpus = options.get("cpus"), options.get("gpus")
         node = nodes_mod.make_node(
             name,
             cpus=cfg.cpus_per_node if cpus is None else cpus,
             gpus=cfg.gpus_per_node if gpus is None else gpus,
-            memory=memory or cfg.memory_per_node,
-            labels=labels,
-            taints=taints,
+            memory=options.get("memory") or cfg.memory_per_node,
+            labels=options.get("labels"),
+            taints=options.get("taints"),
             address=self.node_address,
         )
         created = self.store.create("nodes", node)

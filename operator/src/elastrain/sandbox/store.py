@@ -84,16 +84,22 @@ DEFAULT_HISTORY = 50_000
 ResourceRef = str | ResKey | ResourceType
 
 
+@dataclass(frozen=True)
+class AdmissionRequest:
+    """One write as an admitter sees it: the resource, the incoming object, the stored object
+    (None on create) and the subresource written (None for the main resource). One value
+    rather than four parameters, so every admitter shares a one-line signature."""
+
+    rt: ResourceType
+    obj: dict[str, Any]
+    old: dict[str, Any] | None
+    subresource: str | None
+
+
 class Admitter(Protocol):
     """Defaulting and validation for one resource (built-in rules or a CRD's schema)."""
 
-    def admit(
-        self,
-        rt: ResourceType,
-        obj: dict[str, Any],
-        old: dict[str, Any] | None,
-        subresource: str | None,
-    ) -> dict[str, Any]:
+    def admit(self, req: AdmissionRequest) -> dict[str, Any]:
         """Return the (defaulted, pruned) object or raise ``ApiError`` (422)."""
         ...
 
@@ -297,16 +303,7 @@ class Store:
         to serialise without an extra copy).
         """
         rt = self.resolve(resource)
-        labels = (
-            label_selector
-            if isinstance(label_selector, LabelSelector)
-            else LabelSelector.parse(label_selector)
-        )
-        fields = (
-            field_selector
-            if isinstance(field_selector, FieldSelector)
-            else FieldSelector.parse(field_selector, rt.kind)
-        )
+        labels, fields = _selectors(rt, label_selector, field_selector)
         start: tuple[str, str] | None = None
         with self._lock:
             list_rv = self._rv
@@ -470,7 +467,7 @@ class Store:
     ) -> dict[str, Any]:
         _check_metadata(rt, obj)
         admitter = self._admitters.get(rt.key)
-        return admitter.admit(rt, obj, old, sub) if admitter is not None else obj
+        return admitter.admit(AdmissionRequest(rt, obj, old, sub)) if admitter is not None else obj
 
     def update(
         self,
@@ -861,16 +858,7 @@ class Store:
         """Start a watch. Without a resourceVersion (or "0") it first yields ADDED for every
         current object; with one it replays the retained history after it, or raises 410."""
         rt = self.resolve(resource)
-        labels = (
-            label_selector
-            if isinstance(label_selector, LabelSelector)
-            else LabelSelector.parse(label_selector)
-        )
-        fields = (
-            field_selector
-            if isinstance(field_selector, FieldSelector)
-            else FieldSelector.parse(field_selector, rt.kind)
-        )
+        labels, fields = _selectors(rt, label_selector, field_selector)
         loop = asyncio.get_running_loop()
         w = _Watcher(rt, namespace if rt.namespaced else None, labels, fields, loop)
         with self._lock:
@@ -986,3 +974,23 @@ def _check_metadata(rt: ResourceType, obj: dict[str, Any]) -> None:
                         )
     if causes:
         raise errors.invalid(rt.kind, rt.group, str(md.get("name", "")), causes)
+
+
+def _selectors(
+    rt: ResourceType,
+    label_selector: str | LabelSelector | None,
+    field_selector: str | FieldSelector | None,
+) -> tuple[LabelSelector, FieldSelector]:
+    """Selectors given as strings (HTTP) or parsed already (in-process callers), parsed once
+    for lists and watches alike; field selectors are checked against ``rt``'s kind."""
+    labels = (
+        label_selector
+        if isinstance(label_selector, LabelSelector)
+        else LabelSelector.parse(label_selector)
+    )
+    fields = (
+        field_selector
+        if isinstance(field_selector, FieldSelector)
+        else FieldSelector.parse(field_selector, rt.kind)
+    )
+    return labels, fields
