@@ -488,15 +488,7 @@ class Store:
             if not name:
                 raise errors.bad_request("name is required")
             old = self._get_ref(rt, name, ns)
-            rv = obj["metadata"].get("resourceVersion")
-            if rv and rv != old["metadata"]["resourceVersion"]:
-                raise errors.conflict(
-                    rt.plural,
-                    rt.group,
-                    name,
-                    "the object has been modified; please apply your changes to the latest "
-                    "version and try again",
-                )
+            _check_resource_version(rt, name, old, obj)
             return self._write(rt, old, obj, subresource, dry_run)
 
     def patch(
@@ -527,15 +519,7 @@ class Store:
                 raise errors.unsupported_media_type(patch_type)
             if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
                 raise errors.bad_request("the patch must leave an object with metadata")
-            rv = new["metadata"].get("resourceVersion")
-            if rv and rv != old["metadata"]["resourceVersion"]:
-                raise errors.conflict(
-                    rt.plural,
-                    rt.group,
-                    name,
-                    "the object has been modified; please apply your changes to the latest "
-                    "version and try again",
-                )
+            _check_resource_version(rt, name, old, new)
             if new["metadata"].get("name") != name:
                 raise errors.bad_request(
                     f"the name of the object ({new['metadata'].get('name')}) does not match "
@@ -994,3 +978,19 @@ def _selectors(
         else FieldSelector.parse(field_selector, rt.kind)
     )
     return labels, fields
+
+
+def _check_resource_version(
+    rt: ResourceType, name: str, old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    """Optimistic concurrency for PUT and PATCH: a write that names a resourceVersion other
+    than the stored one is a 409 Conflict, worded as the API server words it."""
+    rv = new["metadata"].get("resourceVersion")
+    if rv and rv != old["metadata"]["resourceVersion"]:
+        raise errors.conflict(
+            rt.plural,
+            rt.group,
+            name,
+            "the object has been modified; please apply your changes to the latest "
+            "version and try again",
+        )
