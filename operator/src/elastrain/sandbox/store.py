@@ -220,13 +220,9 @@ class Store:
             return clone(self._get_ref(rt, name, namespace))
 
     def get_by_uid(self, uid: str) -> dict[str, Any] | None:
-        with self._lock:
-            loc = self._uids.get(uid)
-            if loc is None:
-                return None
-            key, ns, name = loc
-            obj = self._data.get(key, {}).get(ns, {}).get(name)
-            return clone(obj) if obj is not None else None
+        """A copy of the object with ``uid``, if it exists (``locate`` without the type)."""
+        found = self.locate(uid)
+        return found[1] if found is not None else None
 
     def uid_exists(self, uid: str) -> bool:
         """Whether an object with ``uid`` exists (cheap: no copy)."""

@@ -63,10 +63,9 @@ class Kubectl:
         self.binary = kubectl_binary()
         self.cache = tempfile.mkdtemp(prefix="kubectl-cache-")
 
-    def __call__(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        cmd = [
+    def argv(self, *args: str) -> list[str]:
+        """The full command line: this sandbox's kubeconfig and this helper's own cache."""
+        return [
             self.binary,
             "--kubeconfig",
             str(self.sb.kubeconfig_path),
@@ -74,6 +73,11 @@ class Kubectl:
             self.cache,
             *args,
         ]
+
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = self.argv(*args)
         env = {**os.environ, "KUBECTL_INTERACTIVE_DELETE": "false"}
         proc = subprocess.run(
             cmd, input=input, capture_output=True, text=True, timeout=timeout, env=env
@@ -87,14 +91,7 @@ class Kubectl:
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         """A long-running kubectl (``get -w``, ``logs -f``); the caller terminates it."""
-        cmd = [
-            self.binary,
-            "--kubeconfig",
-            str(self.sb.kubeconfig_path),
-            "--cache-dir",
-            self.cache,
-            *args,
-        ]
+        cmd = self.argv(*args)
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def close(self) -> None:
