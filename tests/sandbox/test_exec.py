@@ -39,6 +39,12 @@ def _all_running(sb: Sandbox, name: str) -> bool:
     return bool(statuses) and all("running" in (cs.get("state") or {}) for cs in statuses)
 
 
+def _init_running(sb: Sandbox, name: str) -> bool:
+    status = sb.store.get("pods", name, NS).get("status") or {}
+    inits = status.get("initContainerStatuses") or []
+    return bool(inits) and "running" in (inits[0].get("state") or {})
+
+
 @pytest.fixture(scope="module")
 def k(shared_sandbox: Sandbox) -> Iterator[Kubectl]:
     sb = shared_sandbox
@@ -46,9 +52,15 @@ def k(shared_sandbox: Sandbox) -> Iterator[Kubectl]:
     sb.store.create("pods", _pod("one", ["main"], ["sleep", "300"]), NS)
     sb.store.create("pods", _pod("two", ["a", "b"], ["sleep", "300"]), NS)
     sb.store.create("pods", _pod("done", ["main"], ["true"]), NS)
+    waiting = _pod("waiting", ["main"], ["sleep", "300"])  # held back by its init container
+    waiting["spec"]["initContainers"] = [
+        {"name": "init", "image": "busybox", "command": ["sleep", "300"]}
+    ]
+    sb.store.create("pods", waiting, NS)
     wait_for(lambda: _all_running(sb, "one"), 30, what="pod one running")
     wait_for(lambda: _all_running(sb, "two"), 30, what="pod two running")
     wait_for(lambda: _phase(sb, "done") == "Succeeded", 30, what="pod done succeeded")
+    wait_for(lambda: _init_running(sb, "waiting"), 30, what="init container running")
     kubectl = Kubectl(sb)
     try:
         yield kubectl
@@ -91,6 +103,11 @@ def test_exec_errors(k: Kubectl) -> None:
     done = k("exec", "-n", NS, "done", "--", "true", check=False)
     assert done.returncode != 0
     assert "cannot exec into a container in a completed pod" in done.stderr
+    waiting = k("exec", "-n", NS, "waiting", "-c", "main", "--", "true", check=False)
+    assert waiting.returncode != 0
+    assert "container main is not running in pod waiting" in waiting.stderr
+    init = k("exec", "-n", NS, "waiting", "-c", "init", "--", "echo", "in-init")
+    assert init.stdout == "in-init\n"  # a running init container can be exec'd into
 
 
 def _raw_get(sb: Sandbox, path: str) -> tuple[int, dict[str, Any]]:
