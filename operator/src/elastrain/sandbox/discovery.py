@@ -27,6 +27,17 @@ _SUB_KINDS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
 }
 
 
+def _aliases(rt: ResourceType) -> dict[str, list[str]]:
+    """``shortNames`` and ``categories``, only when set: both discovery formats carry them
+    the same way (kubectl resolves ``po`` and ``all`` from either)."""
+    out: dict[str, list[str]] = {}
+    if rt.short_names:
+        out["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        out["categories"] = list(rt.categories)
+    return out
+
+
 def _groups(types: list[ResourceType]) -> dict[str, dict[str, list[ResourceType]]]:
     """group -> version -> types, in a stable order (core first, then built-ins, then CRDs)."""
     out: dict[str, dict[str, list[ResourceType]]] = {}
@@ -101,11 +112,8 @@ def resource_list(types: list[ResourceType], group: str, version: str) -> dict[s
             "namespaced": rt.namespaced,
             "kind": rt.kind,
             "verbs": _verbs(rt),
+            **_aliases(rt),
         }
-        if rt.short_names:
-            entry["shortNames"] = list(rt.short_names)
-        if rt.categories:
-            entry["categories"] = list(rt.categories)
         resources.append(entry)
         for sub in rt.subresources:
             g, v, kind, verbs = _SUB_KINDS[sub]
@@ -146,11 +154,8 @@ def aggregated(types: list[ResourceType], core: bool, api_version: str) -> dict[
                     "scope": "Namespaced" if rt.namespaced else "Cluster",
                     "singularResource": rt.singular,
                     "verbs": _verbs(rt),
+                    **_aliases(rt),
                 }
-                if rt.short_names:
-                    res["shortNames"] = list(rt.short_names)
-                if rt.categories:
-                    res["categories"] = list(rt.categories)
                 subs = []
                 for sub in rt.subresources:
                     g, sv, kind, verbs = _SUB_KINDS[sub]
