@@ -214,22 +214,6 @@ def test_gang_counts_take_min_available_in_role_order() -> None:
     assert children.gang_counts(job) == {"chief": 1, "ps": 2, "worker": 2}
 
 
-def test_quantities_parse_exactly_and_format_plainly() -> None:
-    from fractions import Fraction
-
-    from elastrain.planner import quantity
-
-    assert quantity.parse("500m") == Fraction(1, 2)
-    assert quantity.parse("4Gi") == 4 * 2**30
-    assert quantity.parse("1e3") == 1000
-    assert quantity.parse(3) == 3
-    assert quantity.parse("0.1") * 30 == 3  # type: ignore[operator]
-    assert quantity.parse("lots") is None and quantity.parse(True) is None
-    assert quantity.fmt(Fraction(3, 2)) == "1500m"
-    assert quantity.fmt(Fraction(1, 3000)) == "1m"  # rounded up, never under-asked
-    assert quantity.fmt(Fraction(7)) == "7"
-
-
 def test_a_pod_group_someone_else_owns_is_never_replaced_or_deleted() -> None:
     world = World(
         make_job(workers=2, runPolicy={"schedulingPolicy": {"minAvailable": 2}}), crd=True

@@ -12,7 +12,6 @@ from elastrain.sandbox.agent.backoff import Backoff, BackoffPolicy
 from elastrain.sandbox.agent.envvars import ConfigError, command_line, container_env, expand
 from elastrain.sandbox.agent.images import ImageMap, repository
 from elastrain.sandbox.agent.podstatus import ContainerRecord, Terminated, pod_phase
-from elastrain.sandbox.agent.quantity import parse_quantity
 
 
 def pod(name: str, ip: str | None = None, **spec: Any) -> dict[str, Any]:
@@ -91,7 +90,6 @@ def test_resource_field_ref_rounds_up_by_divisor() -> None:
     }
     env = container_env({"metadata": {"name": "p"}}, c, pod_ip="", host_ip="", base={})
     assert (env["M"], env["C"], env["R"]) == ("1024", "1", "250")
-    assert parse_quantity("1.5") == 1.5
     for bad in (
         {"resource": "limits.cpu", "divisor": "0"},
         {"resource": "limits.cpu", "divisor": "x"},

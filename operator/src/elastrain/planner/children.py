@@ -12,8 +12,9 @@ from fractions import Fraction
 from typing import Any
 
 from elastrain.api import constants as c
+from elastrain.api import quantity
 from elastrain.api.types import RestartPolicy, TrainingJob
-from elastrain.planner import env, quantity
+from elastrain.planner import env
 from elastrain.planner.observe import ANNOTATION_TOPOLOGY
 
 POD_GROUP_API_VERSION = "scheduling.x-k8s.io/v1alpha1"
@@ -135,7 +136,7 @@ def _container_requests(container: dict[str, Any]) -> dict[str, Fraction]:
     merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
     out: dict[str, Fraction] = {}
     for name, raw in merged.items():
-        value = quantity.parse(raw)
+        value = quantity.parse_or_none(raw)
         if value is not None and value > 0:
             out[str(name)] = value
     return out

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from elastrain.sandbox.agent.quantity import parse_quantity
+from elastrain.api.quantity import parse_float as parse_quantity
 
 Obj = Mapping[str, Any]
 # (kind "ConfigMap"/"Secret", namespace, name) -> the object, or None when absent.

@@ -59,8 +59,24 @@ RULE_TYPES: dict[str, tuple[str, ...]] = {
 }
 
 
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value, as the OpenAPI validator reports it (a value no
+    JSON decoder makes is named by its Python type)."""
+    return _json_type(value) or type(value).__name__
+
+
 def json_kind(value: Any) -> str:
-    """The JSON type of a schema keyword's value, in the words of ``KEY_TYPES``."""
+    """The JSON type of a schema keyword's value, in the words of ``KEY_TYPES``: a list of
+    strings is ``"array of strings"``, and anything no JSON decoder makes is ``"null"``."""
+    kind = _json_type(value) or "null"
+    if kind == "array" and all(isinstance(v, str) for v in value):
+        return "array of strings"
+    return kind
+
+
+def _json_type(value: Any) -> str | None:
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -69,11 +85,11 @@ def json_kind(value: Any) -> str:
         return "number"
     if isinstance(value, str):
         return "string"
+    if isinstance(value, list):
+        return "array"
     if isinstance(value, dict):
         return "object"
-    if isinstance(value, list):
-        return "array of strings" if all(isinstance(v, str) for v in value) else "array"
-    return "null"
+    return None
 
 
 JUNCTOR_FORBIDDEN = (

@@ -14,29 +14,11 @@ from typing import Any
 
 from elastrain.sandbox.schema import errors as fe
 from elastrain.sandbox.schema import formats
+from elastrain.sandbox.schema.keywords import json_type
 from elastrain.sandbox.schema.node import Node
 
 MISSING: Any = object()
 """No correlated old value (create, a new field, or an uncorrelatable list item)."""
-
-
-def json_type(value: Any) -> str:
-    """The JSON type name of a decoded value, as the validator reports it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def same(a: Any, b: Any) -> bool:
