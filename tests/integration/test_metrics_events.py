@@ -32,9 +32,11 @@ def test_metrics_count_each_transition_once(cluster: Cluster, operator: Operator
 def test_refused_pod_creates_become_aggregated_events_and_metrics(
     cluster: Cluster, operator: Operator, ns: str
 ) -> None:
-    # A label value over 63 characters passes the CRD but the API server refuses the pod.
+    # An init container whose name is no DNS label passes the CRD and the operator's parser
+    # (both leave initContainers to the API server) but the API server refuses the pod.
     job = training_job("refused", "exit 0")
-    job["spec"]["replicaSpecs"]["worker"]["template"]["metadata"] = {"labels": {"team": "x" * 70}}
+    pod_spec = job["spec"]["replicaSpecs"]["worker"]["template"]["spec"]
+    pod_spec["initContainers"] = [{"name": "Bad_Init", "image": "busybox", "command": ["true"]}]
     cluster.apply(ns, job)
 
     def repeated_failure() -> list[dict[str, object]]:

@@ -3,8 +3,9 @@
 Each entry: ``seq`` (monotonic), ``time``, ``method``, ``path``, ``verb`` (get/list/watch/
 create/update/patch/delete/deletecollection or ``nonResource``), ``resource`` (``plural[.group]``
 with ``/subresource``), ``namespace``, ``status`` and ``latency_ms`` (for a watch: the time to
-establish it; a watch is recorded as soon as it is open, so counts taken mid-run include it). Served at ``/sandbox/requests?since=SEQ``; counts never wrap even when old
-entries fall out of the ring.
+establish it; a watch is recorded as soon as it is open, so counts taken mid-run include it).
+Served at ``/sandbox/requests?since=SEQ``; counts never wrap even when old entries fall out of
+the ring.
 """
 
 from __future__ import annotations

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from elastrain.api.quantity import parse_float as parse_quantity
 from elastrain.sandbox.agent import hosts, mountpoints
 from elastrain.sandbox.agent.cgroups import MemoryController
 from elastrain.sandbox.agent.container import LaunchSpec
 from elastrain.sandbox.agent.envvars import ConfigError, ObjectLookup, command_line, container_env
 from elastrain.sandbox.agent.images import ImageMap, base_env
 from elastrain.sandbox.agent.network import PodNet
-from elastrain.sandbox.agent.quantity import parse_quantity
 from elastrain.sandbox.agent.volumes import Mount, container_mounts
 
 Obj = Mapping[str, Any]
