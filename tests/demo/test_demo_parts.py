@@ -128,6 +128,13 @@ def test_summary_line_is_the_last_json_summary() -> None:
     assert report.summary_line('{"unrelated": true}\n') is None
 
 
+def test_summary_line_survives_a_stderr_warning_glued_to_it() -> None:
+    # Seen in a pod log: torch's RPC agent warned on stderr right after the summary was written.
+    summary = {"steps": 300, "first_loss": 0.66, "final_loss": 0.0056}
+    log = json.dumps(summary) + "[W1125 22:42:01 tensorpipe_agent.cpp:723] RPC agent is being\n"
+    assert report.summary_line(log) == summary
+
+
 def test_wall_seconds_from_status_times() -> None:
     status = {"startTime": "2026-11-25T20:00:00Z", "completionTime": "2026-11-25T20:01:05Z"}
     assert report.wall_seconds(status) == 65

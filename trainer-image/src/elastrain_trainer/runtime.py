@@ -113,9 +113,16 @@ class Progress:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    """The last stdout line: one JSON object (the operator's demo and tests parse it)."""
+    """The last stdout line: one JSON object (the operator's demo and tests parse it).
+
+    Written with one ``write`` call, line and newline together: ``print`` writes them separately
+    when stdout is unbuffered (``PYTHONUNBUFFERED=1``, as the operator sets), and a native
+    warning on stderr (torch's RPC agent at shutdown) landing in between would glue itself to
+    the summary in a log that merges both streams.
+    """
     sys.stdout.flush()
-    print(json.dumps(summary, sort_keys=True), flush=True)
+    sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+    sys.stdout.flush()
 
 
 def setup_logging() -> None:

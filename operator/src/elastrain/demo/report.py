@@ -20,13 +20,18 @@ SUMMARY_KEYS = ("steps", "first_loss", "final_loss")
 
 
 def summary_line(log: str) -> dict[str, Any] | None:
-    """The last line of ``log`` that is the trainer's JSON summary, or None."""
+    """The last line of ``log`` that is the trainer's JSON summary, or None.
+
+    The pod log merges stdout and stderr, so a native warning written to stderr by another
+    thread can follow the summary on the same line: only the leading JSON object counts.
+    """
+    decoder = json.JSONDecoder()
     for line in reversed(log.splitlines()):
         text = line.strip()
         if not text.startswith("{"):
             continue
         try:
-            value = json.loads(text)
+            value, _ = decoder.raw_decode(text)
         except ValueError:
             continue
         if isinstance(value, dict) and all(key in value for key in SUMMARY_KEYS):
