@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
 from trainer_helpers import TRAIN, Proc, clean_env, free_port, poll
+
+INTERLEAVE = str(Path(__file__).with_name("rpc_interleave.py"))
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +37,6 @@ ARGS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known race, not fixed yet: torch 2.13's dynamic RPC membership can deadlock when one "
-        "worker's join overlaps another's join or leave (Token_for_worker0_r2_join never "
-        "released); seen in 2 of ~10 CI-like runs. Joins must be serialised in the trainer."
-    ),
-)
 def test_async_sgd_converges_and_the_job_outlives_a_crashed_worker(tmp_path: Path) -> None:
     cluster = {"ps": [f"127.0.0.1:{free_port()}"], "worker": ["127.0.0.1:1", "127.0.0.1:2"]}
     ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt")]
@@ -92,3 +87,55 @@ def test_ps_checkpoints_its_shard_and_exits_143_on_sigterm(tmp_path: Path) -> No
         assert code == 143, ps.tail()
         assert (tmp_path / "ckpt" / "ps-0" / "ckpt-0000000000.pt").is_file()
     assert "ps-0 resumed at version 0" in ps.text()  # the second start loaded the first's file
+
+
+def test_a_worker_leaving_while_another_joins_does_not_deadlock(tmp_path: Path) -> None:
+    """Worker 1 finishes and leaves while worker 0's late join holds torch's membership token.
+
+    Without the trainer's own leave-token handling this hangs: the leaver blocks its agent's
+    store connection waiting for the token, and the joiner's membership update to the leaver
+    needs that connection (torch 2.13).
+    """
+    cluster = {"ps": [f"127.0.0.1:{free_port()}"], "worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    args = ["--steps", "10", "--batch-size", "32", "--samples", "256", "--metrics-port", "0"]
+
+    def env(role: str, index: int, interleave: str = "") -> dict[str, str]:
+        extra = {"ELASTRAIN_TEST_INTERLEAVE": interleave} if interleave else {}
+        return clean_env(
+            ELASTRAIN_CLUSTER=json.dumps(cluster),
+            ELASTRAIN_ROLE=role,
+            ELASTRAIN_INDEX=str(index),
+            ELASTRAIN_TEST_MARKERS=str(markers),
+            **extra,
+        )
+
+    ps = Proc([TRAIN, *args], env("ps", 0), tmp_path / "ps.log", tmp_path)
+    leaver = Proc(
+        [sys.executable, INTERLEAVE, *args],
+        env("worker", 1, "leaver"),
+        tmp_path / "w1.log",
+        tmp_path,
+    )
+    procs = [ps, leaver]
+    try:
+        poll(lambda: "step " in leaver.text(), 120, "worker 1 to join and push")
+        joiner = Proc(
+            [sys.executable, INTERLEAVE, *args],
+            env("worker", 0, "joiner"),
+            tmp_path / "w0.log",
+            tmp_path,
+        )
+        procs.append(joiner)
+        assert leaver.wait(100) == 0, leaver.tail()
+        assert joiner.wait(100) == 0, joiner.tail()
+        assert ps.wait(100) == 0, ps.tail()
+    finally:
+        for proc in procs:
+            proc.kill()
+    # The interleaving really happened: the leave waited for worker 0's join to finish.
+    assert (markers / "leave-waiting").is_file()
+    assert "waiting for RPC group change Token_for_worker0_r2_join" in leaver.text()
+    summary = joiner.summary()
+    assert (summary["mode"], summary["steps"], summary["world_size"]) == ("ps", 10, 2)

@@ -4,15 +4,19 @@ checkpoint files, ps layout, and the CLI's usage errors."""
 from __future__ import annotations
 
 import json
+import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 from elastrain_trainer.checkpoint import CheckpointDir
 from elastrain_trainer.cli import main
 from elastrain_trainer.cluster import cluster_from_env, dist_env_from_env, has_ps_role
 from elastrain_trainer.config import _OPTIONS, TrainConfig, env_name, parse_config
 from elastrain_trainer.errors import UsageError
+from elastrain_trainer.ps import membership
 from elastrain_trainer.ps.layout import PushPlan, assign_shards
 from elastrain_trainer.sampler import ElasticDistributedSampler, rank_share
 
@@ -189,3 +193,32 @@ def test_cli_usage_errors_exit_2_with_one_readable_line(
     err = capsys.readouterr().err
     assert err.startswith("elastrain-train: error: TF_CONFIG: task.type is missing")
     assert "Traceback" not in err
+
+
+def test_the_leave_token_waits_for_a_join_on_its_own_connection_and_is_released() -> None:
+    """torch's membership token, as `rpc.shutdown` reads it, through a second store client."""
+    master = dist.TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=30))
+    torch_view = dist.PrefixStore(membership.STORE_PREFIX, master)  # what the RPC agent sees
+    ours = membership.MembershipStore("127.0.0.1", master.port, timedelta(seconds=30))
+    torch_view.set(membership.TOKEN_KEY, "Token_for_worker0_r2_join")  # a join in progress
+    took = threading.Event()
+
+    def leave() -> None:
+        ours.acquire(membership.leave_token("worker1_r1"))
+        took.set()
+
+    leaver = threading.Thread(target=leave, daemon=True)
+    leaver.start()
+    assert not took.wait(0.5)  # the join still holds it
+    torch_view.set(membership.TOKEN_KEY, "")  # the join ends the way torch ends it
+    torch_view.set("Token_for_worker0_r2_join", "Done")
+    assert took.wait(30)
+    # torch's own compare_set now finds the token already holding its name and goes ahead.
+    token = membership.leave_token("worker1_r1")
+    assert torch_view.compare_set(membership.TOKEN_KEY, "", token).decode() == token
+    ours.release(token)  # torch failed before releasing: the job's token is free again
+    assert torch_view.get(membership.TOKEN_KEY) == b""
+    assert torch_view.get(token) == b"Done"
+    torch_view.set(membership.TOKEN_KEY, "Token_for_someone_else_join")
+    ours.release(token)  # never takes somebody else's token
+    assert torch_view.get(membership.TOKEN_KEY) == b"Token_for_someone_else_join"

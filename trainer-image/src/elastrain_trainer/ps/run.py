@@ -5,7 +5,8 @@ rendezvous store. The group is dynamic (`init_rpc(world_size=None)`), so workers
 and leave early; a worker draws a fresh rank (and name) from a counter in that store each time it
 joins, because TensorPipe never lets a name that left by crashing be reused. What the torch
 version does not allow: a ps that dies cannot rejoin under its name while ps-0's store lives, so
-losing a ps means restarting the job, which resumes from the shards' checkpoints.
+losing a ps means restarting the job, which resumes from the shards' checkpoints. Leaving goes
+through `membership`, which keeps a leave from deadlocking with a join in progress.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from elastrain_trainer.errors import EXIT_OK, EXIT_PREEMPTED
 from elastrain_trainer.metrics import TrainerMetrics
 from elastrain_trainer.ps import server
 from elastrain_trainer.ps.layout import PushPlan, assign_shards, evaluation_indices
+from elastrain_trainer.ps.membership import MembershipStore, leave_token_held
 from elastrain_trainer.ps.worker import Worker, ps_name
 from elastrain_trainer.runtime import StopSignal
 from elastrain_trainer.task import Task, TaskContext, TaskFactory, build_task
@@ -80,9 +82,10 @@ def run_ps(config: TrainConfig, factory: TaskFactory, cluster: ClusterSpec) -> i
         name = f"worker{cluster.index}_r{rank}"
     log.info("joining the RPC group at %s:%d as %s (rank %d)", master.host, master.port, name, rank)
     rpc.init_rpc(name, rank=rank, world_size=None, rpc_backend_options=options)
+    membership = MembershipStore(master.host, master.port, JOIN_TIMEOUT)
     if shard is not None:
         code = _serve(shard)
-        leave(graceful=not shard.gone)
+        leave(membership, name, graceful=not shard.gone)
         return code
     worker = Worker(cluster, config, task, plan, owner, metrics)
     try:
@@ -91,7 +94,7 @@ def run_ps(config: TrainConfig, factory: TaskFactory, cluster: ClusterSpec) -> i
         worker.group_healthy = False
         raise
     finally:
-        leave(graceful=worker.group_healthy)
+        leave(membership, name, graceful=worker.group_healthy)
 
 
 def _build_shard(
@@ -151,10 +154,18 @@ def _serve(shard: server.ParameterShard) -> int:
     return EXIT_OK
 
 
-def leave(graceful: bool) -> None:
-    """Leave the RPC group. Graceful leaving tells every member, so it would fail on a member
-    that crashed (torch then also keeps the group's join/leave token): skip it then."""
+def leave(membership: MembershipStore, name: str, graceful: bool) -> None:
+    """Leave the RPC group.
+
+    Graceful leaving tells every member, so it would fail on a member that crashed: skip it
+    then. Otherwise take torch's membership token first on our own store connection (see
+    `membership`), so that a worker joining right now cannot deadlock with this leave.
+    """
     try:
-        rpc.shutdown(graceful=graceful)
+        if graceful:
+            with leave_token_held(membership, name):
+                rpc.shutdown(graceful=True)
+        else:
+            rpc.shutdown(graceful=False)
     except Exception as exc:
         log.warning("RPC shutdown: %s", exc)
