@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -20,20 +19,13 @@ from typing import Any
 
 import yaml
 from elastrain.sandbox.embedded import Sandbox
+from elastrain.sandbox.ports import free_port
 from elastrain.sandbox.testing import Kubectl, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "trainingjobs.elastrain.dev.yaml"
 TJ = "trainingjobs.elastrain.dev"
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the operator binds it a moment later)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Operator:

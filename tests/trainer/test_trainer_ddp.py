@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from elastrain.sandbox.ports import free_port
 from elastrain_trainer import Task, TaskContext, train
 from elastrain_trainer.builtin import mlp_task
 from elastrain_trainer.data import fetch
@@ -22,7 +23,6 @@ from trainer_helpers import (
     children,
     clean_env,
     env_of,
-    free_port,
     poll,
     scrape,
 )

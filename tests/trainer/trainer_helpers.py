@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,24 +29,6 @@ _SCRUB = (
     "TF_CONFIG",
     "TORCHELASTIC_RESTART_COUNT",
 )
-
-
-def free_port(count: int = 1) -> int:
-    """A port p with p..p+count-1 free right now (the kernel picks p, we check the rest)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port + count > 65535:
-            continue
-        try:
-            for extra in range(1, count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + extra))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port range")
 
 
 def clean_env(**extra: str) -> dict[str, str]:

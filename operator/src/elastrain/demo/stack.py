@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -26,6 +25,7 @@ from elastrain.demo.target import Target
 from elastrain.demo.view import View
 from elastrain.demo.workspace import Workspace
 from elastrain.sandbox.agent.container import processes_with_marker
+from elastrain.sandbox.ports import free_port
 
 # 3 nodes x 4 simulated GPUs: enough room for both jobs at once, and `kubectl get nodes` shows
 # the capacity a GPU cluster would have.
@@ -35,14 +35,6 @@ SANDBOX_READY_MARK = "sandbox ready: "
 SANDBOX_START_TIMEOUT = 60.0
 CRD_READY_TIMEOUT = 30.0
 OPERATOR_START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (several demos and test runs share this machine)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _http_ok(url: str) -> bool:

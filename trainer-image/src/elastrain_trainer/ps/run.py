@@ -161,11 +161,14 @@ def leave(membership: MembershipStore, name: str, graceful: bool) -> None:
     then. Otherwise take torch's membership token first on our own store connection (see
     `membership`), so that a worker joining right now cannot deadlock with this leave.
     """
-    try:
-        if graceful:
+    if graceful:
+        try:
             with leave_token_held(membership, name):
                 rpc.shutdown(graceful=True)
-        else:
-            rpc.shutdown(graceful=False)
-    except Exception as exc:
-        log.warning("RPC shutdown: %s", exc)
+            return
+        except Exception as exc:
+            log.warning("graceful RPC leave failed (%s); leaving without telling the group", exc)
+    try:
+        rpc.shutdown(graceful=False)
+    except Exception as exc:  # e.g. a failed graceful shutdown already finalised the agent
+        log.debug("RPC shutdown: %s", exc)
