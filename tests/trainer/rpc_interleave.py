@@ -16,23 +16,19 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
 import torch.distributed.rpc.backend_registry as backend_registry
+from trainer_helpers import poll  # this script's folder is on sys.path
 
 MARKERS = Path(os.environ["ELASTRAIN_TEST_MARKERS"])
 DEADLINE_S = 120.0
 
 
 def _await(name: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not (MARKERS / name).exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"rpc_interleave: no {name} marker after {DEADLINE_S}s")
-        time.sleep(0.05)
+    poll((MARKERS / name).exists, DEADLINE_S, f"the {name} marker", interval=0.05)
 
 
 def _mark(name: str) -> None:

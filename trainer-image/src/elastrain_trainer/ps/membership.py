@@ -42,9 +42,8 @@ class MembershipStore:
     """A second connection to the job's rendezvous store (hosted by ps-0), torch's key prefix."""
 
     def __init__(self, host: str, port: int, timeout: timedelta) -> None:
-        self.store = dist.PrefixStore(
-            STORE_PREFIX, dist.TCPStore(host, port, is_master=False, timeout=timeout)
-        )
+        self.raw = dist.TCPStore(host, port, is_master=False, timeout=timeout)
+        self.store = dist.PrefixStore(STORE_PREFIX, self.raw)
 
     def acquire(self, token: str) -> None:
         """Wait until the membership token is ours, blocking only this connection."""

@@ -72,17 +72,20 @@ def run_ps(config: TrainConfig, factory: TaskFactory, cluster: ClusterSpec) -> i
     options = rpc.TensorPipeRpcBackendOptions(
         init_method=f"tcp://{master.host}:{master.port}", rpc_timeout=RPC_TIMEOUT_S
     )
+    membership: MembershipStore | None = None
     if shard is not None:
         # Registered before joining: a worker may call us the moment we are in the group.
         server.serve(shard)
         rank, name = cluster.index, ps_name(cluster.index)
     else:
-        rank = _draw_worker_rank(master.host, master.port, len(cluster.ps))
+        membership = MembershipStore(master.host, master.port, JOIN_TIMEOUT)
+        rank = _draw_worker_rank(membership.raw, len(cluster.ps))
         # No '-' in names: dynamic RPC serialises "name-rank" pairs and a dash breaks parsing.
         name = f"worker{cluster.index}_r{rank}"
     log.info("joining the RPC group at %s:%d as %s (rank %d)", master.host, master.port, name, rank)
     rpc.init_rpc(name, rank=rank, world_size=None, rpc_backend_options=options)
-    membership = MembershipStore(master.host, master.port, JOIN_TIMEOUT)
+    if membership is None:  # ps-0 hosts the store: it exists once ps-0 has joined
+        membership = MembershipStore(master.host, master.port, JOIN_TIMEOUT)
     if shard is not None:
         code = _serve(shard)
         leave(membership, name, graceful=not shard.gone)
@@ -123,9 +126,8 @@ def _build_shard(
     return shard
 
 
-def _draw_worker_rank(host: str, port: int, num_ps: int) -> int:
+def _draw_worker_rank(store: dist.Store, num_ps: int) -> int:
     """A rank no process of this job has used yet (ps ranks come first)."""
-    store = dist.TCPStore(host, port, is_master=False, timeout=JOIN_TIMEOUT)
     return num_ps - 1 + int(store.add(_RANK_COUNTER, 1))
 
 
