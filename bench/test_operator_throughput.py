@@ -20,9 +20,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import Kubectl, wait_for
+from elastrain_sandbox.embedded import Sandbox
 from operator_harness import TJ, Cluster, Operator, training_job
+from sandbox_fixtures import Kubectl, wait_for
 
 
 def _env(name: str, default: float) -> float:

@@ -1,3 +1,3 @@
 """Repository-wide pytest configuration: the sandbox fixtures (``sandbox``, ``kubectl``...)."""
 
-pytest_plugins = ["elastrain.sandbox.testing"]
+pytest_plugins = ["sandbox_fixtures"]

@@ -15,7 +15,6 @@ import pytest
 import yaml
 from api_cases import REPO
 from elastrain.api import constants as c
-from elastrain.api import crdgen
 from elastrain.api.schema import crd
 from elastrain.api.types import (
     DEFAULT_REPLICAS,
@@ -27,6 +26,7 @@ from elastrain.api.types import (
     RunPolicy,
     SuccessPolicy,
 )
+from elastrain_dev import gen_crds as crdgen
 
 Schema = dict[str, Any]
 

@@ -11,7 +11,7 @@ from elastrain.api import constants as c
 from elastrain.api.errors import SpecInvalid
 from elastrain.api.parse import parse_training_job
 from elastrain.api.schema import crd
-from elastrain.sandbox.schema import CompiledSchema
+from elastrain_sandbox.validation import CompiledSchema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

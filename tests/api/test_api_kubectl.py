@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from api_cases import EXAMPLES, REPO
-from elastrain.sandbox.embedded import Sandbox
+from elastrain_sandbox.embedded import Sandbox
 
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"
 

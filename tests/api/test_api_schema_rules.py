@@ -1,5 +1,5 @@
 """The CRD's schema and CEL rules, evaluated in-process by the sandbox's generic CRD validator
-(``elastrain.sandbox.schema``, which mirrors kube-apiserver), held to the same bad specs and
+(``elastrain_sandbox.validation``, which mirrors kube-apiserver), held to the same bad specs and
 updates as ``parse_training_job``."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from api_cases import BAD, GOOD, UPDATES, Bad, Good, Update, base_job, example_j
 from elastrain.api import constants as c
 from elastrain.api.parse import parse_training_job
 from elastrain.api.schema import crd
-from elastrain.sandbox.schema import CompiledSchema, FieldCause
+from elastrain_sandbox.validation import CompiledSchema, FieldCause
 
 Obj = dict[str, Any]
 

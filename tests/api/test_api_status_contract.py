@@ -18,7 +18,7 @@ from elastrain.api import constants as c
 from elastrain.api.schema import crd
 from elastrain.planner.model import Observed
 from elastrain.planner.plan import plan
-from elastrain.sandbox.schema import CompiledSchema
+from elastrain_sandbox.validation import CompiledSchema
 
 Obj = dict[str, Any]
 SCHEMA = CompiledSchema.from_crd(crd(), c.VERSION)

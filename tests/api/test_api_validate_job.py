@@ -1,4 +1,4 @@
-"""``python -m elastrain.tools.validate_job``: offline checks of TrainingJob manifests."""
+"""``python -m elastrain_dev.validate_job``: offline checks of TrainingJob manifests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from api_cases import EXAMPLES, REPO
-from elastrain.tools import validate_job
+from elastrain_dev import validate_job
 
 
 def test_examples_are_valid(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from elastrain.handlers import cli
-from elastrain.tools import validate_chart
+from elastrain.controller import cli
+from elastrain_dev import validate_chart
 
 REPO = Path(__file__).resolve().parents[2]
 HELM = REPO / ".tools" / "bin" / "helm"

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elastrain.demo.jobs import load as load_jobs
-from elastrain.demo.procs import Background
-from elastrain.sandbox.agent.instance import InstanceId
-from elastrain.sandbox.agent.network import NETNS_PREFIX
+from elastrain_dev.demo.jobs import load as load_jobs
+from elastrain_dev.demo.procs import Background
+from elastrain_sandbox.agent.instance import InstanceId
+from elastrain_sandbox.agent.network import NETNS_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = {job.name: job.total_steps for job in load_jobs(REPO / "examples" / "demo")}
@@ -44,7 +44,7 @@ def demo_run(
         [
             sys.executable,
             "-m",
-            "elastrain.demo",
+            "elastrain_dev.demo",
             "--non-interactive",
             "--demo-dir",
             str(work / "state"),

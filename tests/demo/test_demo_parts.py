@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 from elastrain.api.parse import parse_training_job
-from elastrain.demo import cli, fault, jobs, procs, progress, report
-from elastrain.demo.target import Target, TargetError
-from elastrain.demo.view import JobRow, View, sparkline, table
-from elastrain.demo.workspace import Workspace
+from elastrain_dev.demo import cli, fault, jobs, procs, progress, report
+from elastrain_dev.demo.target import Target, TargetError
+from elastrain_dev.demo.view import JobRow, View, sparkline, table
+from elastrain_dev.demo.workspace import Workspace
 from elastrain_trainer.config import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ def test_wall_seconds_from_status_times() -> None:
         (["/venv/bin/python", "-m", "elastrain_trainer.cli"], True),
         (["/venv/bin/python", "/venv/bin/torchrun", "--no-python", "elastrain-train"], False),
         (["python", "-m", "torch.distributed.run", "elastrain-train"], False),
-        (["/venv/bin/python", "-m", "elastrain", "sandbox"], False),
+        (["/venv/bin/python", "-m", "elastrain_sandbox"], False),
         ([], False),
     ],
 )

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from elastrain.sandbox.agent.backoff import BackoffPolicy
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import Kubectl
+from elastrain_sandbox.agent.backoff import BackoffPolicy
+from elastrain_sandbox.embedded import Sandbox
 from operator_harness import Cluster, Operator
+from sandbox_fixtures import Kubectl
 
 # The kubelet's crash-loop back-off, scaled down (same doubling and cap rules).
 FAST_BACKOFF = BackoffPolicy(base=0.2, cap=1.0, reset_after=600.0)

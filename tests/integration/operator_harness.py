@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.ports import free_port
-from elastrain.sandbox.testing import Kubectl, wait_for
+from elastrain_sandbox.embedded import Sandbox
+from elastrain_sandbox.ports import free_port
 from prometheus_client.parser import text_string_to_metric_families
+from sandbox_fixtures import Kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "trainingjobs.elastrain.dev.yaml"

@@ -11,19 +11,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from elastrain.handlers.controller import Controller
-from elastrain.handlers.expectations import Expectations
-from elastrain.handlers.queue import WorkQueue
-from elastrain.handlers.reconcile import CrdProbe, Reconciler
-from elastrain.handlers.store import JobKey, Store
+from elastrain.controller.controller import Controller
+from elastrain.controller.expectations import Expectations
+from elastrain.controller.queue import WorkQueue
+from elastrain.controller.reconcile import CrdProbe, Reconciler
+from elastrain.controller.store import JobKey, Store
 from elastrain.kube.client import Kube, load_api_client
 from elastrain.kube.events import EventRecorder
 from elastrain.kube.ratelimit import TokenBucket
 from elastrain.metrics.registry import Metrics
 from elastrain.planner.model import Observed, Plan
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import Kubectl
+from elastrain_sandbox.embedded import Sandbox
 from operator_harness import TJ, Cluster
+from sandbox_fixtures import Kubectl
 
 JOB = """
 apiVersion: elastrain.dev/v1alpha1

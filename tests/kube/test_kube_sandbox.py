@@ -13,8 +13,8 @@ from elastrain.kube import errors, resources
 from elastrain.kube.client import Kube, load_api_client
 from elastrain.kube.events import EventRecorder, InvolvedObject
 from elastrain.kube.ratelimit import TokenBucket
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import Kubectl
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import Kubectl
 
 T = TypeVar("T")
 CRD = """

@@ -1,4 +1,4 @@
-"""``python -m elastrain sandbox``: serve, node operations through the CLI, clean shutdown."""
+"""``python -m elastrain_sandbox``: serve, node operations through the CLI, clean shutdown."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from elastrain.sandbox.testing import kubectl_binary, wait_for
+from sandbox_fixtures import kubectl_binary, wait_for
 
 
 def _kubectl(kubeconfig: Path, cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -26,8 +26,7 @@ def test_cli_serves_manages_nodes_and_stops_on_sigterm(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "elastrain",
-        "sandbox",
+        "elastrain_sandbox",
         "--kubeconfig",
         str(kubeconfig),
         "--nodes",
@@ -55,7 +54,7 @@ def test_cli_serves_manages_nodes_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert [
             (n["metadata"]["name"], n["status"]["capacity"]["nvidia.com/gpu"]) for n in nodes
         ] == [("node-0", "2")]
-        node_cli = [sys.executable, "-m", "elastrain", "sandbox", "node"]
+        node_cli = [sys.executable, "-m", "elastrain_sandbox", "node"]
         added = subprocess.run(
             [*node_cli, "add", "extra", "--kubeconfig", str(kubeconfig), "--gpus", "8"],
             capture_output=True,

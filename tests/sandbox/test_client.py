@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from elastrain.sandbox.embedded import Sandbox
+from elastrain_sandbox.embedded import Sandbox
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 

@@ -10,8 +10,8 @@ import uuid
 from typing import Any
 
 import pytest
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.schema import CompiledSchema
+from elastrain_sandbox.embedded import Sandbox
+from elastrain_sandbox.validation import CompiledSchema
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 

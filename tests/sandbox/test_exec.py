@@ -12,8 +12,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import Kubectl, wait_for
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import Kubectl, wait_for
 
 NS = "exec-test"
 IS_ROOT = os.geteuid() == 0

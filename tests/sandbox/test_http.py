@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import wait_for
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import wait_for
 
 
 @pytest.fixture(scope="module")

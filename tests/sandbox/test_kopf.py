@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import Kubectl, wait_for
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import Kubectl, wait_for
 
 OPERATOR = """
 import json, os

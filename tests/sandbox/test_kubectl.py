@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import Kubectl, wait_for
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import Kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

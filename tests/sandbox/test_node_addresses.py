@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import wait_for
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import wait_for
 
 
 def _internal_ip(node: dict[str, Any]) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from elastrain.sandbox.errors import ApiError
-from elastrain.sandbox.patch import json_patch, merge_patch, strategic_merge_patch
+from elastrain_sandbox.apiserver.errors import ApiError
+from elastrain_sandbox.apiserver.patch import json_patch, merge_patch, strategic_merge_patch
 
 
 def test_merge_patch_follows_rfc7386() -> None:

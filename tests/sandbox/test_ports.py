@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from elastrain.sandbox import ports
+from elastrain_sandbox import ports
 
 
 def test_ports_are_unique_bindable_and_below_the_ephemeral_range() -> None:

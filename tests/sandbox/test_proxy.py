@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import Kubectl, wait_for
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import Kubectl, wait_for
 
 NS = "proxy-test"
 # A tiny HTTP server that echoes the method, path and query, so forwarding is visible.

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.testing import wait_for
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import wait_for
 
 JOBS, PODS_PER_JOB = 1000, 5
 

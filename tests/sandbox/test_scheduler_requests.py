@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from elastrain.sandbox.quantity import pod_requests
+from elastrain_sandbox.controllers.quantity import pod_requests
 
 
 def test_pod_requests_sum_containers_max_init_containers_add_overhead() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.store import WatchEvent
-from elastrain.sandbox.testing import Kubectl, wait_for
+from elastrain_sandbox.apiserver.store import WatchEvent
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import Kubectl, wait_for
 
 
 def gpu_pod(name: str, gpus: int, command: str = "sleep 60") -> dict[str, Any]:

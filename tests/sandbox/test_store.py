@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from elastrain.sandbox.admission import BuiltinAdmission
-from elastrain.sandbox.errors import ApiError
-from elastrain.sandbox.resources import ResourceType, ScaleSpec
-from elastrain.sandbox.store import PATCH_JSON, Store
+from elastrain_sandbox.apiserver.admission import BuiltinAdmission
+from elastrain_sandbox.apiserver.errors import ApiError
+from elastrain_sandbox.apiserver.resources import ResourceType, ScaleSpec
+from elastrain_sandbox.apiserver.store import PATCH_JSON, Store
 
 WIDGETS = ResourceType(
     group="example.test",

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from elastrain.sandbox.ports import free_port
+from elastrain_sandbox.ports import free_port
 from elastrain_trainer import Task, TaskContext, train
 from elastrain_trainer.builtin import mlp_task
 from elastrain_trainer.data import fetch

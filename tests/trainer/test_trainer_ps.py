@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from elastrain.sandbox.ports import free_port
+from elastrain_sandbox.ports import free_port
 from trainer_helpers import TRAIN, Proc, clean_env, poll
 
 INTERLEAVE = str(Path(__file__).with_name("rpc_interleave.py"))

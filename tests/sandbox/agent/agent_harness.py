@@ -10,8 +10,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, cast
 
 import pytest
-from elastrain.sandbox.agent.launch import log_path
-from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
+from elastrain_sandbox.agent.launch import log_path
+from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
 
 Json = dict[str, Any]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from agent_harness import IS_ROOT
-from elastrain.sandbox.agent.backoff import BackoffPolicy
-from elastrain.sandbox.agent.instance import InstanceId
-from elastrain.sandbox.agent.network import PodNetwork, open_network
-from elastrain.sandbox.agent.pod import RuntimeConfig
+from elastrain_sandbox.agent.backoff import BackoffPolicy
+from elastrain_sandbox.agent.instance import InstanceId
+from elastrain_sandbox.agent.network import PodNetwork, open_network
+from elastrain_sandbox.agent.pod import RuntimeConfig
 
 
 @pytest.fixture

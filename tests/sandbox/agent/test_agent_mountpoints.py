@@ -26,15 +26,15 @@ from agent_harness import (
     sh,
     wait_for,
 )
-from elastrain.sandbox.agent import NodeAgent, mountpoints
-from elastrain.sandbox.agent.instance import (
+from elastrain_sandbox.agent import NodeAgent, mountpoints
+from elastrain_sandbox.agent.instance import (
     InstanceId,
     host_lock,
     remove_runtime_dir_if_idle,
     runtime_dir,
 )
-from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
-from elastrain.sandbox.store import Store
+from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
+from elastrain_sandbox.apiserver.store import Store
 
 
 @pytest.fixture
@@ -242,7 +242,7 @@ def test_a_lock_waiter_on_a_removed_lock_file_starts_over(
     monkeypatch.setenv("ELASTRAIN_SANDBOX_RUNTIME_DIR", str(run_dir))
     with host_lock():
         script = (
-            "from elastrain.sandbox.agent.instance import host_lock\n"
+            "from elastrain_sandbox.agent.instance import host_lock\n"
             "with host_lock() as d:\n"
             "    print((d / 'lock').exists(), flush=True)\n"
         )

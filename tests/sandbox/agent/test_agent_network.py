@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from agent_harness import ROOT_MARKS, container, make_pod, read_log, run, sh, wait_for
-from elastrain.sandbox.agent import hostcmd, hosts
-from elastrain.sandbox.agent.instance import InstanceId
-from elastrain.sandbox.agent.network import (
+from elastrain_sandbox.agent import hostcmd, hosts
+from elastrain_sandbox.agent.instance import InstanceId
+from elastrain_sandbox.agent.network import (
     NETNS_PREFIX,
     VETH_PREFIX,
     BridgeNetwork,
@@ -20,7 +20,7 @@ from elastrain.sandbox.agent.network import (
     open_network,
     sweep_stale,
 )
-from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
+from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
 
 pytestmark = list(ROOT_MARKS)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from agent_harness import container, make_pod, needs_root, run, sh, wait_for
-from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
-from elastrain.sandbox.agent.probes import ProbeCounter
+from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
+from elastrain_sandbox.agent.probes import ProbeCounter
 
 
 def fast(probe: dict[str, object], **extra: object) -> dict[str, object]:

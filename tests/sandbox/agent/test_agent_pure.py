@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elastrain.sandbox.agent import hosts
-from elastrain.sandbox.agent.backoff import Backoff, BackoffPolicy
-from elastrain.sandbox.agent.envvars import ConfigError, command_line, container_env, expand
-from elastrain.sandbox.agent.images import ImageMap, repository
-from elastrain.sandbox.agent.podstatus import ContainerRecord, Terminated, pod_phase
+from elastrain_sandbox.agent import hosts
+from elastrain_sandbox.agent.backoff import Backoff, BackoffPolicy
+from elastrain_sandbox.agent.envvars import ConfigError, command_line, container_env, expand
+from elastrain_sandbox.agent.images import ImageMap, repository
+from elastrain_sandbox.agent.podstatus import ContainerRecord, Terminated, pod_phase
 
 
 def pod(name: str, ip: str | None = None, **spec: Any) -> dict[str, Any]:

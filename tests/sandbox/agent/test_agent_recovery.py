@@ -13,20 +13,20 @@ from pathlib import Path
 
 import pytest
 from agent_harness import container, make_pod, needs_root, poll_until, read_log, run, run_pod, sh
-from elastrain.sandbox.agent import hostcmd
-from elastrain.sandbox.agent.backoff import BackoffPolicy
-from elastrain.sandbox.agent.cgroups import MemoryController
-from elastrain.sandbox.agent.container import processes_with_marker, sweep_orphans
-from elastrain.sandbox.agent.instance import InstanceId
-from elastrain.sandbox.agent.network import LoopbackNetwork, open_network, sweep_stale
-from elastrain.sandbox.agent.pod import RuntimeConfig
+from elastrain_sandbox.agent import hostcmd
+from elastrain_sandbox.agent.backoff import BackoffPolicy
+from elastrain_sandbox.agent.cgroups import MemoryController
+from elastrain_sandbox.agent.container import processes_with_marker, sweep_orphans
+from elastrain_sandbox.agent.instance import InstanceId
+from elastrain_sandbox.agent.network import LoopbackNetwork, open_network, sweep_stale
+from elastrain_sandbox.agent.pod import RuntimeConfig
 
 # Runs a sandbox with one sleeping pod, prints its container ID and netns, then waits to die.
 AGENT = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from elastrain.sandbox.embedded import Sandbox
+    from elastrain_sandbox.embedded import Sandbox
     sb = Sandbox(nodes=1, state_dir=Path(sys.argv[1]))
     sb.start()
     main = {"name": "main", "image": "busybox", "command": ["sh", "-c", "exec sleep 300"]}

@@ -22,9 +22,9 @@ from agent_harness import (
     terminal,
     wait_for,
 )
-from elastrain.sandbox.agent.cgroups import MemoryController
-from elastrain.sandbox.agent.container import processes_with_marker
-from elastrain.sandbox.agent.pod import PodRuntime, RuntimeConfig
+from elastrain_sandbox.agent.cgroups import MemoryController
+from elastrain_sandbox.agent.container import processes_with_marker
+from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
 
 
 def test_exit_137_is_reported_as_error_and_pod_fails(config: RuntimeConfig) -> None:

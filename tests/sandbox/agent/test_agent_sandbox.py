@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 from agent_harness import needs_root
-from elastrain.sandbox.agent import NodeAgent
-from elastrain.sandbox.agent.backoff import BackoffPolicy
-from elastrain.sandbox.agent.container import processes_with_marker
-from elastrain.sandbox.embedded import Sandbox
-from elastrain.sandbox.errors import ApiError
-from elastrain.sandbox.store import WatchEvent
-from elastrain.sandbox.testing import Kubectl
+from elastrain_sandbox.agent import NodeAgent
+from elastrain_sandbox.agent.backoff import BackoffPolicy
+from elastrain_sandbox.agent.container import processes_with_marker
+from elastrain_sandbox.apiserver.errors import ApiError
+from elastrain_sandbox.apiserver.store import WatchEvent
+from elastrain_sandbox.embedded import Sandbox
+from sandbox_fixtures import Kubectl
 
 Json = dict[str, Any]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from agent_harness import ROOT_MARKS
-from elastrain.sandbox.embedded import Sandbox
+from elastrain_sandbox.embedded import Sandbox
 
 pytestmark = [*ROOT_MARKS, pytest.mark.slow]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from elastrain.sandbox.schema import CompiledSchema, FieldCause
+from elastrain_sandbox.validation import CompiledSchema, FieldCause
 
 
 def crd(schema: dict[str, Any], version: str = "v1") -> dict[str, Any]:

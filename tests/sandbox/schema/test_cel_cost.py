@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from elastrain.sandbox.schema import CompiledSchema
+from elastrain_sandbox.validation import CompiledSchema
 from schema_helpers import crd
 
 REGEX_RULE = "self.foo.all(x, x.matches('^[a-zA-Z]*$'))"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from elastrain.sandbox.schema import CompiledSchema, SchemaError
+from elastrain_sandbox.validation import CompiledSchema, SchemaError
 from schema_helpers import crd, lines, obj, spec_schema
 
 

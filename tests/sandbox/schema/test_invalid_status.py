@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from elastrain.sandbox.schema import FieldCause, invalid_status
-from elastrain.sandbox.schema.errors import go_float
+from elastrain_sandbox.validation import FieldCause, invalid_status
+from elastrain_sandbox.validation.errors import go_float
 from schema_helpers import obj, spec_schema
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from elastrain.sandbox.schema.keywords import json_kind, json_type
+from elastrain_sandbox.validation.keywords import json_kind, json_type
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from elastrain.sandbox.schema import CompiledSchema
+from elastrain_sandbox.validation import CompiledSchema
 from schema_helpers import crd
 
 SCHEMA: dict[str, Any] = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from elastrain.sandbox.schema import CompiledSchema
+from elastrain_sandbox.validation import CompiledSchema
 from schema_helpers import crd, lines
 
 REPO = Path(__file__).resolve().parents[3]

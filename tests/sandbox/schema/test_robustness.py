@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from elastrain.sandbox.schema import CompiledSchema, FieldCause, SchemaError
-from elastrain.sandbox.schema.keywords import RULE_KEYS, SCHEMA_KEYS
+from elastrain_sandbox.validation import CompiledSchema, FieldCause, SchemaError
+from elastrain_sandbox.validation.keywords import RULE_KEYS, SCHEMA_KEYS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schema_helpers import crd

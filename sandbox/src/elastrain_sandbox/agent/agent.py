@@ -1,0 +1,489 @@
+"""The node agent: the sandbox's kubelet for every node in the store.
+
+It watches the store (as a listener that only enqueues; the work happens on the sandbox's
+loop) and, for each pod bound to a node it serves, runs a :class:`PodRuntime`, writes the
+pod's status through the ``pods/status`` subresource (the kubelet owns pod status), keeps every
+pod's ``/etc/hosts`` in step with its peers and headless services, and carries out deletions:
+stop the containers within the grace period, write the final status, delete the pod with grace
+0 (the kubelet's final delete) and tear the pod sandbox down.
+
+Node semantics, agreed with the control plane's ``NodeLifecycle`` controller:
+
+* a node whose Ready condition is False or Unknown is *partitioned*: its containers keep
+  running but the agent neither reports their status nor acts on their API changes, as a
+  kubelet cut off from the API server; when Ready again it resynchronises (pods deleted in the
+  meantime are killed, deletions carried out, statuses written);
+* a deleted Node is a machine gone: its pods' processes are killed at once and their sandboxes
+  removed; the API objects are left to pod GC (``NodeLifecycle``), as on a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from elastrain_sandbox.agent import hosts, mountpoints
+from elastrain_sandbox.agent.backoff import BackoffPolicy
+from elastrain_sandbox.agent.cgroups import MemoryController
+from elastrain_sandbox.agent.container import sweep_orphans
+from elastrain_sandbox.agent.images import ImageMap
+from elastrain_sandbox.agent.instance import InstanceId
+from elastrain_sandbox.agent.network import PodNetwork, open_network
+from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
+from elastrain_sandbox.apiserver.errors import ApiError
+from elastrain_sandbox.apiserver.events import EventRecorder
+from elastrain_sandbox.apiserver.store import PATCH_MERGE, Store, WatchEvent
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+_KINDS = {"ConfigMap": "configmaps", "Secret": "secrets"}
+_WATCHED = {("", "pods"), ("", "services"), ("", "nodes")}
+
+
+def _node_reachable(node: Mapping[str, Any]) -> bool:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return True
+
+
+def _hosts_signature(pod: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    """The parts of a pod that other pods' hosts files depend on."""
+    if pod is None:
+        return None
+    status = pod.get("status") or {}
+    ready = [c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    spec = pod.get("spec") or {}
+    meta = pod["metadata"]
+    return (
+        status.get("podIP"),
+        status.get("phase"),
+        tuple(ready),
+        tuple(sorted((meta.get("labels") or {}).items())),
+        spec.get("hostname"),
+        spec.get("subdomain"),
+        bool(meta.get("deletionTimestamp")),
+    )
+
+
+class NodeAgent:
+    """Runs the pods of the sandbox's nodes; construct, ``await start()``, ``await stop()``.
+
+    ``nodes`` limits the agent to those node names (default: every Node in the store).
+    ``backoff`` sets the crash-loop back-off (tests use a small base). ``isolate=False`` keeps
+    pods in the host network even as root. ``shutdown_grace`` is the SIGTERM grace given to
+    containers when the agent itself stops.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        state_dir: Path,
+        *,
+        nodes: Collection[str] | None = None,
+        backoff: BackoffPolicy | None = None,
+        isolate: bool = True,
+        images: ImageMap | None = None,
+        shutdown_grace: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.state_dir = Path(state_dir)
+        self._only = set(nodes) if nodes is not None else None
+        self._backoff = backoff or BackoffPolicy()
+        self._isolate = isolate
+        self._images = images or ImageMap.default()
+        self._shutdown_grace = shutdown_grace
+        self.network: PodNetwork | None = None
+        self._config: RuntimeConfig | None = None
+        self._runtimes: dict[str, PodRuntime] = {}
+        self._terminating: dict[str, asyncio.Task[None]] = {}
+        self._nodes: dict[str, bool] = {}  # served node name -> reachable
+        self._dirty_status: set[str] = set()
+        self._dirty_hosts: set[str] = set()
+        self._last_status: dict[str, Obj] = {}
+        self._queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._recorders: dict[str, EventRecorder] = {}
+
+    @property
+    def host_ip(self) -> str:
+        """The nodes' address as pods see it (``status.hostIP``)."""
+        assert self.network is not None, "start() first"
+        return self.network.host_ip
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the pod network, then follow the store from its current state."""
+        self._loop = asyncio.get_running_loop()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        instance = InstanceId.new()
+        orphans = await asyncio.to_thread(sweep_orphans)
+        if orphans:
+            log.warning("killed %d container processes left by dead sandbox agents", len(orphans))
+        stale = await asyncio.to_thread(mountpoints.sweep_stale)
+        if stale:
+            log.info("removed mount points left by dead sandbox agents: %s", stale)
+        memory = MemoryController.detect()
+        if memory is not None:
+            await asyncio.to_thread(memory.sweep)
+        self.network = await asyncio.to_thread(open_network, instance, isolate=self._isolate)
+        atexit.register(self._at_exit)
+        self._config = RuntimeConfig(
+            owner=instance.tag,
+            memory=memory,
+            state_dir=self.state_dir,
+            network=self.network,
+            images=self._images,
+            backoff=self._backoff,
+            namespaces=self.network.isolated or os.geteuid() == 0,
+            lookup=self._lookup,
+            hosts_provider=self._hosts_for,
+        )
+        self.store.add_listener(self._on_event)
+        for node in self.store.list("nodes").items:
+            self._node_event("ADDED", node)
+        for pod in self.store.list("pods").items:
+            self._pod_event("ADDED", pod, None)
+        self._tasks = [
+            asyncio.create_task(self._event_loop(), name="agent events"),
+            asyncio.create_task(self._sync_loop(), name="agent sync"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop every container (short grace), remove every pod sandbox, the mount points
+        created for them and the network."""
+        self.store.remove_listener(self._on_event)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        runtimes = list(self._runtimes.values())
+        await asyncio.gather(*(self._safe_stop(rt, self._shutdown_grace) for rt in runtimes))
+        for task in list(self._terminating.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await asyncio.gather(*(rt.teardown() for rt in runtimes), return_exceptions=True)
+        self._runtimes.clear()
+        atexit.unregister(self._at_exit)
+        if self._config is not None:  # anything a failed teardown still holds
+            await asyncio.to_thread(mountpoints.release_owner, self._config.owner)
+        if self.network is not None:
+            await asyncio.to_thread(self.network.close)
+
+    def _at_exit(self) -> None:
+        """The interpreter is exiting without :meth:`stop`: leave no process or netns behind."""
+        for rt in list(self._runtimes.values()):
+            with contextlib.suppress(Exception):
+                rt.kill_now()
+        if self._config is not None:
+            with contextlib.suppress(Exception):
+                mountpoints.release_owner(self._config.owner)
+        if self.network is not None:
+            with contextlib.suppress(Exception):
+                self.network.close()
+
+    @staticmethod
+    async def _safe_stop(rt: PodRuntime, grace: float) -> None:
+        try:
+            await rt.stop(grace)
+        except Exception:
+            log.exception("pod %s/%s: stop failed", rt.namespace, rt.name)
+
+    def node_reachable(self, name: str) -> bool | None:
+        """Whether the agent currently talks to the API for node ``name`` (None: not served).
+
+        The agent learns of a partition from the store asynchronously; this is how a test
+        knows the partition has taken effect before it acts on the node's pods.
+        """
+        return self._nodes.get(name)
+
+    def exec_argv(
+        self, namespace: str, pod: str, container: str, command: list[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """argv and env that run ``command`` inside a running container, for ``pods/exec``.
+
+        Raises ``LookupError`` when the pod is not on this agent or the container is not
+        running (the API server answers that with a 400, as for a kubelet).
+        """
+        for rt in self._runtimes.values():
+            if rt.namespace == namespace and rt.name == pod and not rt.stopped:
+                return rt.exec_argv(container, command)
+        raise LookupError(f"pod {namespace}/{pod} is not running on this sandbox's nodes")
+
+    # -- store events ----------------------------------------------------------------------
+
+    def _on_event(self, ev: WatchEvent) -> None:
+        """Store listener (under the store lock, any thread): only hand the event over."""
+        if ev.rt.key in _WATCHED and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, ev)
+
+    async def _event_loop(self) -> None:
+        while True:
+            ev = await self._queue.get()
+            try:
+                if ev.rt.key == ("", "pods"):
+                    self._pod_event(ev.type, ev.obj, ev.old)
+                elif ev.rt.key == ("", "nodes"):
+                    self._node_event(ev.type, ev.obj)
+                else:
+                    self._dirty_hosts.add(ev.obj["metadata"].get("namespace", "default"))
+                self._wake.set()
+            except Exception:  # the agent outlives one bad event
+                log.exception("agent failed on %s %s", ev.type, ev.obj["metadata"].get("name"))
+
+    def _serves(self, node: str | None) -> bool:
+        return node is not None and node in self._nodes
+
+    def _node_event(self, kind: str, node: Mapping[str, Any]) -> None:
+        name = str(node["metadata"]["name"])
+        if self._only is not None and name not in self._only:
+            return
+        if kind == "DELETED":
+            self._nodes.pop(name, None)
+            for uid, rt in list(self._runtimes.items()):
+                if rt.pod.get("spec", {}).get("nodeName") == name:
+                    self._start_termination(uid, grace=0, delete=False)
+            return
+        reachable = _node_reachable(node)
+        was = self._nodes.get(name)
+        self._nodes[name] = reachable
+        if reachable and was is not True:
+            self._resync_node(name)
+
+    def _resync_node(self, node: str) -> None:
+        """Catch up with the API after a node (re)joins: start, stop and report everything."""
+        current = {
+            str(p["metadata"]["uid"]): p
+            for p in self.store.list("pods", field_selector=f"spec.nodeName={node}").items
+        }
+        for uid, rt in list(self._runtimes.items()):
+            if rt.pod.get("spec", {}).get("nodeName") == node and uid not in current:
+                self._start_termination(uid, grace=0, delete=False)
+        for pod in current.values():
+            self._pod_event("MODIFIED", pod, None)
+        self._dirty_status.update(
+            u for u, rt in self._runtimes.items() if self._node_of(rt) == node
+        )
+
+    @staticmethod
+    def _node_of(rt: PodRuntime) -> str | None:
+        node = rt.pod.get("spec", {}).get("nodeName")
+        return str(node) if node else None
+
+    def _pod_event(self, kind: str, pod: Obj, old: Obj | None) -> None:
+        meta = pod["metadata"]
+        namespace = str(meta.get("namespace", "default"))
+        if _hosts_signature(pod if kind != "DELETED" else None) != _hosts_signature(old):
+            self._dirty_hosts.add(namespace)
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not self._serves(node) or not self._nodes.get(str(node)):
+            return  # not ours, or partitioned: a cut-off kubelet sees nothing
+        uid = str(meta["uid"])
+        rt = self._runtimes.get(uid)
+        if kind == "DELETED":
+            if rt is not None:  # force-deleted: kill at once, nothing left to delete
+                self._start_termination(uid, grace=0, delete=False)
+            return
+        if meta.get("deletionTimestamp"):
+            grace = float(meta.get("deletionGracePeriodSeconds") or 0)
+            if rt is None:
+                self._final_delete(pod)
+            else:
+                self._start_termination(uid, grace=grace, delete=True)
+            return
+        if rt is not None:
+            rt.pod = pod  # fresh labels/annotations for the downward API of later restarts
+        elif (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            self._admit(pod)
+
+    def _admit(self, pod: Obj) -> None:
+        assert self._config is not None
+        uid = str(pod["metadata"]["uid"])
+        rt = PodRuntime(
+            pod,
+            self._config,
+            lambda: self._mark_status(uid),
+            lambda kind, reason, message: self._record(uid, kind, reason, message),
+        )
+        self._runtimes[uid] = rt
+        rt.start()
+        self._mark_status(uid)
+
+    def _record(self, uid: str, kind: str, reason: str, message: str) -> None:
+        """A kubelet event on the pod (not while its node is partitioned: nobody hears it)."""
+        rt = self._runtimes.get(uid)
+        node = self._node_of(rt) if rt is not None else None
+        if rt is None or node is None or not self._nodes.get(node):
+            return
+        if node not in self._recorders:
+            self._recorders[node] = EventRecorder(self.store, "kubelet", host=node)
+        pod = {"kind": "Pod", "apiVersion": "v1", **rt.pod}
+        self._recorders[node].record(pod, kind, reason, message)
+
+    def _mark_status(self, uid: str) -> None:
+        self._dirty_status.add(uid)
+        rt = self._runtimes.get(uid)
+        if rt is not None:
+            self._dirty_hosts.add(rt.namespace)
+        self._wake.set()
+
+    # -- termination -----------------------------------------------------------------------
+
+    def _start_termination(self, uid: str, grace: float, delete: bool) -> None:
+        """Stop ``uid``'s containers; a shorter grace than one in progress takes over."""
+        rt = self._runtimes.get(uid)
+        if rt is None:
+            return
+        if uid in self._terminating:
+            if grace < rt.grace and rt.has_running_containers:  # e.g. `delete --force`
+                task = asyncio.create_task(self._safe_stop(rt, grace))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            return
+        self._terminating[uid] = asyncio.create_task(
+            self._terminate(rt, grace, delete), name=f"terminate {rt.namespace}/{rt.name}"
+        )
+
+    async def _terminate(self, rt: PodRuntime, grace: float, delete: bool) -> None:
+        try:
+            await rt.stop(grace)
+            if delete and self._nodes.get(self._node_of(rt) or ""):
+                # The kubelet's order: the final status (exit codes, terminal phase) first, so
+                # watchers see how the pod ended in its DELETED event; then the final delete.
+                self._write_status(rt)
+                self._final_delete(rt.pod)
+            await rt.teardown()
+        except Exception:
+            log.exception("pod %s/%s: termination failed", rt.namespace, rt.name)
+        finally:
+            self._runtimes.pop(rt.uid, None)
+            self._terminating.pop(rt.uid, None)
+            self._last_status.pop(rt.uid, None)
+            self._dirty_hosts.add(rt.namespace)
+            self._wake.set()
+
+    def _final_delete(self, pod: Mapping[str, Any]) -> None:
+        """The kubelet's last word on a pod: delete it with grace 0 (uid-guarded)."""
+        meta = pod["metadata"]
+        with contextlib.suppress(ApiError):
+            self.store.delete(
+                "pods",
+                meta["name"],
+                meta.get("namespace"),
+                grace_period_seconds=0,
+                preconditions={"uid": meta["uid"]},
+            )
+
+    # -- status and hosts sync -------------------------------------------------------------
+
+    async def _sync_loop(self) -> None:
+        """Coalesce bursts of changes into one status write per pod and one hosts pass."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0)  # let the burst that woke us finish first
+            try:
+                self._flush()
+            except Exception:
+                log.exception("agent sync failed")
+
+    def _flush(self) -> None:
+        dirty, self._dirty_status = self._dirty_status, set()
+        for uid in dirty:
+            rt = self._runtimes.get(uid)
+            if rt is None:
+                continue
+            if not self._nodes.get(self._node_of(rt) or ""):
+                continue  # partitioned: resync reports it later
+            if uid in self._terminating:
+                continue  # its last word is the final delete (see _terminate)
+            self._write_status(rt)
+        namespaces, self._dirty_hosts = self._dirty_hosts, set()
+        for namespace in namespaces:
+            self._refresh_namespace(namespace)
+
+    def _write_status(self, rt: PodRuntime) -> None:
+        status = rt.status()
+        if self._last_status.get(rt.uid) == status:
+            return
+        for _ in range(5):
+            try:
+                current = self.store.get("pods", rt.name, rt.namespace)
+            except ApiError:
+                return
+            if current["metadata"].get("uid") != rt.uid:
+                return
+            mine = {c["type"] for c in status["conditions"]}
+            others = [
+                c
+                for c in (current.get("status") or {}).get("conditions") or []
+                if c.get("type") not in mine
+            ]
+            body = {
+                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                "status": {**status, "conditions": others + status["conditions"]},
+            }
+            try:
+                self.store.patch(
+                    "pods", rt.name, body, PATCH_MERGE, namespace=rt.namespace, subresource="status"
+                )
+            except ApiError as exc:
+                if exc.code == 409:
+                    continue
+                log.warning("pod %s/%s: status write failed: %s", rt.namespace, rt.name, exc)
+                return
+            self._last_status[rt.uid] = status
+            return
+
+    def _refresh_namespace(self, namespace: str) -> None:
+        runtimes = [rt for rt in self._runtimes.values() if rt.namespace == namespace]
+        if not runtimes:
+            return
+        pods = self._namespace_pods(namespace)
+        services = self.store.list("services", namespace=namespace, copy=False).items
+        for rt in runtimes:
+            if rt.net is not None and not rt.stopped:
+                hosts.write_in_place(
+                    rt.dir / "hosts", hosts.render(self._entries(rt, pods, services))
+                )
+
+    def _namespace_pods(self, namespace: str) -> list[Obj]:
+        """The namespace's pods, with IPs of pods whose status write is still pending."""
+        pods = []
+        for pod in self.store.list("pods", namespace=namespace, copy=False).items:
+            rt = self._runtimes.get(str(pod["metadata"].get("uid")))
+            if rt is not None and rt.net is not None and not (pod.get("status") or {}).get("podIP"):
+                pod = {**pod, "status": {**(pod.get("status") or {}), "podIP": rt.net.ip}}
+            pods.append(pod)
+        return pods
+
+    def _entries(
+        self, rt: PodRuntime, pods: list[Obj], services: list[Obj]
+    ) -> list[hosts.HostEntry]:
+        assert rt.net is not None
+        me = next((p for p in pods if p["metadata"].get("uid") == rt.uid), rt.pod)
+        return hosts.entries_for(me, rt.net.ip, pods, services)
+
+    def _hosts_for(self, rt: PodRuntime) -> list[hosts.HostEntry]:
+        """The runtime's provider at setup: entries from the store as it is now."""
+        services = self.store.list("services", namespace=rt.namespace, copy=False).items
+        return self._entries(rt, self._namespace_pods(rt.namespace), services)
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return self.store.get(_KINDS[kind], name, namespace)
+        except ApiError:
+            return None

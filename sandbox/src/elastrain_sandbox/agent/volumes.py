@@ -1,0 +1,113 @@
+"""Pod volumes as host directories, and the bind mounts that put them at each ``mountPath``.
+
+Nothing is written outside the sandbox's state dir: ``hostPath`` is remapped under
+``<state_dir>/hostpath/<path>``; ``persistentVolumeClaim`` is ``<state_dir>/pvc/<ns>/<claim>``,
+shared by every pod that mounts the claim (like an RWX volume) and kept after the pods go;
+``emptyDir`` and ``configMap``/``secret``/``downwardAPI`` files live in the pod's own dir,
+removed with the pod.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from elastrain_sandbox.agent.envvars import ConfigError, ObjectLookup
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A bind mount: host ``source`` at ``target`` inside the container."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+def prepare_volumes(
+    pod: Obj, state_dir: Path, pod_dir: Path, lookup: ObjectLookup | None
+) -> dict[str, Path]:
+    """Create every volume of ``pod`` on the host; return name -> host path."""
+    namespace = str(pod["metadata"].get("namespace", "default"))
+    out: dict[str, Path] = {}
+    for volume in pod.get("spec", {}).get("volumes") or []:
+        name = str(volume["name"])
+        if "emptyDir" in volume:
+            path = pod_dir / "volumes" / name
+        elif "hostPath" in volume:
+            path = _under(state_dir / "hostpath", str(volume["hostPath"].get("path", "/")))
+            if volume["hostPath"].get("type") in ("File", "FileOrCreate"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+                out[name] = path
+                continue
+        elif "persistentVolumeClaim" in volume:
+            claim = str(volume["persistentVolumeClaim"]["claimName"])
+            path = state_dir / "pvc" / namespace / claim
+        elif "configMap" in volume or "secret" in volume:
+            path = pod_dir / "volumes" / name
+            _write_keyed(volume, namespace, path, lookup)
+        else:
+            kinds = sorted(k for k in volume if k != "name")
+            raise ConfigError(f"volume {name!r}: type {kinds} is not supported by the sandbox")
+        path.mkdir(parents=True, exist_ok=True)
+        out[name] = path
+    return out
+
+
+def _under(root: Path, path: str) -> Path:
+    """``path`` re-rooted under ``root``, refusing ``..`` escapes."""
+    parts = [p for p in PurePosixPath(path).parts if p not in ("/", "")]
+    if ".." in parts:
+        raise ConfigError(f"path {path!r} must not contain '..'")
+    return root.joinpath(*parts)
+
+
+def _write_keyed(volume: Obj, namespace: str, path: Path, lookup: ObjectLookup | None) -> None:
+    kind, source = (
+        ("ConfigMap", volume["configMap"])
+        if "configMap" in volume
+        else ("Secret", volume["secret"])
+    )
+    name = str(source.get("name") or source.get("secretName"))
+    obj = lookup(kind, namespace, name) if lookup else None
+    if obj is None:
+        if source.get("optional"):
+            return
+        raise ConfigError(f'{kind.lower()} "{name}" not found')
+    data: dict[str, bytes] = {}
+    for k, v in (obj.get("data") or {}).items():
+        data[k] = base64.b64decode(v) if kind == "Secret" else str(v).encode()
+    for k, v in (obj.get("binaryData") or {}).items():
+        data[k] = base64.b64decode(v)
+    items = source.get("items")
+    files = {str(i["path"]): data[i["key"]] for i in items if i["key"] in data} if items else data
+    path.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        target = _under(path, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def container_mounts(container: Obj, volumes: Mapping[str, Path]) -> list[Mount]:
+    """The bind mounts for ``container``'s ``volumeMounts`` (``subPath`` dirs created)."""
+    mounts = []
+    for vm in container.get("volumeMounts") or []:
+        name = str(vm["name"])
+        if name not in volumes:
+            raise ConfigError(f"volumeMount {name!r} names no volume of the pod")
+        source = volumes[name]
+        if vm.get("subPath"):
+            source = _under(source, str(vm["subPath"]))
+            if not source.exists():
+                source.mkdir(parents=True)
+        target = str(vm["mountPath"])
+        if not target.startswith("/"):
+            raise ConfigError(f"mountPath {target!r} must be absolute")
+        mounts.append(Mount(str(source), target, bool(vm.get("readOnly"))))
+    return mounts
