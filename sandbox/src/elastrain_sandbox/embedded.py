@@ -18,9 +18,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Unpack
 
+from elastrain_sandbox.admin import NodeOptions
 from elastrain_sandbox.apiserver.requestlog import RequestLog
 from elastrain_sandbox.apiserver.store import Store
-from elastrain_sandbox.runtime import NodeOptions, SandboxConfig, SandboxRuntime
+from elastrain_sandbox.runtime import SandboxConfig, SandboxRuntime
 
 START_TIMEOUT = 60.0
 

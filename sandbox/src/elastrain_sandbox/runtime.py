@@ -15,10 +15,11 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypedDict, Unpack
+from typing import Any, Protocol, Unpack
 
 from aiohttp import web
 
+from elastrain_sandbox.admin import NodeOptions, install_admin_routes
 from elastrain_sandbox.apiserver.admission import BuiltinAdmission
 from elastrain_sandbox.apiserver.crds import CRD_KEY, CrdAdmission, CrdCleanup, CrdRegistrar
 from elastrain_sandbox.apiserver.errors import ApiError
@@ -35,17 +36,6 @@ from elastrain_sandbox.kubeconfig import write_kubeconfig
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-
-class NodeOptions(TypedDict, total=False):
-    """A node's shape beyond its name (``add_node``); unset or None takes the sandbox's
-    per-node default. One definition serves the runtime, ``Sandbox`` and the admin API."""
-
-    gpus: int | None
-    cpus: int | None
-    memory: str | None
-    labels: dict[str, str] | None
-    taints: list[dict[str, Any]] | None
 
 
 class Agent(Protocol):
@@ -110,9 +100,7 @@ class SandboxRuntime:
             self._ensure("serviceaccounts", {"metadata": {"name": "default", "namespace": ns}})
         for i in range(cfg.nodes):
             self.add_node(f"node-{i}")
-        from elastrain_sandbox.admin import install_admin_routes
-
-        install_admin_routes(self)
+        install_admin_routes(self.server.admin_routes, self.request_log, self)
         self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         # Bind the socket ourselves so the port chosen for --port 0 is known without poking

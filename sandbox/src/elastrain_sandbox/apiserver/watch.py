@@ -13,13 +13,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from elastrain_sandbox.apiserver.resources import ResourceType
 from elastrain_sandbox.apiserver.selectors import FieldSelector, LabelSelector
-
-if TYPE_CHECKING:
-    from elastrain_sandbox.apiserver.store import Store
 
 
 @dataclass(frozen=True)
@@ -70,13 +67,25 @@ class _Watcher:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, ev)
 
 
+class WatchSource(Protocol):
+    """What a ``Watch`` needs from the store that feeds it (the store implements it).
+
+    A protocol rather than the ``Store`` type, so that this module never imports the store,
+    which imports it.
+    """
+
+    def _bookmark(self, watcher: _Watcher, initial_events_end: bool) -> None: ...
+
+    def _unwatch(self, watcher: _Watcher) -> None: ...
+
+
 class Watch:
     """An async iterator of ``WatchEvent``; ends when closed or its resource is unregistered.
 
     ``next(timeout)`` returns None on timeout, which the HTTP layer uses for bookmarks.
     """
 
-    def __init__(self, store: Store, watcher: _Watcher, start_rv: int) -> None:
+    def __init__(self, store: WatchSource, watcher: _Watcher, start_rv: int) -> None:
         self._store = store
         self._w = watcher
         self.start_rv = start_rv
