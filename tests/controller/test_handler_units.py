@@ -1,7 +1,4 @@
-"""Unit tests of the operator's glue that need no cluster: the work queue and expectations.
-
-(They live here because the handlers have no test directory of their own yet.)
-"""
+"""Unit tests of the work queue and the expectations (the handlers are in test_handlers.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A planner that raises must not stop the operator: Warning Event, error metric, back-off.
 
-The real planner never raises (it is fuzz-tested), so this injects one that does into the real
-controller, which talks to a real API server (the sandbox) through the real kube client.
+The real planner never raises (it is fuzz-tested), so this patches one that does into the real
+reconciler and workers, which talk to a real API server (the sandbox) through the real kube client.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from elastrain.controller.controller import Controller
+from elastrain.api.kinds import POD_GROUP
+from elastrain.controller import reconcile
 from elastrain.controller.expectations import Expectations
 from elastrain.controller.queue import WorkQueue
-from elastrain.controller.reconcile import CrdProbe, Reconciler
+from elastrain.controller.reconcile import Reconciler
 from elastrain.controller.store import JobKey, Store
+from elastrain.controller.workers import Workers
 from elastrain.kube.client import Kube, load_api_client
+from elastrain.kube.discovery import CrdProbe
 from elastrain.kube.events import EventRecorder
 from elastrain.kube.ratelimit import TokenBucket
 from elastrain.metrics.registry import Metrics
@@ -56,8 +59,9 @@ def job(shared_sandbox: Sandbox) -> Iterator[dict[str, Any]]:
 
 
 def test_planner_exception_becomes_a_warning_and_a_backoff(
-    shared_sandbox: Sandbox, job: dict[str, Any]
+    shared_sandbox: Sandbox, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(reconcile, "plan", exploding_planner)
     key: JobKey = ("default", "boom")
     metrics = Metrics()
 
@@ -69,12 +73,12 @@ def test_planner_exception_becomes_a_warning_and_a_backoff(
             store = Store({key: [job]}, {}, {}, {})
             recorder = EventRecorder(kube)
             reconciler = Reconciler(
-                kube, store, recorder, metrics, exploding_planner, CrdProbe(kube), Expectations()
+                kube, store, recorder, metrics, CrdProbe(kube, POD_GROUP), Expectations()
             )
             queue: WorkQueue[JobKey] = WorkQueue(base_delay=30)
-            controller = Controller(queue, reconciler, recorder, metrics, workers=1)
-            await controller.process(key)
-            await controller.process(key)
+            workers = Workers(queue, reconciler, recorder, metrics, count=1)
+            await workers.process(key)
+            await workers.process(key)
             delay = queue.backoff(key)  # the third failure's delay: two already happened
             queue.close()
             return delay

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from elastrain.kube import errors, resources
+from elastrain.api.kinds import EVENT, POD, POD_GROUP, TRAINING_JOB
+from elastrain.kube import discovery, errors, resources
 from elastrain.kube.client import Kube, load_api_client
 from elastrain.kube.events import EventRecorder, InvolvedObject
 from elastrain.kube.ratelimit import TokenBucket
@@ -69,7 +70,7 @@ def pod(name: str) -> dict[str, Any]:
 def test_create_is_idempotent_and_delete_honours_the_uid(kube: Kube) -> None:
     assert run(resources.create(kube, pod("k-create"))) is True
     assert run(resources.create(kube, pod("k-create"))) is False  # 409 AlreadyExists = success
-    path = resources.object_path("Pod", "default", "k-create")
+    path = POD.object_path("default", "k-create")
     uid = run(kube.request("GET", path))["metadata"]["uid"]
     # A stale uid must not delete the namesake (409 precondition = "the one meant is gone").
     assert run(resources.delete(kube, "Pod", "default", "k-create", "not-" + uid)) is False
@@ -93,9 +94,7 @@ def test_status_patch_is_guarded_by_resource_version(kube: Kube) -> None:
         "metadata": {"name": "k-status", "namespace": "default"},
         "spec": {},
     }
-    created = run(
-        kube.request("POST", resources.collection_path("TrainingJob", "default"), body=job)
-    )
+    created = run(kube.request("POST", TRAINING_JOB.collection_path("default"), body=job))
     rv = created["metadata"]["resourceVersion"]
     first = {"phase": "Created", "startTime": "2026-01-01T00:00:00Z"}
     updated = run(resources.patch_job_status(kube, "default", "k-status", rv, first))
@@ -111,10 +110,11 @@ def test_status_patch_is_guarded_by_resource_version(kube: Kube) -> None:
 
 
 def test_discovery_tells_served_resources(kube: Kube) -> None:
-    assert run(resources.group_version_serves(kube, "elastrain.dev", "v1alpha1", "trainingjobs"))
-    assert not run(
-        resources.group_version_serves(kube, "scheduling.x-k8s.io", "v1alpha1", "podgroups")
-    )
+    assert run(discovery.serves(kube, TRAINING_JOB))
+    assert run(discovery.serves(kube, POD))  # the core group: /api/v1, not /apis/...
+    assert not run(discovery.serves(kube, POD_GROUP))
+    assert not run(discovery.CrdProbe(kube, POD_GROUP).served())
+    assert run(discovery.CrdProbe(kube, TRAINING_JOB).served())
 
 
 def test_repeated_events_are_aggregated(kube: Kube) -> None:
@@ -127,7 +127,7 @@ def test_repeated_events_are_aggregated(kube: Kube) -> None:
         await recorder.record(involved, "Normal", "Other", "fine")
 
     run(twice())
-    listing = run(kube.request("GET", resources.collection_path("Event", "default")))
+    listing = run(kube.request("GET", EVENT.collection_path("default")))
     mine = [e for e in listing["items"] if e["involvedObject"]["name"] == "k-events"]
     by_reason = {e["reason"]: e for e in mine}
     assert len(mine) == 2

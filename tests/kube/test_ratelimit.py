@@ -67,5 +67,5 @@ def test_concurrent_waiters_are_all_served() -> None:
 
 @pytest.mark.parametrize(("qps", "burst"), [(0, 1), (-1, 1), (1, 0)])
 def test_rejects_nonsense_limits(qps: float, burst: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need qps > 0 and burst >= 1"):
         TokenBucket(qps, burst)

@@ -1,22 +1,26 @@
-"""Job counters follow status transitions once; the endpoint serves them in text format."""
+"""Job counters follow the planner's transitions; the endpoint serves them in text format.
+
+That the planner reports each transition once (and none for a repeated write) is held by
+``tests/planner/test_planner_transitions.py`` and the planner's property tests.
+"""
 
 from __future__ import annotations
 
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from elastrain.metrics.registry import Metrics
-from elastrain.metrics.transitions import record_transition
+from elastrain.planner.model import Transition, TransitionKind
 from prometheus_client.parser import text_string_to_metric_families
 
 CREATED = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
 
 
-def cond(type_: str, status: str = "True", reason: str = "", at: str = "") -> dict[str, Any]:
-    return {"type": type_, "status": status, "reason": reason, "lastTransitionTime": at}
+def tr(kind: TransitionKind, reason: str = "", at: int = 0, first: bool = False) -> Transition:
+    """A transition ``at`` seconds after CREATED."""
+    return Transition(kind, reason, CREATED + timedelta(seconds=at), first_time=first)
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
@@ -30,14 +34,9 @@ def metrics() -> Metrics:
 
 
 def test_created_and_running_are_counted_once(metrics: Metrics) -> None:
-    created = {"startTime": "2026-01-01T00:00:02Z", "conditions": [cond("Created")]}
-    running = {
-        "startTime": "2026-01-01T00:00:02Z",
-        "conditions": [cond("Created"), cond("Running", at="2026-01-01T00:00:30Z")],
-    }
-    record_transition(metrics, "ns", CREATED, {}, created)
-    record_transition(metrics, "ns", CREATED, created, running)
-    record_transition(metrics, "ns", CREATED, running, running)  # a repeated write
+    metrics.record([tr("Started", at=2), tr("Created", "JobCreated", 2, True)], "ns", CREATED)
+    metrics.record([tr("Running", "JobRunning", 30, True)], "ns", CREATED)
+    metrics.record([], "ns", CREATED)  # a repeated write carries no transition
     assert value(metrics, "elastrain_jobs_created_total", namespace="ns") == 1
     assert value(metrics, "elastrain_job_to_pod_creation_seconds_count") == 1
     assert value(metrics, "elastrain_job_to_pod_creation_seconds_sum") == 2
@@ -46,25 +45,40 @@ def test_created_and_running_are_counted_once(metrics: Metrics) -> None:
 
 
 def test_restarts_count_each_entry_into_restarting(metrics: Metrics) -> None:
-    running = {"conditions": [cond("Running")]}
-    restarting = {"conditions": [cond("Running", "False"), cond("Restarting", reason="PodFailed")]}
-    back = {"conditions": [cond("Running"), cond("Restarting", "False", reason="PodFailed")]}
-    for old, new in [(running, restarting), (restarting, back), (back, restarting)]:
-        record_transition(metrics, "ns", CREATED, old, new)
+    restarting = tr("Restarting", "PodFailed", 40, first=True)
+    back = tr("Running", "JobRunning", 50)  # not first: the job ran before
+    again = tr("Restarting", "PodFailed", 60)
+    for transitions in ([restarting], [back], [again]):
+        metrics.record(transitions, "ns", CREATED)
     assert value(metrics, "elastrain_jobs_restarted_total", namespace="ns", reason="PodFailed") == 2
     # Running again after a restart is not a second time-to-running.
     assert value(metrics, "elastrain_job_time_to_running_seconds_count") == 0
 
 
 def test_terminal_transitions_carry_the_reason(metrics: Metrics) -> None:
-    failed = {"conditions": [cond("Failed", reason="BackoffLimitExceeded")]}
-    record_transition(metrics, "a", CREATED, {}, failed)
-    record_transition(metrics, "a", CREATED, failed, failed)
-    record_transition(metrics, "b", CREATED, {}, {"conditions": [cond("Succeeded")]})
+    metrics.record([tr("Failed", "BackoffLimitExceeded", first=True)], "a", CREATED)
+    metrics.record([], "a", CREATED)  # written again: no transition
+    metrics.record([tr("Succeeded", "JobSucceeded", first=True)], "b", CREATED)
     labels = {"namespace": "a", "reason": "BackoffLimitExceeded"}
     assert value(metrics, "elastrain_jobs_failed_total", **labels) == 1
     assert value(metrics, "elastrain_jobs_succeeded_total", namespace="b") == 1
     assert value(metrics, "elastrain_jobs_succeeded_total", namespace="a") == 0
+
+
+def test_latencies_need_the_creation_time_and_are_never_negative(metrics: Metrics) -> None:
+    metrics.record([tr("Started", at=5), tr("Running", "JobRunning", 9, True)], "ns", None)
+    assert value(metrics, "elastrain_job_to_pod_creation_seconds_count") == 0
+    assert value(metrics, "elastrain_job_time_to_running_seconds_count") == 0
+    # A creationTimestamp from a clock ahead of ours.
+    metrics.record([tr("Started", at=-3)], "ns", CREATED)
+    assert value(metrics, "elastrain_job_to_pod_creation_seconds_count") == 1
+    assert value(metrics, "elastrain_job_to_pod_creation_seconds_sum") == 0
+
+
+def test_a_missing_reason_is_counted_as_unknown(metrics: Metrics) -> None:
+    metrics.record([tr("Failed"), tr("Restarting")], "ns", CREATED)
+    assert value(metrics, "elastrain_jobs_failed_total", namespace="ns", reason="Unknown") == 1
+    assert value(metrics, "elastrain_jobs_restarted_total", namespace="ns", reason="Unknown") == 1
 
 
 def test_phase_gauge_tracks_each_job_once(metrics: Metrics) -> None:

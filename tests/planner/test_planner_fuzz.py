@@ -39,7 +39,15 @@ def pods(draw: st.DrawFn) -> Any:
                 "elastrain.dev/replica-type": role,
                 "elastrain.dev/replica-index": index,
             },
-            "ownerReferences": [{"controller": True, "uid": "job-uid-1"}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "elastrain.dev/v1alpha1",
+                    "kind": "TrainingJob",
+                    "name": "mnist",
+                    "controller": True,
+                    "uid": "job-uid-1",
+                }
+            ],
             "annotations": draw(JSON),
             "deletionTimestamp": draw(st.none() | st.text(max_size=4)),
         },

@@ -198,7 +198,7 @@ def test_invalid_spec_fails_with_every_error_and_no_children() -> None:
 
 def test_garbage_job_objects_never_raise() -> None:
     for job in ({}, {"metadata": None}, {"metadata": {"name": "x"}, "spec": []}, {"status": 3}):
-        world = World(job)  # type: ignore[arg-type]
+        world = World(job)
         p = world.plan()
         assert not p.creates and p.status is not None and p.status["phase"] == "Failed"
 

@@ -18,6 +18,7 @@ from elastrain.planner.model import Plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from planner_world import World, make_job, replica
+from transition_oracle import expected, reported
 
 POLICIES = ("OnFailure", "ExitCode", "Never", "Always")
 
@@ -160,7 +161,15 @@ def _act(world: World, action: str, n: int, history: _History) -> None:
                     "name": foreign,
                     "uid": f"foreign-{n}",
                     "labels": {"elastrain.dev/job-name": "mnist"},
-                    "ownerReferences": [{"controller": True, "uid": "earlier-job"}],
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "elastrain.dev/v1alpha1",
+                            "kind": "TrainingJob",
+                            "name": "mnist",
+                            "controller": True,
+                            "uid": "earlier-job",
+                        }
+                    ],
                 },
                 "status": {"phase": ("Running", "Failed", "Succeeded")[n % 3]},
             }
@@ -171,6 +180,7 @@ def _checked_step(world: World, history: _History, *, finish: bool) -> Plan:
     before_status = copy.deepcopy(world.status)
     p = world.plan()
     _check_plan(world, observed.pods, before_status, p, history)
+    _check_transitions(before_status, p)
     _check_crash_safety(world, p)
     world.apply(p, finish=finish)
     return p
@@ -246,6 +256,12 @@ def _check_running(spec: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         assert len(started) >= need, f"Running with {len(started)}/{need} {role} pods started"
 
 
+def _check_transitions(before: dict[str, Any], p: Plan) -> None:
+    """The plan reports exactly the transitions its status write makes (what metrics count)."""
+    after = dict(p.status) if p.status is not None else before
+    assert reported(p.transitions) == expected(before, after), "transitions disagree with status"
+
+
 def _check_crash_safety(world: World, p: Plan) -> None:
     """Only the status write happened: the next plan repeats the actions and counts nothing."""
     if p.status is None:
@@ -258,6 +274,7 @@ def _check_crash_safety(world: World, p: Plan) -> None:
         world.job["status"] = saved
     assert again.status is None, "status not stable after its own write"
     assert not again.events, "events repeated after a crash"
+    assert not again.transitions, "transitions repeated after a crash"
     assert [(d.kind, d.name, d.uid) for d in again.deletes] == [
         (d.kind, d.name, d.uid) for d in p.deletes
     ]

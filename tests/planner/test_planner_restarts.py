@@ -363,7 +363,15 @@ def test_foreign_namesake_blocks_creation_and_is_never_touched() -> None:
             "name": "mnist-worker-0",
             "uid": "old",
             "labels": {"elastrain.dev/job-name": "mnist"},
-            "ownerReferences": [{"controller": True, "uid": "previous-job"}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "elastrain.dev/v1alpha1",
+                    "kind": "TrainingJob",
+                    "name": "mnist",
+                    "controller": True,
+                    "uid": "previous-job",
+                }
+            ],
         },
         "status": {"phase": "Failed"},
     }

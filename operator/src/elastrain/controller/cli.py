@@ -62,9 +62,8 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
-    # Imported here: the planner is only needed by this command.
-    from elastrain.controller.register import Runtime, build_registry
-    from elastrain.planner import plan
+    # Imported here: kopf's handlers (and through them the planner) only serve this command.
+    from elastrain.controller import handlers
 
     config = config_from_args(args)
     kopf.configure(
@@ -77,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # One sample per series: no ``*_created`` timestamps doubling every counter on /metrics.
     prometheus_client.disable_created_metrics()
-    runtime = Runtime(config, plan)
-    registry = build_registry(runtime)
     logging.getLogger(__name__).info(
         "starting: namespaces=%s peering=%s", list(config.namespaces) or "*", config.peering
     )
     kopf.run(
-        registry=registry,
+        registry=handlers.registry,
+        # The startup handler builds the run's Runtime from this and keeps it in the memo.
+        memo=handlers.memo_for(config),
         standalone=config.peering is None,
         peering_name=config.peering,
         # kopf pauses *every* peer when two share a priority (kopf #734): a random one per

@@ -11,37 +11,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elastrain.api.constants import API_VERSION, KIND
+from elastrain.api import timefmt
+from elastrain.api.constants import KIND
+from elastrain.api.job_status import JobStatus
+from elastrain.api.kinds import CHILD_KINDS, TRAINING_JOB
 from elastrain.controller.expectations import Expectations
 from elastrain.controller.store import JobKey, Store
 from elastrain.kube import errors, resources
 from elastrain.kube.client import Kube
+from elastrain.kube.discovery import CrdProbe
 from elastrain.kube.events import EventRecorder, InvolvedObject
 from elastrain.metrics.registry import Metrics
-from elastrain.metrics.transitions import parse_time, record_transition
-from elastrain.planner.model import Delete, Observed, Plan
+from elastrain.planner import plan
+from elastrain.planner.model import Delete, Observed, Plan, Transition
 
 log = logging.getLogger(__name__)
 
-Planner = Callable[[dict[str, Any], Observed], Plan]
-
-_CHILD_API_VERSION = {
-    "Pod": "v1",
-    "Service": "v1",
-    "PodGroup": f"{resources.PODGROUP_GROUP}/{resources.PODGROUP_VERSION}",
-}
+_CHILD_API_VERSION = {k.kind: k.api_version for k in CHILD_KINDS}
 
 
 def job_ref(job: dict[str, Any]) -> InvolvedObject:
     """The TrainingJob as the object of an Event."""
     meta = job["metadata"]
-    return InvolvedObject(API_VERSION, KIND, meta["namespace"], meta["name"], meta.get("uid"))
+    return InvolvedObject(
+        TRAINING_JOB.api_version,
+        TRAINING_JOB.kind,
+        meta["namespace"],
+        meta["name"],
+        meta.get("uid"),
+    )
 
 
 @dataclass(frozen=True)
@@ -60,38 +63,9 @@ class ApplyFailed(Exception):
         super().__init__("; ".join(str(f) for f in failures[:3]))
 
 
-class CrdProbe:
-    """Caches whether the PodGroup CRD is served (discovery), re-asked every ``ttl`` seconds
-    or at once after :meth:`invalidate` (a change of that CRD was seen)."""
-
-    def __init__(self, kube: Kube, ttl: float = 60.0) -> None:
-        self._kube = kube
-        self._ttl = ttl
-        self._value = False
-        self._checked = -float("inf")
-        self._lock = asyncio.Lock()
-
-    async def pod_groups_served(self) -> bool:
-        async with self._lock:
-            if time.monotonic() - self._checked >= self._ttl:
-                try:
-                    self._value = await resources.group_version_serves(
-                        self._kube,
-                        resources.PODGROUP_GROUP,
-                        resources.PODGROUP_VERSION,
-                        resources.PODGROUP_PLURAL,
-                    )
-                except errors.ApiError as exc:  # keep the last answer; discovery is best effort
-                    log.warning("PodGroup discovery failed, keeping %s: %s", self._value, exc)
-                self._checked = time.monotonic()
-            return self._value
-
-    def invalidate(self) -> None:
-        self._checked = -float("inf")
-
-
 class Reconciler:
-    """Executes plans; shared by all workers (it holds no per-job state)."""
+    """Observes, plans (:func:`elastrain.planner.plan`) and applies; shared by all workers
+    (it holds no per-job state). ``pod_groups`` answers whether the PodGroup CRD is served."""
 
     def __init__(
         self,
@@ -99,16 +73,14 @@ class Reconciler:
         store: Store,
         recorder: EventRecorder,
         metrics: Metrics,
-        planner: Planner,
-        probe: CrdProbe,
+        pod_groups: CrdProbe,
         expectations: Expectations,
     ) -> None:
         self._kube = kube
         self.store = store
         self._recorder = recorder
         self._metrics = metrics
-        self._plan = planner
-        self._probe = probe
+        self._pod_groups = pod_groups
         self._expectations = expectations
 
     async def observe(self, key: JobKey) -> Observed:
@@ -117,7 +89,7 @@ class Reconciler:
             pods=self.store.pods(key),
             services=self.store.services(key),
             pod_groups=self.store.pod_groups(key),
-            pod_group_crd_available=await self._probe.pod_groups_served(),
+            pod_group_crd_available=await self._pod_groups.served(),
         )
 
     async def reconcile(self, key: JobKey) -> Outcome:
@@ -132,15 +104,14 @@ class Reconciler:
             # Our own last writes are not in the indexes yet; their events re-queue the key.
             return Outcome(requeue_after=wait)
         observed = await self.observe(key)
-        plan = self._plan(job, observed)
-        return await self.apply(job, observed, plan)
+        return await self.apply(job, observed, plan(job, observed))
 
     async def apply(self, job: dict[str, Any], observed: Observed, plan: Plan) -> Outcome:
         meta = job["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         key = (namespace, name)
         if plan.status is not None:
-            stop = await self._write_status(key, job, plan.status)
+            stop = await self._write_status(key, job, plan.status, plan.transitions)
             if stop is not None:
                 return stop
         failures: list[errors.ApiError] = []
@@ -151,11 +122,13 @@ class Reconciler:
         )
         await self._gather([self._create(job, obj, failures) for obj in plan.creates])
         for event in plan.events:
-            involved = self._involved(job, observed, event.object_kind, event.object_name)
+            involved = self._involved(job, event.object_kind, event.object_name, event.object_uid)
             await self._recorder.record(involved, event.type, event.reason, event.message)
         if plan.delete_job:
             try:
-                await resources.delete(self._kube, KIND, namespace, name, meta.get("uid"))
+                await resources.delete(
+                    self._kube, TRAINING_JOB.kind, namespace, name, meta.get("uid")
+                )
             except errors.ApiError as exc:
                 failures.append(exc)
         if failures:
@@ -163,9 +136,13 @@ class Reconciler:
         return Outcome(requeue_after=plan.requeue_after)
 
     async def _write_status(
-        self, key: JobKey, job: dict[str, Any], status: dict[str, Any]
+        self, key: JobKey, job: dict[str, Any], status: JobStatus, transitions: list[Transition]
     ) -> Outcome | None:
-        """Write the next status; an Outcome when the rest of the plan must not run."""
+        """Write the next status; an Outcome when the rest of the plan must not run.
+
+        Its ``transitions`` are counted only once the write succeeded: it carries the observed
+        resourceVersion, so of two reconciles computing the same transition only one counts.
+        """
         meta = job["metadata"]
         old_status = job.get("status") or {}
         patch = resources.merge_patch(old_status, status)
@@ -188,8 +165,8 @@ class Reconciler:
         except BaseException:
             self._expectations.lower(key, status=True)
             raise
-        created = parse_time(meta.get("creationTimestamp"))
-        record_transition(self._metrics, key[0], created, old_status, status)
+        created = timefmt.parse(meta.get("creationTimestamp"))
+        self._metrics.record(transitions, key[0], created)
         return None
 
     @staticmethod
@@ -209,7 +186,7 @@ class Reconciler:
             self._expectations.lower(key, (d.kind, d.name))
             failures.append(exc)
             await self._recorder.record(
-                self._involved(job, observed, d.kind, d.name),
+                self._involved(job, d.kind, d.name, d.uid),
                 "Warning",
                 f"FailedDelete{d.kind}",
                 f"Error deleting {d.kind} {d.name} ({d.reason}): {exc.message}",
@@ -248,16 +225,10 @@ class Reconciler:
 
     @staticmethod
     def _involved(
-        job: dict[str, Any], observed: Observed | None, kind: str, name: str | None
+        job: dict[str, Any], kind: str, name: str | None, uid: str | None
     ) -> InvolvedObject:
+        """The object an Event is about: the job itself, or its child ``name`` with ``uid``."""
         if name is None or kind == KIND:
             return job_ref(job)
-        uid = None
-        if observed is not None:
-            children = {"Pod": observed.pods, "Service": observed.services}.get(kind, [])
-            uid = next(
-                (c["metadata"].get("uid") for c in children if c["metadata"].get("name") == name),
-                None,
-            )
         namespace = job["metadata"]["namespace"]
         return InvolvedObject(_CHILD_API_VERSION.get(kind, "v1"), kind, namespace, name, uid)

@@ -13,18 +13,7 @@ import logging
 import kopf
 
 from elastrain.api.constants import FINALIZER, KOPF_PREFIX, LABEL_JOB_NAME
-from elastrain.kube import resources
-
-# The kinds of children, as kopf resource selectors, by plural.
-CHILD_RESOURCES: dict[str, tuple[str, str] | tuple[str, str, str]] = {
-    "pods": ("v1", "pods"),
-    "services": ("v1", "services"),
-    "podgroups": (
-        resources.PODGROUP_GROUP,
-        resources.PODGROUP_VERSION,
-        resources.PODGROUP_PLURAL,
-    ),
-}
+from elastrain.api.kinds import CHILD_KINDS
 
 
 def apply(settings: kopf.OperatorSettings) -> None:
@@ -47,8 +36,8 @@ def apply(settings: kopf.OperatorSettings) -> None:
     # Bookmarks arrive every ~60 s: 70 s of silence means a dead stream, reconnect.
     w.inactivity_timeout = 70
     # Only our children: the server filters, so pods of other workloads never reach us.
-    for resource in CHILD_RESOURCES.values():
-        w.label_selectors[resource] = LABEL_JOB_NAME
+    for kind in CHILD_KINDS:
+        w.label_selectors[kind.selector] = LABEL_JOB_NAME
 
     settings.networking.connect_timeout = 10
     settings.networking.request_timeout = 60

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from elastrain.api.constants import GROUP, KIND, LABEL_JOB_NAME
+from elastrain.api.ownership import owning_job
 
 JobKey = tuple[str, str]
 
@@ -25,22 +25,11 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def owner_job_key(body: Mapping[str, Any]) -> JobKey | None:
-    """The job a child belongs to: its job-name label *and* a TrainingJob owner reference.
-
-    Requiring both keeps a stranger's pod that merely copies the label out of the planner's view.
-    """
-    meta = body.get("metadata") or {}
-    job_name = (meta.get("labels") or {}).get(LABEL_JOB_NAME)
-    if not job_name:
+    """The key of the job a child belongs to (:func:`elastrain.api.ownership.owning_job`)."""
+    owner = owning_job(body)
+    if owner is None:
         return None
-    for ref in meta.get("ownerReferences") or []:
-        if (
-            ref.get("kind") == KIND
-            and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
-            and ref.get("name") == job_name
-        ):
-            return str(meta.get("namespace") or ""), str(job_name)
-    return None
+    return str((body.get("metadata") or {}).get("namespace") or ""), owner.name
 
 
 def _values(index: Mapping[JobKey, Iterable[dict[str, Any]]] | None, key: JobKey) -> list[Any]:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elastrain.kube import errors, resources
+from elastrain.api import timefmt
+from elastrain.api.kinds import EVENT
+from elastrain.kube import errors
 from elastrain.kube.client import MERGE_PATCH, Kube
 
 log = logging.getLogger(__name__)
@@ -42,10 +44,6 @@ class InvolvedObject:
         if self.uid:
             ref["uid"] = self.uid
         return ref
-
-
-def _timestamp(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:
@@ -93,11 +91,11 @@ class EventRecorder:
 
     async def _bump(self, namespace: str, name: str, count: int, now: datetime) -> bool:
         """Patch the count of an existing Event; False when it expired (Events have a TTL)."""
-        patch = {"count": count, "lastTimestamp": _timestamp(now)}
+        patch = {"count": count, "lastTimestamp": timefmt.fmt(now)}
         try:
             await self._kube.request(
                 "PATCH",
-                resources.object_path("Event", namespace, name),
+                EVENT.object_path(namespace, name),
                 body=patch,
                 content_type=MERGE_PATCH,
             )
@@ -111,13 +109,14 @@ class EventRecorder:
         # client-go names events <object>.<unique suffix>; a uuid fragment avoids collisions
         # between operator replicas without a clock-derived guess.
         name = f"{involved.name}.{uuid.uuid4().hex[:16]}"
-        stamp = _timestamp(now)
+        # core/v1 firstTimestamp/lastTimestamp are whole-second date-times, like the status's.
+        stamp = timefmt.fmt(now)
         source: dict[str, str] = {"component": COMPONENT}
         if self._host:
             source["host"] = self._host
         body = {
-            "apiVersion": "v1",
-            "kind": "Event",
+            "apiVersion": EVENT.api_version,
+            "kind": EVENT.kind,
             "metadata": {"name": name, "namespace": involved.namespace},
             "involvedObject": involved.as_dict(),
             "reason": reason,
@@ -130,7 +129,5 @@ class EventRecorder:
             "reportingComponent": COMPONENT,
             "reportingInstance": self._host or COMPONENT,
         }
-        await self._kube.request(
-            "POST", resources.collection_path("Event", involved.namespace), body=body
-        )
+        await self._kube.request("POST", EVENT.collection_path(involved.namespace), body=body)
         return name

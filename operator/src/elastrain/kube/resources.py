@@ -6,48 +6,25 @@
 * status: a JSON merge patch of the status subresource carrying the observed resourceVersion,
   so a status computed from a stale job fails with :class:`~elastrain.kube.errors.Conflict`.
 
-Every verb used here is listed in docs/operator.md for the chart's RBAC.
+Request paths come from the kind table (:mod:`elastrain.api.kinds`); discovery is in
+:mod:`elastrain.kube.discovery`. Every verb used here is listed in docs/operator.md for the
+chart's RBAC.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
-from elastrain.api.constants import GROUP, PLURAL, VERSION
+from elastrain.api.kinds import TRAINING_JOB, by_kind
 from elastrain.kube import errors
 from elastrain.kube.client import MERGE_PATCH, Kube
-
-PODGROUP_GROUP = "scheduling.x-k8s.io"
-PODGROUP_VERSION = "v1alpha1"
-PODGROUP_PLURAL = "podgroups"
-
-# kind -> (API prefix, plural) for every kind the operator creates or deletes.
-_COLLECTIONS: dict[str, tuple[str, str]] = {
-    "Pod": ("/api/v1", "pods"),
-    "Service": ("/api/v1", "services"),
-    "Event": ("/api/v1", "events"),
-    "PodGroup": (f"/apis/{PODGROUP_GROUP}/{PODGROUP_VERSION}", PODGROUP_PLURAL),
-    "TrainingJob": (f"/apis/{GROUP}/{VERSION}", PLURAL),
-}
-
-
-def collection_path(kind: str, namespace: str) -> str:
-    """``/api/v1/namespaces/<ns>/pods`` and the like."""
-    prefix, plural = _COLLECTIONS[kind]
-    return f"{prefix}/namespaces/{quote(namespace, safe='')}/{plural}"
-
-
-def object_path(kind: str, namespace: str, name: str) -> str:
-    """The path of one named object of ``kind``."""
-    return f"{collection_path(kind, namespace)}/{quote(name, safe='')}"
 
 
 async def create(kube: Kube, obj: dict[str, Any]) -> bool:
     """Create ``obj``; True when created now, False when it already existed (success too)."""
-    meta = obj["metadata"]
+    path = by_kind(obj["kind"]).collection_path(obj["metadata"]["namespace"])
     try:
-        await kube.request("POST", collection_path(obj["kind"], meta["namespace"]), body=obj)
+        await kube.request("POST", path, body=obj)
     except errors.AlreadyExists:
         return False
     return True
@@ -63,7 +40,7 @@ async def delete(kube: Kube, kind: str, namespace: str, name: str, uid: str | No
     if uid:
         options["preconditions"] = {"uid": uid}
     try:
-        await kube.request("DELETE", object_path(kind, namespace, name), body=options)
+        await kube.request("DELETE", by_kind(kind).object_path(namespace, name), body=options)
     except (errors.NotFound, errors.Conflict):
         return False
     return True
@@ -74,18 +51,9 @@ async def patch_job_status(
 ) -> dict[str, Any]:
     """Merge-patch ``status`` with an optimistic-concurrency check; returns the updated job."""
     body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
-    path = object_path("TrainingJob", namespace, name) + "/status"
+    path = TRAINING_JOB.object_path(namespace, name) + "/status"
     result: dict[str, Any] = await kube.request("PATCH", path, body=body, content_type=MERGE_PATCH)
     return result
-
-
-async def group_version_serves(kube: Kube, group: str, version: str, plural: str) -> bool:
-    """Whether discovery lists ``plural`` under ``group/version`` (no CRD read rights needed)."""
-    try:
-        listing = await kube.request("GET", f"/apis/{group}/{version}")
-    except errors.NotFound:
-        return False
-    return any(r.get("name") == plural for r in (listing or {}).get("resources", []))
 
 
 def merge_patch(old: Any, new: Any) -> Any:

@@ -4,15 +4,25 @@ Names follow Kubeflow's and Volcano's where those exist (jobs created/succeeded/
 pods created/deleted, Volcano's job-to-pod-creation latency) so dashboards carry over. The
 registry is private (not prometheus-client's global one) so tests and several operators in one
 process never share counters, and so ``/metrics`` carries only what is documented.
+
+Job counters are fed by :meth:`Metrics.record` from the planner's transitions, so each
+transition is counted exactly once: reconciles repeat (every child event, every requeue), and
+counting "the job is Failed" per reconcile would over-count. The reconciler records a plan's
+transitions only after its status write *succeeded*; that write carries the observed
+resourceVersion, so of two operators (or two reconciles) computing the same transition only
+one can win it, and only the winner counts.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from elastrain.planner.model import Transition
 
 # Seconds from job creation to its first pod, or to Running: spans scheduling and image pulls.
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -105,28 +115,37 @@ class Metrics:
             if phase is not None:
                 self.jobs.labels(phase).inc()
 
+    def record(
+        self, transitions: Iterable[Transition], namespace: str, created: datetime | None
+    ) -> None:
+        """Count the ``transitions`` of one written status of a job in ``namespace``.
+
+        ``created`` (the job's creationTimestamp) anchors the latencies; without it they are
+        not observed. Time to Running is observed only the first time the job runs, and
+        job-to-pod creation whenever ``startTime`` is set: a resumed job creates its pods anew.
+        """
+        for t in transitions:
+            if t.kind == "Created":
+                self.jobs_created.labels(namespace).inc()
+            elif t.kind == "Succeeded":
+                self.jobs_succeeded.labels(namespace).inc()
+            elif t.kind == "Failed":
+                self.jobs_failed.labels(namespace, t.reason or "Unknown").inc()
+            elif t.kind == "Restarting":
+                self.jobs_restarted.labels(namespace, t.reason or "Unknown").inc()
+            if created is None:
+                continue
+            if t.kind == "Running" and t.first_time:
+                self.job_time_to_running.observe(_seconds(created, t.at))
+            elif t.kind == "Started":
+                self.job_to_pod_creation.observe(_seconds(created, t.at))
+
     def serve(self, port: int, addr: str = "0.0.0.0") -> Any:
         """Serve ``/metrics`` on ``port`` from a daemon thread; returns the server to shut down."""
         server, _thread = start_http_server(port, addr=addr, registry=self.registry)
         return server
 
 
-def _condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
-    for cond in (status or {}).get("conditions") or []:
-        if isinstance(cond, Mapping) and cond.get("type") == type_:
-            return cond
-    return None
-
-
-def condition_status(status: Mapping[str, Any] | None, type_: str) -> tuple[str, str] | None:
-    """``(status, reason)`` of the condition ``type_`` in a job status, if present."""
-    cond = _condition(status, type_)
-    if cond is None:
-        return None
-    return str(cond.get("status")), str(cond.get("reason") or "")
-
-
-def condition_field(status: Mapping[str, Any] | None, type_: str, field: str) -> Any:
-    """One field of the condition ``type_`` (e.g. its lastTransitionTime), or None."""
-    cond = _condition(status, type_)
-    return None if cond is None else cond.get(field)
+def _seconds(start: datetime, end: datetime) -> float:
+    """Seconds from ``start`` to ``end``, never negative (clocks of two machines may differ)."""
+    return max(0.0, (end - start).total_seconds())

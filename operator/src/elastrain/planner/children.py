@@ -13,12 +13,11 @@ from typing import Any
 
 from elastrain.api import constants as c
 from elastrain.api import quantity
+from elastrain.api.kinds import LABEL_POD_GROUP, POD_GROUP
 from elastrain.api.types import RestartPolicy, TrainingJob
 from elastrain.planner import env
 from elastrain.planner.observe import ANNOTATION_TOPOLOGY
 
-POD_GROUP_API_VERSION = "scheduling.x-k8s.io/v1alpha1"
-LABEL_POD_GROUP = "scheduling.x-k8s.io/pod-group"
 # The second scheduler that scheduler-plugins' chart installs (and Kubeflow's default gang
 # scheduler name). Used only when the user asked for gang scheduling and named no scheduler:
 # the default scheduler ignores PodGroups, so gang semantics would silently be lost.
@@ -109,37 +108,14 @@ def min_member(job: TrainingJob) -> int:
 
 
 def pod_requests(job: TrainingJob, role: str) -> dict[str, Fraction]:
-    """What one pod of ``role`` requests, as the scheduler counts it.
-
-    A container's request defaults to its limit (as the API server defaults it); init
-    containers run one at a time before the app containers, so the pod needs the larger of
-    their largest request and the app containers' sum.
-    """
+    """What one pod of ``role`` requests, as the scheduler counts it (``api.quantity``'s rule,
+    the same one the sandbox's scheduler uses), with the role's GPUs on its first container."""
     spec = job.spec.replica_specs[role]
     pod_spec = spec.template.get("spec") or {}
     containers = [ctr for ctr in pod_spec.get("containers") or [] if isinstance(ctr, dict)]
     if spec.gpus and containers:
         containers[0] = _with_gpus(containers[0], spec.gpus)
-    total: dict[str, Fraction] = {}
-    for ctr in containers:
-        for name, value in _container_requests(ctr).items():
-            total[name] = total.get(name, Fraction(0)) + value
-    for ctr in pod_spec.get("initContainers") or []:
-        if isinstance(ctr, dict):
-            for name, value in _container_requests(ctr).items():
-                total[name] = max(total.get(name, Fraction(0)), value)
-    return total
-
-
-def _container_requests(container: dict[str, Any]) -> dict[str, Fraction]:
-    resources = container.get("resources") or {}
-    merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-    out: dict[str, Fraction] = {}
-    for name, raw in merged.items():
-        value = quantity.parse_or_none(raw)
-        if value is not None and value > 0:
-            out[str(name)] = value
-    return out
+    return quantity.pod_requests({**pod_spec, "containers": containers})
 
 
 def min_resources(job: TrainingJob) -> dict[str, str]:
@@ -192,8 +168,8 @@ def build_service_spec(job: TrainingJob) -> dict[str, Any]:
 def build_pod_group_spec(job: TrainingJob) -> dict[str, Any]:
     """The scheduler-plugins PodGroup ``<job>`` that gangs the job's pods."""
     return {
-        "apiVersion": POD_GROUP_API_VERSION,
-        "kind": "PodGroup",
+        "apiVersion": POD_GROUP.api_version,
+        "kind": POD_GROUP.kind,
         "metadata": _meta(job, job.name, job_labels(job)),
         "spec": _pod_group_spec(job),
     }

@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from elastrain.api.job_status import JobStatus
+
 ChildKind = Literal["Pod", "Service", "PodGroup"]
 EventType = Literal["Normal", "Warning"]
+# The phase conditions (``ConditionType``), plus ``Started``: ``status.startTime`` was set.
+TransitionKind = Literal[
+    "Created", "Running", "Restarting", "Scaling", "Suspended", "Succeeded", "Failed", "Started"
+]
 
 
 @dataclass(frozen=True)
@@ -41,13 +47,40 @@ class Delete:
 
 @dataclass(frozen=True)
 class Event:
-    """A Kubernetes Event to post; ``object_name`` None means the TrainingJob itself."""
+    """A Kubernetes Event to post; ``object_name`` None means the TrainingJob itself.
+
+    For any other object the planner fills in ``object_uid`` from its observation, so the
+    Event names exactly the object it is about and not a namesake created since.
+    """
 
     type: EventType
     reason: str
     message: str
     object_kind: str = "TrainingJob"
     object_name: str | None = None
+    object_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of the job's state that this plan writes into its status.
+
+    A phase transition means that phase's condition turns True in this plan (it was absent or
+    False); a change of reason within the same phase is not one. ``Started`` means the plan set
+    ``startTime``: it created the job's first pods, or the first ones after a resume. Those
+    who count transitions (the metrics) do so only once the status write carrying them
+    succeeded, so each is counted exactly once however often reconciles repeat.
+    """
+
+    kind: TransitionKind
+    # The phase condition's reason (empty for ``Started``).
+    reason: str
+    # The instant as written into the status: whole seconds, UTC.
+    at: datetime
+    # For a phase: the status had no condition of that type before, so the job enters it for
+    # the first time ever. Always False for ``Started``: suspension removes ``startTime`` and
+    # leaves no trace of an earlier start to compare with.
+    first_time: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,11 +89,13 @@ class Plan:
 
     ``creates`` are complete objects (metadata, ownerReferences and labels included); a 409 on
     create means an earlier run already made it and counts as success. ``status`` is the whole
-    next ``status`` for the status subresource, or None when unchanged. ``requeue_after`` is the
-    number of seconds after which time alone changes the decision (backoff, deadline, TTL).
+    next ``status`` for the status subresource, or None when unchanged; ``transitions`` are the
+    state changes that status carries (empty when it is None). ``requeue_after`` is the number
+    of seconds after which time alone changes the decision (backoff, deadline, TTL).
     """
 
-    status: dict[str, Any] | None = None
+    status: JobStatus | None = None
+    transitions: list[Transition] = field(default_factory=list)
     creates: list[dict[str, Any]] = field(default_factory=list)
     deletes: list[Delete] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)

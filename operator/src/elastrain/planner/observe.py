@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elastrain.api import constants as c
+from elastrain.api.ownership import owning_job
 
 # Pod phases (core/v1).
 PENDING = "Pending"
@@ -136,13 +137,9 @@ def _list(value: Any) -> list[Any]:
 
 
 def controller_uid(obj: object) -> str | None:
-    """The uid in an object's controller owner reference, if any (never raises)."""
-    meta = _dict(obj.get("metadata") if isinstance(obj, dict) else None)
-    for ref in _list(meta.get("ownerReferences")):
-        if isinstance(ref, dict) and ref.get("controller"):
-            uid = ref.get("uid")
-            return uid if isinstance(uid, str) else None
-    return None
+    """The uid of the TrainingJob that controls ``obj`` (``api.ownership``), if any."""
+    owner = owning_job(obj)
+    return owner.uid if owner is not None else None
 
 
 def _program_statuses(raw: dict[str, Any], status: dict[str, Any]) -> list[dict[str, Any]]:

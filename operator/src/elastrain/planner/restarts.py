@@ -22,8 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from elastrain.api import constants as c
+from elastrain.api import timefmt
 from elastrain.api.types import RestartPolicy, TrainingJob
-from elastrain.planner import timefmt
 from elastrain.planner.model import Event
 from elastrain.planner.observe import FAILED, PodView
 

@@ -1,4 +1,4 @@
-"""The job's status: phase conditions, per-role pod counts, and transition events.
+"""The job's status: phase conditions, per-role pod counts, and what a phase change emits.
 
 Exactly one phase condition is True at a time; the others that were ever True stay listed as
 False, so ``kubectl get -o yaml`` shows the history. ``lastTransitionTime`` moves only when a
@@ -9,12 +9,14 @@ re-planning an unchanged world writes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from elastrain.api import constants as c
+from elastrain.api.job_status import JobCondition, RoleCounts
 from elastrain.api.types import ConditionType, TrainingJob
 from elastrain.planner import env
-from elastrain.planner.model import Event, EventType
+from elastrain.planner.model import Event, EventType, Transition, TransitionKind
 from elastrain.planner.observe import FAILED, PENDING, SUCCEEDED, PodView
 from elastrain.planner.progress import Progress
 from elastrain.planner.restarts import JOB_KEY, Tracking
@@ -47,9 +49,15 @@ def current_phase(status: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _conditions(status: dict[str, Any]) -> list[dict[str, Any]]:
+def _conditions(status: dict[str, Any]) -> list[JobCondition]:
+    """The conditions of a stored status (schema-checked by the API server), skipping junk."""
     raw = status.get("conditions")
-    return [cond for cond in raw if isinstance(cond, dict)] if isinstance(raw, list) else []
+    found = [cond for cond in raw if isinstance(cond, dict)] if isinstance(raw, list) else []
+    return cast(list[JobCondition], found)
+
+
+def _by_type(status: dict[str, Any]) -> dict[str, JobCondition]:
+    return {str(cond.get("type")): cond for cond in _conditions(status)}
 
 
 # Longest condition and event message: Kubernetes' event recorders cut messages at 1024
@@ -66,14 +74,14 @@ def clip(message: str) -> str:
 
 def set_phase(
     status: dict[str, Any], phase: str, reason: str, message: str, now: str
-) -> list[dict[str, Any]]:
+) -> list[JobCondition]:
     """The conditions of ``status`` with ``phase`` the only True one, in ``PHASES`` order.
 
     Conditions of other types (not ours) are kept unchanged after ours.
     """
     message = clip(message)
-    existing = {str(cond.get("type")): cond for cond in _conditions(status)}
-    out: list[dict[str, Any]] = []
+    existing = _by_type(status)
+    out: list[JobCondition] = []
     for kind in PHASES:
         cond = existing.get(kind)
         if kind == phase:
@@ -89,8 +97,8 @@ def set_phase(
 
 
 def _true(
-    cond: dict[str, Any] | None, kind: str, reason: str, message: str, now: str
-) -> dict[str, Any]:
+    cond: JobCondition | None, kind: str, reason: str, message: str, now: str
+) -> JobCondition:
     if cond is not None and cond.get("status") == "True":
         if cond.get("reason") == reason and cond.get("message") == message:
             return cond
@@ -103,6 +111,16 @@ def _true(
         "lastTransitionTime": now,
         "lastUpdateTime": now,
     }
+
+
+def phase_transition(status: dict[str, Any], phase: Phase, at: datetime) -> Transition | None:
+    """The Transition when ``phase``'s condition turns True over ``status`` (as ``set_phase``
+    flips it, moving its ``lastTransitionTime`` to ``at``), else None."""
+    cond = _by_type(status).get(phase.kind)
+    if cond is not None and cond.get("status") == "True":
+        return None
+    kind = cast(TransitionKind, phase.kind)
+    return Transition(kind, phase.reason, at, first_time=cond is None)
 
 
 def transition_event(
@@ -118,13 +136,13 @@ def transition_event(
 
 def replica_statuses(
     job: TrainingJob, pods: tuple[PodView, ...], previous: dict[str, Any], added: dict[str, int]
-) -> dict[str, dict[str, int]]:
+) -> dict[str, RoleCounts]:
     """Counts of the observed pods per role, with cumulative restarts (``previous`` + ``added``).
 
     Terminating pods are neither active nor ready: they are on their way out and their names
     are not free yet.
     """
-    out: dict[str, dict[str, int]] = {}
+    out: dict[str, RoleCounts] = {}
     prev = previous if isinstance(previous, dict) else {}
     for role in c.ROLES:
         if role not in job.spec.replica_specs:

@@ -22,7 +22,7 @@ from elastrain.metrics.registry import Metrics
 log = logging.getLogger(__name__)
 
 
-class Controller:
+class Workers:
     """Owns the worker tasks; :meth:`start` after kopf's indexes exist, :meth:`stop` on cleanup."""
 
     def __init__(
@@ -31,19 +31,19 @@ class Controller:
         reconciler: Reconciler,
         recorder: EventRecorder,
         metrics: Metrics,
-        workers: int,
+        count: int,
     ) -> None:
         self.queue = queue
         self._reconciler = reconciler
         self._recorder = recorder
         self._metrics = metrics
-        self._workers = workers
+        self._count = count
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._work(), name=f"reconcile-worker-{i}")
-            for i in range(self._workers)
+            for i in range(self._count)
         ]
 
     async def stop(self) -> None:

@@ -1,9 +1,13 @@
-"""Timestamps as the status stores them: RFC 3339 UTC with whole seconds.
+"""Timestamps as the status (and our Events) store them: RFC 3339 UTC with whole seconds.
 
-The planner gets time only from ``Observed.now`` and writes it back into the status as strings,
-so both directions live here. Deadlines written for the future are rounded *up* to the next
+Kubernetes ``date-time`` fields such as ``status.startTime``, condition transition times and
+core/v1 Event ``firstTimestamp``/``lastTimestamp`` carry whole seconds, so one format serves
+them all and both directions live here. The planner gets time only from ``Observed.now`` and
+writes it back as strings; deadlines written for the future are rounded *up* to the next
 second: a requeue that fires at the written instant must find the wait elapsed, never a few
 hundred milliseconds short (which would cost one more reconcile and one more requeue).
+
+Part of ``api`` because the format is an API fact; stdlib only, like the rest of ``api``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def truncate(moment: datetime) -> datetime:
+    """``moment`` in UTC cut to the whole second: the instant ``fmt`` writes, as a datetime."""
+    return as_utc(moment).replace(microsecond=0)
 
 
 def fmt(moment: datetime) -> str:
@@ -36,10 +45,10 @@ def fmt_after(moment: datetime, seconds: float) -> str:
 
 
 def parse(value: object) -> datetime | None:
-    """A status timestamp back as a UTC datetime; None for missing or malformed values.
+    """A timestamp (``...Z`` or with an offset) as a UTC datetime; None if missing or malformed.
 
     Malformed values are treated as absent rather than raised: the status is ours, but a user
-    can edit it, and the planner must never crash on it.
+    can edit it, and neither the planner nor the metrics may crash on it.
     """
     if not isinstance(value, str) or not value:
         return None

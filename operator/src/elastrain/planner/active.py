@@ -1,0 +1,128 @@
+"""A job that is neither finished nor suspended: bring its children to what the spec asks for.
+
+In order: the Service and the PodGroup exist (or the PodGroup goes); a lost parameter server
+restarts the whole job; pods the job no longer wants are deleted (``retire``); missing pods
+whose name is free and whose back-off has elapsed are created; recoveries that completed end;
+the phase is derived from all of that (``status.active_phase``).
+"""
+
+from __future__ import annotations
+
+from elastrain.api import constants as c
+from elastrain.api import timefmt
+from elastrain.planner import children, parameter_servers, pod_group, status
+from elastrain.planner.model import Plan
+from elastrain.planner.restarts import COUNTED, DISRUPTED, JOB_KEY, RELEASED, backoff_key
+from elastrain.planner.state import State, object_name
+
+# How often a job waiting for the PodGroup CRD re-checks (the CRD may be installed later).
+POD_GROUP_CRD_RECHECK_SECONDS = 60.0
+
+
+def run_active(state: State, job_restart: bool) -> Plan:
+    """Everything a running (or starting) job needs; ``job_restart``: a ps failed."""
+    gang = children.gang_requested(state.job)
+    gang_blocked = gang and not state.observed.pod_group_crd_available
+    _ensure_service(state)
+    if gang and not gang_blocked:
+        pod_group.ensure(state)
+    elif not gang:
+        pod_group.delete(state)
+    if parameter_servers.restart_if_lost(state):
+        job_restart = True
+    _prune_backoff(state)
+    _retire_pods(state, job_restart)
+    parameter_servers.record_healthy(state)
+    created = _create_pods(state, gang, gang_blocked)
+    nxt = state.base_status()
+    if created and not nxt.get("startTime"):
+        state.set_start_time(nxt)
+    complete = state.progress.complete()
+    _update_recovery(state, complete)
+    tracking = state.tracking
+    if complete and (tracking.settled is None or state.progress.fully_settled()):
+        tracking.settled = state.progress.desired_counts()
+        tracking.wiring = state.topology
+    nxt["tracking"] = tracking.dump()
+    state.set_phase(
+        nxt, status.active_phase(state.job, state.progress, tracking, complete, gang_blocked)
+    )
+    deadline = state.deadline(nxt)
+    if deadline is not None:
+        state.timers.append(deadline)
+    if gang_blocked:
+        state.timers.append(timefmt.after(state.now, POD_GROUP_CRD_RECHECK_SECONDS))
+    return state.to_plan(nxt)
+
+
+def _ensure_service(state: State) -> None:
+    if not any(object_name(s) == state.job.name for s in state.observed.services):
+        state.creates.append(children.build_service_spec(state.job))
+
+
+def _retire_pods(state: State, job_restart: bool) -> None:
+    """Delete the pods the job no longer wants (see docs/lifecycle.md for each reason)."""
+    for pod in state.pods.pods:
+        if pod.terminating:
+            continue
+        outcome = state.tracking.outcome(pod)
+        if outcome == RELEASED:
+            state.delete_pod(pod, "Released", release=True)
+        elif outcome in (COUNTED, DISRUPTED):
+            # Kept during its back-off so that `kubectl logs` still shows why it failed.
+            ready_at = state.not_before(backoff_key(pod.role, pod.index))
+            if ready_at is None or state.now >= ready_at:
+                state.delete_pod(pod, "Recreating", release=False)
+            else:
+                state.timers.append(ready_at)
+        elif not state.progress.wanted(pod):
+            state.delete_pod(pod, "ScaledDown", release=True)
+        elif job_restart:
+            state.delete_pod(pod, "JobRestarting", release=True)
+        elif not pod.wired_for(state.topology):
+            state.delete_pod(pod, "WiringChanged", release=True)
+
+
+def _create_pods(state: State, gang: bool, gang_blocked: bool) -> bool:
+    """Create every desired pod whose name is free and whose back-off has elapsed."""
+    if gang_blocked:
+        return False
+    job_ready_at = state.not_before(JOB_KEY)
+    if job_ready_at is not None and state.now < job_ready_at:
+        state.timers.append(job_ready_at)
+        return False
+    created: set[str] = set()
+    for role, index in state.progress.desired():
+        name = children.pod_name(state.job, role, index)
+        if name in state.pods.names_in_use:
+            continue
+        ready_at = state.not_before(backoff_key(role, index))
+        if ready_at is not None and state.now < ready_at:
+            state.timers.append(ready_at)
+            continue
+        if role != c.ROLE_PS and not parameter_servers.ready(state, created):
+            continue
+        state.creates.append(children.build_pod_spec(state.job, role, index, gang=gang))
+        created.add(name)
+    return bool(created)
+
+
+def _prune_backoff(state: State) -> None:
+    """Forget back-offs of replicas the spec no longer has."""
+    keys = {backoff_key(role, index) for role, index in state.progress.desired()}
+    keys.add(JOB_KEY)
+    state.tracking.backoff = {k: b for k, b in state.tracking.backoff.items() if k in keys}
+
+
+def _update_recovery(state: State, complete: bool) -> None:
+    """A back-off stops being a recovery once its replacement runs (or the job does)."""
+    for key, entry in state.tracking.backoff.items():
+        if not entry.recovering:
+            continue
+        if key == JOB_KEY:
+            entry.recovering = not complete
+            continue
+        role, _, index = key.rpartition("-")
+        pod = state.pods.by_name(children.pod_name(state.job, role, int(index)))
+        if pod is not None and state.progress.up(pod):
+            entry.recovering = False
