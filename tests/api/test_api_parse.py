@@ -1,4 +1,5 @@
-"""``parse_training_job`` and ``update_errors``: defaults, every bad spec, every update rule."""
+"""``parse_training_job`` and the update rules' model (``update_rules``): defaults, every bad spec,
+every update rule."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from elastrain.api.types import (
     RunPolicy,
     SuccessPolicy,
 )
-from elastrain.api.update import update_errors, validate_update
+from update_rules import update_errors, validate_update
 
 
 def test_defaults_are_applied() -> None:
@@ -139,7 +140,7 @@ def test_null_optional_fields_count_as_absent() -> None:
 
 
 def test_spec_invalid_needs_errors() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs at least one FieldError"):
         SpecInvalid([])
     err = SpecInvalid([FieldError("a.b", "bad"), FieldError("c", "worse")])
     assert str(err) == "a.b: bad; c: worse"

@@ -9,6 +9,7 @@ failure.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +43,7 @@ def _pod(obj: Obj, phase: str, exit_code: int | None = None) -> Obj:
     return pod
 
 
-def _check(job: Obj, status: Obj) -> None:
+def _check(job: Obj, status: Mapping[str, object]) -> None:
     obj = {**job, "status": status}
     pruned = [p for p in SCHEMA.pruned_fields(obj) if p.startswith("status")]
     assert pruned == []

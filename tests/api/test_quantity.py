@@ -81,15 +81,15 @@ def test_malformed_quantities_are_rejected(text: object) -> None:
     with pytest.raises(ValueError, match="quantities must match"):
         quantity.parse(text)
     assert quantity.parse_or_none(text) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="quantities must match"):
         quantity.milli(text)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="quantities must match"):
         quantity.parse_float(text)
 
 
 @pytest.mark.parametrize("flag", [True, False])
 def test_booleans_are_not_quantities(flag: bool) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid quantity"):
         quantity.parse(flag)
     assert quantity.parse_or_none(flag) is None
 
@@ -138,3 +138,42 @@ def test_every_caller_view_agrees(number: int, suffix: str) -> None:
 @given(st.integers(min_value=-(10**9), max_value=10**9), st.integers(min_value=-9, max_value=9))
 def test_exponent_form_matches_decimal_form(mantissa: int, exponent: int) -> None:
     assert quantity.parse(f"{mantissa}e{exponent}") == mantissa * Fraction(10) ** exponent
+
+
+def test_pod_requests_sum_containers_max_init_containers_add_overhead() -> None:
+    """The one ``pod_requests`` of the planner (PodGroup minResources) and the scheduler."""
+    pod_spec = {
+        "containers": [
+            {"resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi"}}},
+            {"resources": {"requests": {"cpu": "0.75", "bad": "lots"}}},
+        ],
+        "initContainers": [{"resources": {"limits": {"cpu": "2", "memory": "512Mi"}}}],
+        "overhead": {"memory": "1Mi"},
+    }
+    assert quantity.pod_requests(pod_spec) == {"cpu": 2, "memory": 2**30 + 2**20}
+
+
+def test_pod_requests_limits_stand_in_only_for_missing_requests() -> None:
+    pod_spec = {
+        "containers": [
+            {"resources": {"requests": {"cpu": "0"}, "limits": {"cpu": "2", "nvidia.com/gpu": 1}}},
+            {"resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}}},
+        ]
+    }
+    assert quantity.pod_requests(pod_spec) == {"cpu": Fraction(1, 10), "nvidia.com/gpu": 1}
+
+
+def test_pod_requests_skip_what_is_no_request() -> None:
+    """Bad or non-positive quantities, containers that are no object, and an empty spec."""
+    pod_spec = {
+        "containers": [
+            "not-a-container",
+            {"resources": {"requests": {"cpu": "-1", "memory": "lots", "example.com/x": "0"}}},
+            {"resources": None},
+            {"name": "no-resources"},
+        ],
+        "initContainers": None,
+        "overhead": {"cpu": "bad"},
+    }
+    assert quantity.pod_requests(pod_spec) == {}
+    assert quantity.pod_requests({}) == {}

@@ -73,7 +73,10 @@ def test_peered_operators_reconcile_each_job_once(cluster: Cluster, tmp_path: Pa
         standby = second if active(first) else first
         assert created_total(first, ns) + created_total(second, ns) == 1
         # The standby did nothing at all: not one reconcile.
-        reconciles = ("elastrain_reconcile_duration_seconds_count", frozenset())
+        reconciles: tuple[str, frozenset[tuple[str, str]]] = (
+            "elastrain_reconcile_duration_seconds_count",
+            frozenset(),
+        )
         assert standby.metrics()[reconciles] == 0
     finally:
         first.kill()

@@ -1,8 +1,8 @@
-"""How the sandbox scheduler adds up a pod's requests (quantities parse in ``api.quantity``)."""
+"""How the sandbox scheduler adds up a pod's requests (``api.quantity.pod_requests``, in milli)."""
 
 from __future__ import annotations
 
-from elastrain_sandbox.controllers.quantity import pod_requests
+from elastrain_sandbox.controllers.scheduler import pod_requests_milli
 
 
 def test_pod_requests_sum_containers_max_init_containers_add_overhead() -> None:
@@ -16,4 +16,4 @@ def test_pod_requests_sum_containers_max_init_containers_add_overhead() -> None:
             "overhead": {"memory": "1Mi"},
         }
     }
-    assert pod_requests(pod) == {"cpu": 2000, "memory": (2**30 + 2**20) * 1000}
+    assert pod_requests_milli(pod) == {"cpu": 2000, "memory": (2**30 + 2**20) * 1000}

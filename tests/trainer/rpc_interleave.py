@@ -59,8 +59,8 @@ def _as_leaver() -> None:
             _mark("leave-waiting")
         return wait(self, keys, *args)
 
-    dist.Store.compare_set = compare_set_after_join  # type: ignore[method-assign]
-    dist.Store.wait = wait_marked  # type: ignore[method-assign]
+    dist.Store.compare_set = compare_set_after_join  # type: ignore[method-assign,assignment]
+    dist.Store.wait = wait_marked  # type: ignore[method-assign,assignment]
 
 
 if __name__ == "__main__":

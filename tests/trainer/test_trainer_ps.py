@@ -80,7 +80,11 @@ def test_ps_checkpoints_its_shard_and_exits_143_on_sigterm(tmp_path: Path) -> No
     for attempt in ("first", "resumed"):
         ps = Proc(args, env, tmp_path / f"ps-{attempt}.log", tmp_path)
         try:
-            poll(lambda ps=ps: "serving" in ps.text(), 120, "the ps to serve")
+
+            def serving(proc: Proc = ps) -> bool:
+                return "serving" in proc.text()
+
+            poll(serving, 120, "the ps to serve")
             os.kill(ps.popen.pid, signal.SIGTERM)
             code = ps.wait(60)
         finally:

@@ -7,6 +7,7 @@ import json
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from elastrain_trainer.errors import UsageError
 from elastrain_trainer.ps import membership
 from elastrain_trainer.ps.layout import PushPlan, assign_shards
 from elastrain_trainer.sampler import ElasticDistributedSampler, rank_share
+from torch.utils.data import Dataset
 
 
 def test_flags_win_over_env_and_env_over_defaults() -> None:
@@ -137,7 +139,7 @@ def test_rank_shares_cover_the_global_batch_exactly() -> None:
 
 
 def test_global_batches_do_not_depend_on_the_world_size() -> None:
-    data = list(range(100))
+    data = cast("Dataset[int]", list(range(100)))  # a list serves as a map-style dataset
 
     def global_batches(world: int, epoch: int) -> list[list[int]]:
         samplers = [ElasticDistributedSampler(data, 10, world, r, seed=3) for r in range(world)]

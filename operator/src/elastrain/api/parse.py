@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from elastrain.api import constants as c
+from elastrain.api import messages as m
 from elastrain.api.errors import FieldError, SpecInvalid
 from elastrain.api.reader import Reader, describe
 from elastrain.api.template_checks import check_template
@@ -86,21 +87,9 @@ def _check_name(errors: list[FieldError], name: Any) -> None:
     if not isinstance(name, str) or not name:
         errors.append(FieldError("metadata.name", "required field is missing"))
     elif len(name) > c.MAX_JOB_NAME_LENGTH:
-        errors.append(
-            FieldError(
-                "metadata.name",
-                f"must be at most {c.MAX_JOB_NAME_LENGTH} characters (got {len(name)}) so that "
-                "pod names <job>-<role>-<index> stay DNS labels of at most 63",
-            )
-        )
+        errors.append(FieldError("metadata.name", f"{m.JOB_NAME_TOO_LONG} (got {len(name)})"))
     elif not re.match(c.JOB_NAME_PATTERN, name):
-        errors.append(
-            FieldError(
-                "metadata.name",
-                f"{name!r} must be a DNS-1035 label (lower-case letters, digits and '-', "
-                "starting with a letter) because it names the job's Service",
-            )
-        )
+        errors.append(FieldError("metadata.name", f"{name!r} {m.JOB_NAME_NOT_DNS_1035}"))
 
 
 _SPEC_FIELDS = ("replicaSpecs", "elasticPolicy", "nprocPerNode", "runPolicy", "successPolicy")
@@ -138,7 +127,7 @@ def _parse_nproc(r: Reader) -> int | str | None:
         return c.NPROC_AUTO
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    r.error("nprocPerNode", f'must be an integer >= 1 or "auto", got {describe(value)}')
+    r.error("nprocPerNode", f"{m.NPROC_PER_NODE}, got {describe(value)}")
     return None
 
 
@@ -200,7 +189,7 @@ def _parse_elastic(errors: list[FieldError], raw: Mapping[str, Any] | None) -> E
     port = r.int_("rdzvPort", default=c.DEFAULT_RDZV_PORT, minimum=1, maximum=65535)
     restarts = r.int_("maxRestarts", default=3, minimum=0, maximum=c.MAX_BACKOFF_LIMIT)
     if lo is not None and hi is not None and lo > hi:
-        r.error("minReplicas", f"must not exceed maxReplicas ({lo} > {hi})")
+        r.error("minReplicas", f"{m.ELASTIC_MIN_ABOVE_MAX} ({lo} > {hi})")
         return None
     if lo is None or hi is None or port is None or restarts is None:
         return None
@@ -234,8 +223,8 @@ def _parse_run_policy(errors: list[FieldError], raw: Mapping[str, Any]) -> RunPo
     backoff = _parse_backoff(errors, r.obj_("restartBackoff") or {})
     if len(errors) > before:
         return None
-    assert backoff_limit is not None and clean is not None and suspend is not None
-    assert backoff is not None
+    if backoff_limit is None or clean is None or suspend is None or backoff is None:
+        return None  # unreachable: each is None only with an error reported above
     return RunPolicy(
         backoff_limit=backoff_limit,
         active_deadline_seconds=deadline,
@@ -294,18 +283,9 @@ def _parse_backoff(errors: list[FieldError], raw: Mapping[str, Any]) -> RestartB
     if initial is None or most is None:
         return None
     if initial > most:
-        r.error("initialSeconds", f"must not exceed maxSeconds ({initial} > {most})")
+        r.error("initialSeconds", f"{m.BACKOFF_INITIAL_ABOVE_MAX} ({initial} > {most})")
         return None
     return RestartBackoff(initial_seconds=initial, max_seconds=most)
-
-
-# Elastic scaling is torchrun's c10d rendezvous; a job with parameter servers is wired
-# statically through TF_CONFIG, which every pod would need rewritten on each scale.
-ELASTIC_WITH_PS = (
-    "must not be set on a job with ps replicas: elastic scaling applies to torchrun (DDP) "
-    "workers, and a ps job is wired statically through TF_CONFIG; remove elasticPolicy or the "
-    "ps role"
-)
 
 
 def _cross_check(
@@ -321,39 +301,27 @@ def _cross_check(
     ps = roles[c.ROLE_PS].replicas if c.ROLE_PS in roles else 0
     worker_path = "spec.replicaSpecs.worker.replicas"
     if elastic is not None and not elastic.min_replicas <= workers <= elastic.max_replicas:
+        lo, hi = elastic.min_replicas, elastic.max_replicas
         errors.append(
             FieldError(
-                worker_path,
-                f"must be between spec.elasticPolicy.minReplicas ({elastic.min_replicas}) and "
-                f"maxReplicas ({elastic.max_replicas}), got {workers}",
+                worker_path, f"{m.WORKERS_OUTSIDE_ELASTIC_RANGE} ({lo}..{hi}), got {workers}"
             )
         )
     elif success is SuccessPolicy.ALL_WORKERS and workers < 1:
-        errors.append(
-            FieldError(
-                worker_path,
-                "must be at least 1 with successPolicy AllWorkers "
-                "(to stop a job without deleting it, set spec.runPolicy.suspend)",
-            )
-        )
+        errors.append(FieldError(worker_path, m.NO_WORKERS_WITH_ALL_WORKERS))
     elif success is SuccessPolicy.CHIEF and chief < 1 and workers < 1:
-        errors.append(
-            FieldError("spec.successPolicy", "Chief needs a chief replica or at least one worker")
-        )
+        errors.append(FieldError("spec.successPolicy", m.CHIEF_WITHOUT_PODS))
     elif ps > 0 and workers < 1:
-        errors.append(FieldError(worker_path, "must be at least 1 when the job has ps replicas"))
+        errors.append(FieldError(worker_path, m.NO_WORKERS_WITH_PS))
     if elastic is not None and ps > 0:
-        errors.append(FieldError("spec.elasticPolicy", ELASTIC_WITH_PS))
+        errors.append(FieldError("spec.elasticPolicy", m.ELASTIC_WITH_PS))
     if run_policy is None:
         return
     if run_policy.retryable_exit_codes is not None and not any(
         r.restart_policy is RestartPolicy.EXIT_CODE for r in roles.values()
     ):
         errors.append(
-            FieldError(
-                "spec.runPolicy.retryableExitCodes",
-                "only applies to roles with restartPolicy ExitCode, and no role has it",
-            )
+            FieldError("spec.runPolicy.retryableExitCodes", m.EXIT_CODES_WITHOUT_EXIT_CODE_ROLE)
         )
     scheduling = run_policy.scheduling_policy
     total = sum(r.replicas for r in roles.values())
@@ -361,7 +329,6 @@ def _cross_check(
         errors.append(
             FieldError(
                 "spec.runPolicy.schedulingPolicy.minAvailable",
-                f"must not exceed the total replicas of all roles ({scheduling.min_available} "
-                f"> {total})",
+                f"{m.MIN_AVAILABLE_ABOVE_TOTAL} ({scheduling.min_available} > {total})",
             )
         )

@@ -2,8 +2,10 @@
 
 The planner (PodGroup ``minResources``), the sandbox scheduler (fit on a node) and the node
 agent (``resourceFieldRef``) all read quantities; they share this module so the three can never
-disagree about what ``"0.1"`` or ``"1E"`` means. It lives in ``api`` because it is pure and the
-planner may import ``api`` but never ``sandbox``.
+disagree about what ``"0.1"`` or ``"1E"`` means. The planner and the scheduler also add up a
+pod's requests with the one ``pod_requests`` here, so they can never disagree about what a pod
+asks for. It lives in ``api`` because it is pure and the planner may import ``api`` but never
+``sandbox``.
 
 Semantics follow ``k8s.io/apimachinery/pkg/api/resource.Quantity``: a decimal number, then one
 of a decimal SI suffix (``n u m k M G T P E``), a binary suffix (``Ki`` .. ``Ei``) or a decimal
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from fractions import Fraction
+from typing import Any
 
 _NANO = 10**9
 _SUFFIX: dict[str, Fraction] = {
@@ -93,6 +97,54 @@ def fmt(value: Fraction) -> str:
     if value.denominator == 1:
         return str(value.numerator)
     return f"{math.ceil(value * 1000)}m"
+
+
+def pod_requests(pod_spec: Mapping[str, Any]) -> dict[str, Fraction]:
+    """What a pod with this spec requests, per resource, as the scheduler counts it.
+
+    A container's request defaults to its limit (as the API server defaults it). Init
+    containers run one at a time before the app containers, so the pod needs the larger of
+    their largest request and the app containers' sum; the pod's ``overhead`` (set from its
+    RuntimeClass) comes on top. An entry that is no quantity, or not above zero, counts as
+    absent, and so does a container that is no object.
+    """
+    total: dict[str, Fraction] = {}
+    for ctr in _containers(pod_spec, "containers"):
+        for name, value in _container_requests(ctr).items():
+            total[name] = total.get(name, Fraction(0)) + value
+    for ctr in _containers(pod_spec, "initContainers"):
+        for name, value in _container_requests(ctr).items():
+            total[name] = max(total.get(name, Fraction(0)), value)
+    for name, value in _positive(pod_spec.get("overhead")).items():
+        total[name] = total.get(name, Fraction(0)) + value
+    return total
+
+
+def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    listed = pod_spec.get(key)
+    return [c for c in listed if isinstance(c, Mapping)] if isinstance(listed, list) else []
+
+
+def _container_requests(container: Mapping[str, Any]) -> dict[str, Fraction]:
+    """Requests, with limits standing in for the missing ones (a request of 0 stays 0)."""
+    resources = container.get("resources")
+    if not isinstance(resources, Mapping):
+        return {}
+    return _positive({**_mapping(resources.get("limits")), **_mapping(resources.get("requests"))})
+
+
+def _mapping(value: object) -> Mapping[Any, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _positive(values: object) -> dict[str, Fraction]:
+    """The entries of a resource list that are quantities above zero."""
+    out: dict[str, Fraction] = {}
+    for name, raw in _mapping(values).items():
+        value = parse_or_none(raw)
+        if value is not None and value > 0:
+            out[str(name)] = value
+    return out
 
 
 def _round_up_to_nano(value: Fraction) -> Fraction:

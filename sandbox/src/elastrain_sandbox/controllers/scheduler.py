@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from elastrain.api import quantity
 from elastrain_sandbox.apiserver.errors import ApiError
 from elastrain_sandbox.apiserver.events import EventRecorder
 from elastrain_sandbox.apiserver.meta import set_condition, timestamp
 from elastrain_sandbox.apiserver.store import Store, WatchEvent
-from elastrain_sandbox.controllers import quantity
 from elastrain_sandbox.controllers.base import Controller
 
 SCHEDULER_NAME = "default-scheduler"
@@ -95,6 +96,14 @@ def selector_matches(pod: dict[str, Any], node: dict[str, Any]) -> bool:
             for term in terms
         )
     return True
+
+
+def pod_requests_milli(pod: dict[str, Any]) -> dict[str, int]:
+    """The pod's requests (``elastrain.api.quantity.pod_requests``, which the planner's PodGroup
+    sizing uses too) in integer milli-units, rounded up: plain integer sums, so that a node
+    filled to its allocatable never flips between fitting and not through rounding."""
+    requests = quantity.pod_requests(pod.get("spec") or {})
+    return {name: math.ceil(value * 1000) for name, value in requests.items()}
 
 
 def _allocatable(node: dict[str, Any]) -> dict[str, int]:
@@ -202,7 +211,7 @@ class Scheduler(Controller):
             freed = True
         if pod is not None and _bound_and_active(pod):
             node = pod["spec"]["nodeName"]
-            req = quantity.pod_requests(pod)
+            req = pod_requests_milli(pod)
             req["pods"] = 1000
             usage = self._usage.setdefault(node, {})
             for k, v in req.items():
@@ -296,7 +305,7 @@ class Scheduler(Controller):
             return
         if not _ours(pod) or pod["metadata"].get("deletionTimestamp"):
             return
-        req = quantity.pod_requests(pod)
+        req = pod_requests_milli(pod)
         req["pods"] = 1000
         fitting = []
         reasons: Counter[str] = Counter()

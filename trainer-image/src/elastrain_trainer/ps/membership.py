@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # torch's names (torch/distributed/rpc/_utils.py and __init__.py). The first `init_rpc` of a
 # process prefixes its store keys with "rpc_prefix_0"; `take_leave_token` checks through the
 # agent's own store that it really holds torch's token and otherwise lets torch take it itself.
-TOKEN_KEY = "RpcGroupManagementToken"
+TOKEN_KEY = "RpcGroupManagementToken"  # noqa: S105 (torch's store key, not a secret)
 STORE_PREFIX = "rpc_prefix_0"
 
 
