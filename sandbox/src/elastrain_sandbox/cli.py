@@ -24,6 +24,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -48,6 +49,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="seconds pods tolerate a NotReady/unreachable node before eviction (default 30)",
     )
     parser.add_argument("--no-agent", action="store_true", help="schedule pods but never run them")
+    parser.add_argument(
+        "--control-plane",
+        choices=("embedded", "real"),
+        default="embedded",
+        help="embedded: the Python API server (default); real: etcd, kube-apiserver, "
+        "kube-controller-manager and kube-scheduler built by `make control-plane`",
+    )
+    parser.add_argument(
+        "--control-plane-bin",
+        type=Path,
+        help="where the real control plane's binaries are (default: $ELASTRAIN_CONTROL_PLANE_BIN)",
+    )
     sub = parser.add_subparsers(dest="sandbox_command", metavar="{node}")
     node = sub.add_parser(
         "node", help="add, remove or flip readiness of a node of a running sandbox"
@@ -66,7 +79,55 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if getattr(args, "sandbox_command", None) == "node":
         return _node(args)
+    if args.control_plane == "real":
+        return _serve_real(args)
     return asyncio.run(_serve(args))
+
+
+def _serve_real(args: argparse.Namespace) -> int:
+    """Run the real control plane until SIGINT/SIGTERM; ``sandbox ready: <url>`` once ready."""
+    import logging
+
+    from elastrain_sandbox.controlplane.cluster import (
+        ControlPlaneError,
+        RealControlPlane,
+        default_bin_dir,
+    )
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    bin_dir = args.control_plane_bin or default_bin_dir()
+    if bin_dir is None:
+        print(
+            "error: the real control plane needs --control-plane-bin or "
+            "$ELASTRAIN_CONTROL_PLANE_BIN (run `make control-plane`)",
+            file=sys.stderr,
+        )
+        return 2
+    own_state = args.state_dir is None
+    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="elastrain-control-plane-"))
+    stopping = threading.Event()
+
+    def _stop(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        cluster = RealControlPlane(state_dir, args.kubeconfig, bin_dir)
+        cluster.start()
+    except ControlPlaneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"sandbox ready: {cluster.url}", flush=True)
+        stopping.wait()
+    finally:
+        cluster.stop()
+        if own_state:
+            shutil.rmtree(state_dir, ignore_errors=True)
+    return 0
 
 
 async def _serve(args: argparse.Namespace) -> int:

@@ -2,9 +2,9 @@
 
 Everything the API server can enforce lives here (types, ranges, enums, defaults, CEL rules,
 immutability), so that a bad spec is refused at ``kubectl apply`` time with a message naming
-the field. ``elastrain.api.parse`` checks the same rules again at reconcile time; the tests in
-``tests/api`` hold both to the same bad specs, and hold the enums and defaults here equal to
-``elastrain.api.types``.
+the field. ``elastrain.api.parse`` checks the same rules again at reconcile time, in the same
+words (``elastrain.api.messages``); the tests in ``tests/api`` hold both to the same bad specs,
+and hold the enums and defaults here equal to ``elastrain.api.types``.
 
 CEL rules guard every optional field with ``has()``: the API server reports a rule that errors
 (``no such key``) as a confusing extra cause, and the schema's own ``required`` already says what
@@ -15,6 +15,7 @@ CEL cost budget.
 from __future__ import annotations
 
 from elastrain.api import constants as c
+from elastrain.api import messages as m
 from elastrain.api.schema_parts import (
     Schema,
     boolean,
@@ -40,6 +41,9 @@ from elastrain.api.types import (
 _SUSPENDED_BEFORE = (
     "(has(oldSelf.runPolicy) && has(oldSelf.runPolicy.suspend) && oldSelf.runPolicy.suspend)"
 )
+
+
+_WORKER_REPLICAS = f"spec.replicaSpecs.{c.ROLE_WORKER}.replicas"
 
 
 def _role(role: str) -> str:
@@ -93,21 +97,14 @@ def _replica_specs() -> Schema:
         "The job's roles: worker (required), and optionally ps, chief and evaluator.",
         {role: _replica_spec(role) for role in c.ROLES},
         required=[c.ROLE_WORKER],
-        rules=[
-            rule(
-                same_roles,
-                "the set of roles in spec.replicaSpecs is immutable; "
-                "create a new job to add or remove a role",
-                reason="FieldValueForbidden",
-            )
-        ],
+        rules=[rule(same_roles, m.ROLES_IMMUTABLE, reason="FieldValueForbidden")],
     )
 
 
 def _immutable(path: str) -> Schema:
     return rule(
         "self == oldSelf",
-        f"{path} is immutable; create a new job to change it",
+        m.at(path, m.IMMUTABLE),
         reason="FieldValueForbidden",
     )
 
@@ -146,7 +143,7 @@ def _elastic_policy() -> Schema:
             rule(
                 "!has(self.minReplicas) || !has(self.maxReplicas) || "
                 "self.minReplicas <= self.maxReplicas",
-                "spec.elasticPolicy.minReplicas must not exceed spec.elasticPolicy.maxReplicas",
+                m.at("spec.elasticPolicy.minReplicas", m.ELASTIC_MIN_ABOVE_MAX),
                 field_path=".minReplicas",
             )
         ],
@@ -226,11 +223,19 @@ def _run_policy() -> Schema:
                         "Largest delay.", minimum=0, maximum=seconds, default=backoff.max_seconds
                     ),
                 },
-                default={},
+                # The whole default, not {}: kube-apiserver checks a default against the CEL
+                # rules as written, without first filling in the defaults nested inside it.
+                default={
+                    "initialSeconds": backoff.initial_seconds,
+                    "maxSeconds": backoff.max_seconds,
+                },
                 rules=[
                     rule(
                         "self.initialSeconds <= self.maxSeconds",
-                        "spec.runPolicy.restartBackoff.initialSeconds must not exceed maxSeconds",
+                        m.at(
+                            "spec.runPolicy.restartBackoff.initialSeconds",
+                            m.BACKOFF_INITIAL_ABOVE_MAX,
+                        ),
                         field_path=".initialSeconds",
                     )
                 ],
@@ -243,7 +248,7 @@ def _run_policy() -> Schema:
                 "(has(self.schedulingPolicy) == has(oldSelf.schedulingPolicy) && "
                 "(!has(self.schedulingPolicy) || "
                 "self.schedulingPolicy == oldSelf.schedulingPolicy))",
-                "spec.runPolicy.schedulingPolicy can only change while the job is suspended",
+                m.at("spec.runPolicy.schedulingPolicy", m.ONLY_WHILE_SUSPENDED),
                 field_path=".schedulingPolicy",
                 reason="FieldValueForbidden",
             )
@@ -266,64 +271,60 @@ def _spec_rules() -> list[Schema]:
             "!has(self.elasticPolicy.minReplicas) || !has(self.elasticPolicy.maxReplicas) || "
             f"({worker}.replicas >= self.elasticPolicy.minReplicas && "
             f"{worker}.replicas <= self.elasticPolicy.maxReplicas)",
-            "spec.replicaSpecs.worker.replicas must be between spec.elasticPolicy.minReplicas "
-            "and spec.elasticPolicy.maxReplicas",
+            m.at(_WORKER_REPLICAS, m.WORKERS_OUTSIDE_ELASTIC_RANGE),
             field_path=".replicaSpecs.worker.replicas",
         ),
         rule(
             f"self.successPolicy != '{SuccessPolicy.ALL_WORKERS}' || !{has_worker} || "
             f"{worker}.replicas >= 1",
-            "spec.replicaSpecs.worker.replicas must be at least 1 with successPolicy AllWorkers "
-            "(to stop a job without deleting it, set spec.runPolicy.suspend)",
+            m.at(_WORKER_REPLICAS, m.NO_WORKERS_WITH_ALL_WORKERS),
             field_path=".replicaSpecs.worker.replicas",
         ),
         rule(
             f"self.successPolicy != '{SuccessPolicy.CHIEF}' || "
             f"{_replicas_or_zero(c.ROLE_CHIEF)} >= 1 || {_replicas_or_zero(c.ROLE_WORKER)} >= 1",
-            "spec.successPolicy Chief needs a chief replica or at least one worker",
+            m.at("spec.successPolicy", m.CHIEF_WITHOUT_PODS),
             field_path=".successPolicy",
         ),
         rule(
             f"{_replicas_or_zero(c.ROLE_PS)} == 0 || {_replicas_or_zero(c.ROLE_WORKER)} >= 1",
-            "spec.replicaSpecs.worker.replicas must be at least 1 when the job has ps replicas",
+            m.at(_WORKER_REPLICAS, m.NO_WORKERS_WITH_PS),
             field_path=".replicaSpecs.worker.replicas",
         ),
         rule(
             f"!has(self.elasticPolicy) || {_replicas_or_zero(c.ROLE_PS)} == 0",
-            "spec.elasticPolicy must not be set on a job with ps replicas: elastic scaling "
-            "applies to torchrun (DDP) workers, and a ps job is wired statically through "
-            "TF_CONFIG; remove elasticPolicy or the ps role",
+            m.at("spec.elasticPolicy", m.ELASTIC_WITH_PS),
             field_path=".elasticPolicy",
         ),
         rule(
             f"!has(self.runPolicy) || !has(self.runPolicy.retryableExitCodes) || {exit_code_roles}",
-            "spec.runPolicy.retryableExitCodes only applies to roles with restartPolicy "
-            "ExitCode, and no role has it",
+            m.at("spec.runPolicy.retryableExitCodes", m.EXIT_CODES_WITHOUT_EXIT_CODE_ROLE),
             field_path=".runPolicy.retryableExitCodes",
         ),
         rule(
             "!has(self.runPolicy) || !has(self.runPolicy.schedulingPolicy) || "
             f"!has({min_available}) || {min_available} <= {total}",
-            "spec.runPolicy.schedulingPolicy.minAvailable must not exceed the total replicas "
-            "of all roles",
+            m.at("spec.runPolicy.schedulingPolicy.minAvailable", m.MIN_AVAILABLE_ABOVE_TOTAL),
             field_path=".runPolicy.schedulingPolicy.minAvailable",
         ),
         rule(
             "has(self.elasticPolicy) == has(oldSelf.elasticPolicy)",
-            "spec.elasticPolicy cannot be added or removed after creation",
+            m.at("spec.elasticPolicy", m.ADDED_OR_REMOVED),
             field_path=".elasticPolicy",
             reason="FieldValueForbidden",
         ),
         rule(
             "self.successPolicy == oldSelf.successPolicy",
-            "spec.successPolicy is immutable",
+            m.at("spec.successPolicy", m.IMMUTABLE),
             field_path=".successPolicy",
             reason="FieldValueForbidden",
         ),
         rule(
-            f"{_SUSPENDED_BEFORE} || (type(self.nprocPerNode) == type(oldSelf.nprocPerNode) && "
-            "self.nprocPerNode == oldSelf.nprocPerNode)",
-            "spec.nprocPerNode can only change while the job is suspended",
+            # Plain (heterogeneous) equality: 2 == "auto" is false. A type() comparison of
+            # the int-or-string values is costed as unbounded by kube-apiserver, which then
+            # refuses the whole CRD (found by tests/realcluster).
+            f"{_SUSPENDED_BEFORE} || self.nprocPerNode == oldSelf.nprocPerNode",
+            m.at("spec.nprocPerNode", m.ONLY_WHILE_SUSPENDED),
             field_path=".nprocPerNode",
             reason="FieldValueForbidden",
         ),
@@ -334,7 +335,7 @@ def _spec_rules() -> list[Schema]:
         rules.append(
             rule(
                 f"{both} || {new}.template == {old}.template",
-                f"spec.replicaSpecs.{role}.template can only change while the job is suspended",
+                m.at(f"spec.replicaSpecs.{role}.template", m.ONLY_WHILE_SUSPENDED),
                 field_path=f".replicaSpecs.{role}.template",
                 reason="FieldValueForbidden",
             )
@@ -343,7 +344,7 @@ def _spec_rules() -> list[Schema]:
             rule(
                 f"{both} || (has({new}.gpus) == has({old}.gpus) && "
                 f"(!has({new}.gpus) || {new}.gpus == {old}.gpus))",
-                f"spec.replicaSpecs.{role}.gpus can only change while the job is suspended",
+                m.at(f"spec.replicaSpecs.{role}.gpus", m.ONLY_WHILE_SUSPENDED),
                 field_path=f".replicaSpecs.{role}.gpus",
                 reason="FieldValueForbidden",
             )
@@ -366,7 +367,7 @@ def spec_schema() -> Schema:
                 "x-kubernetes-validations": [
                     rule(
                         f"type(self) == int ? self >= 1 : self == '{c.NPROC_AUTO}'",
-                        'spec.nprocPerNode must be an integer >= 1 or "auto"',
+                        m.at("spec.nprocPerNode", m.NPROC_PER_NODE),
                     )
                 ],
             },
@@ -388,13 +389,11 @@ def _root_rules() -> list[Schema]:
     return [
         rule(
             f"self.metadata.name.size() <= {limit}",
-            f"metadata.name must be at most {limit} characters so that pod names "
-            "<job>-<role>-<index> stay DNS labels of at most 63",
+            m.at("metadata.name", m.JOB_NAME_TOO_LONG),
         ),
         rule(
             f"self.metadata.name.matches('{c.JOB_NAME_PATTERN}')",
-            "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', "
-            "starting with a letter) because it names the job's Service",
+            m.at("metadata.name", m.JOB_NAME_NOT_DNS_1035),
         ),
     ]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -36,6 +37,27 @@ def _crd_invalid(name: str, causes: list[FieldCause]) -> errors.ApiError:
 
 def _cause(field: str, kind: str, message: str) -> FieldCause:
     return FieldCause(field=field, type=kind, message=message)
+
+
+_VERSION_SCHEMA = re.compile(r"^spec\.versions\[\d+\]\.schema\.openAPIV3Schema(?=$|[.\[])")
+
+
+def _schema_paths(versions: list[Any], causes: list[FieldCause]) -> list[FieldCause]:
+    """Schema errors under the path kube-apiserver names them by.
+
+    It validates the internal form of a CRD, into which a v1 CRD whose versions all carry the
+    same schema (one version, typically) converts with that schema moved to ``spec.validation``:
+    its errors then read ``spec.validation.openAPIV3Schema...``, not ``spec.versions[0]...``.
+    """
+    schemas = [v.get("schema") if isinstance(v, dict) else None for v in versions]
+    if not schemas or any(s is None or s != schemas[0] for s in schemas):
+        return causes
+    return [
+        FieldCause(
+            _VERSION_SCHEMA.sub("spec.validation.openAPIV3Schema", c.field), c.type, c.message
+        )
+        for c in causes
+    ]
 
 
 _COMPILED_MAX = 128
@@ -181,7 +203,7 @@ class CrdAdmission:
             try:
                 unknown += compile_version(obj, v["name"]).unknown_fields
             except SchemaError as exc:
-                raise _crd_invalid(name, exc.causes) from exc
+                raise _crd_invalid(name, _schema_paths(versions, exc.causes)) from exc
             except KeyError:
                 raise _crd_invalid(
                     name,

@@ -57,6 +57,8 @@ class CompiledRule:
     field_path: tuple[tuple[str, bool], ...]
     cost: float
     """Estimated worst-case cost of one evaluation (see ``celcost``)."""
+    unbounded: bool = False
+    """Whether ``cost`` is cel-go's saturated estimate, which no schema bound can lower."""
     cache: dict[str, Outcome] = field(default_factory=dict)
 
     def remember(self, key: str, outcome: Outcome) -> None:
@@ -218,5 +220,5 @@ def compile_rule(spec: RuleSpec, node: Node, *, resource: bool) -> CompiledRule:
             spec.message_expression, f"{spec.crd_path}.messageExpression", shape, resource
         )
     field_path = _parse_field_path(spec, shape) if spec.field_path else ()
-    cost = estimate(ast, shape, resource)
-    return CompiledRule(spec, program, message_program, uses_old_self, field_path, cost)
+    cost, unbounded = estimate(ast, shape, resource)
+    return CompiledRule(spec, program, message_program, uses_old_self, field_path, cost, unbounded)

@@ -100,8 +100,11 @@ def untyped(value: Any) -> Any:
 class Evaluator:
     """Walks an object with its schema and old object, evaluating every compiled rule."""
 
-    def __init__(self, rules: dict[int, list[CompiledRule]]) -> None:
+    def __init__(self, rules: dict[int, list[CompiledRule]], *, ratchet: bool = True) -> None:
         self.rules = rules
+        self.ratchet = ratchet
+        """Drop non-transition rules on unchanged values (objects); off for a CRD's defaults,
+        which the apiserver checks with the default as both ``self`` and ``oldSelf``."""
         self.causes: list[fe.FieldCause] = []
 
     def walk(self, value: Any, node: Node, path: str, old: Any, *, root: bool = False) -> None:
@@ -128,7 +131,7 @@ class Evaluator:
     def _evaluate(
         self, compiled: list[CompiledRule], value: Any, node: Node, path: str, old: Any, root: bool
     ) -> None:
-        unchanged = old is not MISSING and same(value, old)
+        unchanged = self.ratchet and old is not MISSING and same(value, old)
         key: str | None = None
         activation: dict[str, Any] = {}
         for rule in compiled:

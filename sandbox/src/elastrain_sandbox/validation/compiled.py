@@ -17,7 +17,7 @@ from typing import Any
 
 from elastrain_sandbox.validation import errors as fe
 from elastrain_sandbox.validation.celcompile import CompiledRule, compile_rule
-from elastrain_sandbox.validation.celcost import CRD_LIMIT, RULE_LIMIT, cardinality
+from elastrain_sandbox.validation.celcost import CRD_LIMIT, RULE_LIMIT, UNKNOWN_SIZE, cardinality
 from elastrain_sandbox.validation.celeval import Evaluator
 from elastrain_sandbox.validation.invariants import check_invariants
 from elastrain_sandbox.validation.node import Node
@@ -67,26 +67,49 @@ def _walk(node: Node, times: int) -> list[tuple[Node, int]]:
     return out
 
 
-def _cost_warnings(
+def _cost_message(name: str, cost: float, limit: int) -> str:
+    """``getCostErrorMessage`` of apiextensions' CRD validation, factor formatting included."""
+    factor = cost / limit
+    if factor > 100:
+        shown = "more than 100x"
+    elif factor < 1.5:
+        shown = f"{factor:f}x"
+    else:
+        shown = f"{factor:.1f}x"
+    return f"{name} exceeds budget by factor of {shown} {_COST_HINT}"
+
+
+def _cost_report(
     nodes: list[tuple[Node, int]], rules: dict[int, list[CompiledRule]], path: str
-) -> list[str]:
-    warnings = []
+) -> list[tuple[str, str]]:
+    """The cost errors kube-apiserver gives, as (field, detail) pairs, in its order.
+
+    As upstream: a rule's cost is one evaluation's times the entries of its enclosing lists and
+    maps, refused above 10,000,000; all rules together above 100,000,000 are refused too, naming
+    the (at most four) rules costing 1% of that or more, most expensive first, then the total.
+    """
+    found: list[tuple[str, str]] = []
     total = 0.0
+    expensive: list[tuple[float, str]] = []
     for node, times in nodes:
         for rule in rules.get(id(node), []):
-            if rule.cost > RULE_LIMIT:
-                factor = rule.cost / RULE_LIMIT
-                warnings.append(
-                    f"{rule.spec.crd_path}.rule: estimated rule cost exceeds budget by factor "
-                    f"of {factor:.1f}x {_COST_HINT}"
-                )
-            total += rule.cost * times
+            cost = min(rule.cost * times, UNKNOWN_SIZE)
+            where = f"{rule.spec.crd_path}.rule"
+            if cost > RULE_LIMIT:
+                found.append((where, _cost_message("estimated rule cost", cost, RULE_LIMIT)))
+            total = min(total + cost, UNKNOWN_SIZE)
+            if cost >= CRD_LIMIT / 100:
+                expensive.append((cost, where))
     if total > CRD_LIMIT:
-        warnings.append(
-            f"{path}: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 "
-            f"schema exceeds budget by factor of {total / CRD_LIMIT:.1f}x {_COST_HINT}"
+        expensive.sort(key=lambda entry: -entry[0])
+        detail = (
+            "contributed to estimated rule cost total exceeding cost limit for entire "
+            "OpenAPIv3 schema"
         )
-    return warnings
+        found.extend((where, detail) for _, where in expensive[:4])
+        name = "x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema"
+        found.append((path, _cost_message(name, total, CRD_LIMIT)))
+    return found
 
 
 class CompiledSchema:
@@ -111,6 +134,7 @@ class CompiledSchema:
         """Rules whose estimated cost a real apiserver would likely refuse (see ``celcost``).
 
         Approximate, so warnings rather than errors: a CRD's own tests should assert this empty.
+        (A rule whose estimate is unbounded, which no schema bound helps, fails the CRD instead.)
         """
 
     @classmethod
@@ -135,11 +159,19 @@ class CompiledSchema:
                     rules.setdefault(id(node), []).append(compiled)
                 except fe.SchemaError as exc:
                     causes.extend(exc.causes)
-            if node.has_default:
-                causes.extend(_check_default(node))
+        # Defaults are checked with the rules of their node and below, so once all are compiled.
+        bad_defaults = [
+            c for node, _ in nodes if node.has_default for c in _check_default(node, rules)
+        ]
+        causes.extend(bad_defaults)
+        costs = _cost_report(nodes, rules, path)
+        unbounded = any(rule.unbounded for compiled in rules.values() for rule in compiled)
+        if unbounded and not bad_defaults:  # upstream costs rules only once defaults are valid
+            causes.extend(fe.forbidden(where, detail) for where, detail in costs)
         if causes:
             raise fe.SchemaError(causes)
-        return cls(root, rules, unknown, _cost_warnings(nodes, rules, path))
+        warnings = [f"{where}: {detail}" for where, detail in costs]
+        return cls(root, rules, unknown, warnings)
 
     def prune(self, obj: dict[str, Any]) -> dict[str, Any]:
         """A copy without the fields the schema does not declare (top-level meta always kept)."""
@@ -191,16 +223,28 @@ def _check_root_metadata(root: Node, path: str) -> list[fe.FieldCause]:
     return []
 
 
-def _check_default(node: Node) -> list[fe.FieldCause]:
-    """A default must survive pruning unchanged and, defaulted itself, pass its own schema."""
+def _check_default(node: Node, rules: dict[int, list[CompiledRule]]) -> list[fe.FieldCause]:
+    """A default must survive pruning unchanged and pass its node's schema and CEL rules.
+
+    As upstream's ``ValidateDefaults``: the default is checked as written (defaults nested in it
+    are not applied first), by the OpenAPI schema, then, if that passes, by the rules of its node
+    and below, with the default as both ``self`` and ``oldSelf`` (no ratcheting) and, if those
+    pass, once more as a create (no ``oldSelf``: only ``optionalOldSelf`` transition rules run).
+    """
     where = f"{node.crd_path}.default"
     value = node.default
     if isinstance(value, dict):
-        pruned, dropped = prune_object(value, node)
+        dropped = prune_object(value, node)[1]
         if dropped:
             return [fe.invalid(where, value, f"must not have unknown fields: {', '.join(dropped)}")]
-        value = apply_defaults(pruned, node)
-    return [
+    causes = [
         fe.FieldCause(where if c.field == fe.ROOT else f"{where}.{c.field}", c.type, c.message)
         for c in validate_openapi(value, node)
     ]
+    if causes or not rules:
+        return causes
+    evaluator = Evaluator(rules, ratchet=False)
+    evaluator.walk(value, node, where, value)
+    if not evaluator.causes:
+        evaluator.walk(value, node, where, MISSING)
+    return evaluator.causes
