@@ -105,7 +105,12 @@ def test_a_stale_status_stops_the_plan_before_any_child_and_requeues() -> None:
 def test_a_written_status_counts_its_transitions() -> None:
     r = rig()
     at = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-    apply(r, Plan(status=RUNNING, transitions=[Transition("Created", "JobCreated", at)]))
+    apply(
+        r,
+        Plan(
+            status=RUNNING, transitions=[Transition("Created", "JobCreated", at, first_time=True)]
+        ),
+    )
     assert r.sample("elastrain_jobs_created_total", namespace=NS) == 1
 
 

@@ -34,7 +34,8 @@ def metrics() -> Metrics:
 
 
 def test_created_and_running_are_counted_once(metrics: Metrics) -> None:
-    metrics.record([tr("Started", at=2), tr("Created", "JobCreated", 2, True)], "ns", CREATED)
+    started = tr("Started", at=2, first=True)
+    metrics.record([started, tr("Created", "JobCreated", 2, True)], "ns", CREATED)
     metrics.record([tr("Running", "JobRunning", 30, True)], "ns", CREATED)
     metrics.record([], "ns", CREATED)  # a repeated write carries no transition
     assert value(metrics, "elastrain_jobs_created_total", namespace="ns") == 1
@@ -42,6 +43,15 @@ def test_created_and_running_are_counted_once(metrics: Metrics) -> None:
     assert value(metrics, "elastrain_job_to_pod_creation_seconds_sum") == 2
     assert value(metrics, "elastrain_job_time_to_running_seconds_count") == 1
     assert value(metrics, "elastrain_job_time_to_running_seconds_sum") == 30
+
+
+def test_a_resumed_job_is_neither_created_nor_started_again(metrics: Metrics) -> None:
+    """Regression (suspend/resume): Created and Started again, but not for the first time."""
+    metrics.record([tr("Started", at=1, first=True), tr("Created", "C", 1, True)], "ns", CREATED)
+    metrics.record([tr("Started", at=900), tr("Created", "C", 900)], "ns", CREATED)
+    assert value(metrics, "elastrain_jobs_created_total", namespace="ns") == 1
+    assert value(metrics, "elastrain_job_to_pod_creation_seconds_count") == 1
+    assert value(metrics, "elastrain_job_to_pod_creation_seconds_sum") == 1
 
 
 def test_restarts_count_each_entry_into_restarting(metrics: Metrics) -> None:
@@ -66,11 +76,13 @@ def test_terminal_transitions_carry_the_reason(metrics: Metrics) -> None:
 
 
 def test_latencies_need_the_creation_time_and_are_never_negative(metrics: Metrics) -> None:
-    metrics.record([tr("Started", at=5), tr("Running", "JobRunning", 9, True)], "ns", None)
+    metrics.record(
+        [tr("Started", at=5, first=True), tr("Running", "JobRunning", 9, True)], "ns", None
+    )
     assert value(metrics, "elastrain_job_to_pod_creation_seconds_count") == 0
     assert value(metrics, "elastrain_job_time_to_running_seconds_count") == 0
     # A creationTimestamp from a clock ahead of ours.
-    metrics.record([tr("Started", at=-3)], "ns", CREATED)
+    metrics.record([tr("Started", at=-3, first=True)], "ns", CREATED)
     assert value(metrics, "elastrain_job_to_pod_creation_seconds_count") == 1
     assert value(metrics, "elastrain_job_to_pod_creation_seconds_sum") == 0
 

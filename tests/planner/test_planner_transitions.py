@@ -40,7 +40,7 @@ def test_a_job_that_runs_and_succeeds_reports_each_transition_once() -> None:
     world = World(make_job(workers=2))
     metrics = Metrics()
     p = world.step()
-    assert kinds(p) == [("Started", "", False), ("Created", "JobCreated", True)]
+    assert kinds(p) == [("Started", "", True), ("Created", "JobCreated", True)]
     assert {t.at for t in p.transitions} == {T0}
     metrics.record(p.transitions, "ns", CREATED)
     assert record_all(world, metrics, 3) == []  # nothing changed: nothing to count
@@ -89,8 +89,41 @@ def test_a_resumed_job_is_created_and_started_again() -> None:
     world.advance(10)
     world.job["spec"]["runPolicy"] = {"suspend": False}
     p = world.step()
+    # Not the first time for either: the metrics count the job once, and its latency to
+    # pods once (the first start), never with the suspended time in it.
     assert kinds(p) == [("Started", "", False), ("Created", "JobCreated", False)]
     assert p.transitions[0].at == T0 + timedelta(seconds=10)
+
+
+def test_suspend_and_resume_count_the_job_and_its_latency_once() -> None:
+    """Regression: a resumed job was counted as created twice, and its time to pods observed
+    again with the suspended time in it."""
+    world = World(make_job(workers=1))
+    metrics = Metrics()
+    metrics.record(world.step().transitions, "ns", CREATED)
+    world.settle()
+    world.job["spec"]["runPolicy"] = {"suspend": True}
+    metrics.record(world.step().transitions, "ns", CREATED)
+    world.settle()
+    world.advance(600)
+    world.job["spec"]["runPolicy"] = {"suspend": False}
+    metrics.record(world.step().transitions, "ns", CREATED)
+    assert value(metrics, "elastrain_jobs_created_total", namespace="ns") == 1
+    assert value(metrics, "elastrain_job_to_pod_creation_seconds_count") == 1
+
+
+def test_a_job_created_suspended_observes_no_creation_latency() -> None:
+    """Its pods wait for the user, not for the operator: no job-to-pods latency at all."""
+    world = World(make_job(workers=1, runPolicy={"suspend": True}))
+    metrics = Metrics()
+    metrics.record(world.step().transitions, "ns", CREATED)
+    world.settle()
+    world.advance(60)
+    world.job["spec"]["runPolicy"] = {"suspend": False}
+    p = world.step()
+    assert ("Started", "", False) in kinds(p)
+    metrics.record(p.transitions, "ns", CREATED)
+    assert value(metrics, "elastrain_job_to_pod_creation_seconds_count") == 0
 
 
 def test_a_failed_job_reports_its_reason() -> None:
@@ -122,5 +155,5 @@ def test_a_job_waiting_for_the_pod_group_crd_is_created_but_not_started() -> Non
     world.crd = True
     p = world.step()
     # A new reason within Created is an Event, not a transition; the pods start now.
-    assert kinds(p) == [("Started", "", False)]
+    assert kinds(p) == [("Started", "", True)]
     assert [e.reason for e in p.events] == ["JobCreated"]

@@ -42,7 +42,10 @@ def expected(old: dict[str, Any], new: dict[str, Any]) -> list[Key]:
         out.append((kind, str(after.get("reason") or ""), at, before is None))
     start = _time(new.get("startTime"))
     if start is not None and not old.get("startTime"):
-        out.append(("Started", "", start, False))
+        # The first start of a job never suspended: suspension clears startTime, and its
+        # condition stays in the status as the trace of an earlier start (or of a job that
+        # was created suspended, whose creation-to-pods latency is not the operator's).
+        out.append(("Started", "", start, _condition(old, "Suspended") is None))
     return sorted(out, key=repr)
 
 

@@ -121,11 +121,12 @@ class Metrics:
         """Count the ``transitions`` of one written status of a job in ``namespace``.
 
         ``created`` (the job's creationTimestamp) anchors the latencies; without it they are
-        not observed. Time to Running is observed only the first time the job runs, and
-        job-to-pod creation whenever ``startTime`` is set: a resumed job creates its pods anew.
+        not observed. A job is counted as created, and its time to Running and to its first
+        pods observed, only the first time: a resumed job enters Created again and gets new
+        pods, but it is the same job, and its suspended time is no operator latency.
         """
         for t in transitions:
-            if t.kind == "Created":
+            if t.kind == "Created" and t.first_time:
                 self.jobs_created.labels(namespace).inc()
             elif t.kind == "Succeeded":
                 self.jobs_succeeded.labels(namespace).inc()
@@ -137,7 +138,7 @@ class Metrics:
                 continue
             if t.kind == "Running" and t.first_time:
                 self.job_time_to_running.observe(_seconds(created, t.at))
-            elif t.kind == "Started":
+            elif t.kind == "Started" and t.first_time:
                 self.job_to_pod_creation.observe(_seconds(created, t.at))
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> Any:

@@ -78,8 +78,9 @@ class Transition:
     # The instant as written into the status: whole seconds, UTC.
     at: datetime
     # For a phase: the status had no condition of that type before, so the job enters it for
-    # the first time ever. Always False for ``Started``: suspension removes ``startTime`` and
-    # leaves no trace of an earlier start to compare with.
+    # the first time ever. For ``Started``: the job was never suspended (suspension removes
+    # ``startTime``; its Suspended condition is what remains of it), so these are the first
+    # pods the job ever got.
     first_time: bool = False
 
 

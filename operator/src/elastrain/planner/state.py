@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from elastrain.api import timefmt
 from elastrain.api.job_status import JobStatus
-from elastrain.api.types import TrainingJob
+from elastrain.api.types import ConditionType, TrainingJob
 from elastrain.planner import children, env, status
 from elastrain.planner.model import Delete, Event, Observed, Plan, Transition
 from elastrain.planner.observe import PodObservation, PodView, observe_pods
@@ -104,7 +104,10 @@ class State:
     def set_start_time(self, nxt: JobStatus) -> None:
         """Record that the job's pods are first created now (again, after a resume)."""
         nxt["startTime"] = timefmt.fmt(self.now)
-        self.transitions.append(Transition("Started", "", timefmt.truncate(self.now)))
+        never_suspended = not status.had_condition(self.prev, ConditionType.SUSPENDED.value)
+        self.transitions.append(
+            Transition("Started", "", timefmt.truncate(self.now), first_time=never_suspended)
+        )
 
     def set_phase(self, nxt: JobStatus, phase: status.Phase) -> None:
         """Make ``phase`` the one True condition of ``nxt``, with its Event and Transition."""

@@ -65,6 +65,12 @@ def _by_type(status: dict[str, Any]) -> dict[str, JobCondition]:
 MAX_MESSAGE = 1024
 
 
+def had_condition(status: dict[str, Any], type_: str) -> bool:
+    """Whether ``status`` holds a condition of ``type_``, True or not: the job was in that
+    phase at some point (conditions are never removed, only flipped)."""
+    return type_ in _by_type(status)
+
+
 def clip(message: str) -> str:
     """``message`` cut to ``MAX_MESSAGE`` characters, marking the cut."""
     if len(message) <= MAX_MESSAGE:
