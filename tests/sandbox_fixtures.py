@@ -4,7 +4,8 @@
 * ``shared_sandbox``: one per module, for suites that only add objects in their own namespace.
 * ``kubectl``: ``kubectl(*args, input=None, check=True, timeout=60) -> CompletedProcess`` running
   the real binary against the function-scoped sandbox, with its own discovery cache dir.
-* ``Kubectl(sb)``: the same helper for any sandbox (use with ``shared_sandbox``).
+* ``Kubectl(sb)``: the same helper for any sandbox (use with ``shared_sandbox``);
+  ``KubeconfigKubectl(path)`` for any cluster a kubeconfig names.
 * ``wait_for(fn, timeout, what=...)``: poll with a deadline (never sleep to synchronise).
 """
 
@@ -54,20 +55,20 @@ def kubectl_binary() -> str:
     return found
 
 
-class Kubectl:
-    """Runs the real kubectl against one sandbox."""
+class KubeconfigKubectl:
+    """Runs the real kubectl against the cluster one kubeconfig names (any cluster)."""
 
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb = sb
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = Path(kubeconfig)
         self.binary = kubectl_binary()
         self.cache = tempfile.mkdtemp(prefix="kubectl-cache-")
 
     def argv(self, *args: str) -> list[str]:
-        """The full command line: this sandbox's kubeconfig and this helper's own cache."""
+        """The full command line: this kubeconfig and this helper's own discovery cache."""
         return [
             self.binary,
             "--kubeconfig",
-            str(self.sb.kubeconfig_path),
+            str(self.kubeconfig),
             "--cache-dir",
             self.cache,
             *args,
@@ -95,6 +96,14 @@ class Kubectl:
 
     def close(self) -> None:
         shutil.rmtree(self.cache, ignore_errors=True)
+
+
+class Kubectl(KubeconfigKubectl):
+    """Runs the real kubectl against one sandbox (``.sb``)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        super().__init__(sb.kubeconfig_path)
+        self.sb = sb
 
 
 @pytest.fixture

@@ -1,14 +1,17 @@
-"""The real operator (``python -m elastrain operator``) as a subprocess against a sandbox.
+"""The real operator (``python -m elastrain operator``) as a subprocess against a cluster.
 
 Tests act the way a user does (``kubectl apply/scale/patch/delete/logs``) and read the
-cluster's state from the sandbox's store, which is the API server's own storage: cheaper
-than a kubectl process per poll on a 2-core machine, and no less real.
+cluster's state through its API (``cluster_api.Api``: one keep-alive GET per poll, cheaper
+than a kubectl process on a 2-core machine), so the same tests run on the embedded sandbox,
+the real control plane or any cluster a kubeconfig names (``ELASTRAIN_CLUSTER``, see
+conftest.py). Node faults go through the cluster's ``NodeAdmin``, never its storage.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,14 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from elastrain_sandbox.embedded import Sandbox
+from cluster_api import Api, HasKubeconfig, resource_path
+from elastrain_sandbox.admin import NodeAdmin
 from elastrain_sandbox.ports import free_port
 from prometheus_client.parser import text_string_to_metric_families
-from sandbox_fixtures import Kubectl, wait_for
+from sandbox_fixtures import KubeconfigKubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "trainingjobs.elastrain.dev.yaml"
 TJ = "trainingjobs.elastrain.dev"
+TJ_VERSION = "elastrain.dev/v1alpha1"
 
 
 class Operator:
@@ -104,47 +109,146 @@ class Operator:
 
 
 class Cluster:
-    """A sandbox with the CRD installed, kubectl, and helpers to read jobs and children."""
+    """A cluster with the CRD installed: kubectl for what a user does, the API for the rest.
 
-    def __init__(self, sb: Sandbox, kubectl: Kubectl) -> None:
-        self.sb = sb
+    ``target`` is a kubeconfig path or anything with ``.kubeconfig_path`` (a ``Sandbox``, a real
+    cluster). Every read is one API call. ``nodes`` is the cluster's ``NodeAdmin`` (None when
+    it offers none); ``kind`` is the ``ELASTRAIN_CLUSTER`` it came from. ``owned``: the suite
+    made the cluster and throws it away whole; otherwise (someone's cluster) ``cleanup()``
+    deletes the namespaces and cluster-wide objects this helper created. ``timeout_scale``
+    stretches every wait's deadline on clusters slower than the embedded one (real kubelets
+    back off 10 s, 20 s, 40 s between restarts); it bounds waiting and asserts nothing on time.
+    """
+
+    def __init__(
+        self,
+        target: Path | HasKubeconfig,
+        kubectl: KubeconfigKubectl,
+        *,
+        kind: str = "embedded",
+        nodes: NodeAdmin | None = None,
+        owned: bool = True,
+        timeout_scale: float = 1.0,
+    ) -> None:
+        self.kubeconfig_path = Path(target) if isinstance(target, Path) else target.kubeconfig_path
         self.kubectl = kubectl
-        self._namespaces = 0
+        self.api = Api(self.kubeconfig_path)
+        self.kind = kind
+        self.nodes = nodes
+        self.owned = owned
+        self.timeout_scale = timeout_scale
+        # On someone else's cluster namespaces from an earlier or parallel run may exist.
+        self.suffix = "" if owned else "-" + secrets.token_hex(3)
+        self._namespaces: list[str] = []
+        self._created: list[str] = []  # cluster-wide objects this helper created, in order
+
+    # ------------------------------------------------------------------ setup and teardown
+    def install(self, *, path: Path | None = None, manifest: str | None = None) -> None:
+        """``kubectl apply`` cluster-wide objects, remembering those it created (not those it
+        found) so that ``cleanup()`` deletes only what the tests added."""
+        args = ("apply", "-f", str(path) if path else "-")
+        out = self.kubectl(*args, input=manifest).stdout
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) == 2 and words[1] == "created" and words[0] not in self._created:
+                self._created.append(words[0])
 
     def install_crd(self) -> None:
-        self.kubectl("apply", "-f", str(CRD))
-        wait_for(lambda: self._established(), timeout=30, what="CRD Established")
+        self.install(path=CRD)
+        self.wait(self._established, "CRD Established", timeout=30)
+
+    def crd(self, name: str) -> dict[str, Any] | None:
+        return self.api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
 
     def _established(self) -> bool:
-        crd = self.sb.store.get("customresourcedefinitions.apiextensions.k8s.io", TJ)
-        conditions = (crd.get("status") or {}).get("conditions") or []
+        conditions = ((self.crd(TJ) or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
     def namespace(self, prefix: str) -> str:
-        self._namespaces += 1
-        name = f"{prefix}-{self._namespaces}"
-        self.kubectl("create", "namespace", name)
+        """A new namespace, once its ``default`` ServiceAccount exists (a real cluster's
+        ServiceAccount controller adds it a moment later, and refuses pods until then)."""
+        name = f"{prefix}-{len(self._namespaces) + 1}{self.suffix}"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"elastrain.dev/test": "integration"}},
+        }
+        Api.check(self.api.call("POST", "/api/v1/namespaces", body), "POST", "namespaces")
+        self._namespaces.append(name)
+        self.wait(
+            lambda: self.api.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+            f"the default ServiceAccount of {name}",
+            timeout=30,
+        )
         return name
 
+    def cleanup(self) -> None:
+        """Delete this helper's namespaces, then the cluster-wide objects it created, and wait
+        until they are gone (the next module's operator must not see them)."""
+        for ns in self._namespaces:
+            # Pods first, at once: a shell as PID 1 ignores SIGTERM, which would cost each
+            # pod its whole grace period before the namespace can go.
+            self.api.call(
+                "DELETE", f"/api/v1/namespaces/{ns}/pods", query={"gracePeriodSeconds": "0"}
+            )
+            self.api.call("DELETE", f"/api/v1/namespaces/{ns}")
+        self.wait(
+            lambda: all(
+                self.api.get(f"/api/v1/namespaces/{ns}") is None for ns in self._namespaces
+            ),
+            "test namespaces deleted",
+            timeout=120,
+        )
+        self._namespaces.clear()
+        for ref in reversed(self._created):
+            self.kubectl("delete", ref, "--ignore-not-found", "--timeout=120s")
+        self._created.clear()
+
+    def close(self) -> None:
+        self.api.close()
+
+    # ------------------------------------------------------------------ user actions
     def apply(self, namespace: str, obj: dict[str, Any]) -> None:
         self.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
 
+    # ------------------------------------------------------------------ reads (one GET each)
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        found = self.sb.store.list(TJ, namespace=namespace).items
-        return next((j for j in found if j["metadata"]["name"] == name), None)
+        return self.api.get(f"{resource_path(TJ_VERSION, 'trainingjobs', namespace)}/{name}")
 
     def pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         selector = f"elastrain.dev/job-name={job}"
-        return self.sb.store.list("pods", namespace=namespace, label_selector=selector).items
+        return self.api.items(resource_path("v1", "pods", namespace), labelSelector=selector)
 
     def services(self, namespace: str, job: str) -> list[dict[str, Any]]:
         selector = f"elastrain.dev/job-name={job}"
-        return self.sb.store.list("services", namespace=namespace, label_selector=selector).items
+        return self.api.items(resource_path("v1", "services", namespace), labelSelector=selector)
 
     def events(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        items = self.sb.store.list("events", namespace=namespace).items
-        return [e for e in items if e.get("involvedObject", {}).get("name") == name]
+        path = resource_path("v1", "events", namespace)
+        return self.api.items(path, fieldSelector=f"involvedObject.name={name}")
 
+    def items(
+        self, api_version: str, plural: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Any kind's objects (none while it is not served)."""
+        return self.api.items(resource_path(api_version, plural, namespace))
+
+    def schedulable_node(self) -> dict[str, Any]:
+        """A Ready node that takes any pod (not cordoned, no NoSchedule/NoExecute taint)."""
+        for node in self.api.items("/api/v1/nodes"):
+            spec, status = node.get("spec") or {}, node.get("status") or {}
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in status.get("conditions") or []
+            )
+            tainted = any(
+                t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or []
+            )
+            if ready and not tainted and not spec.get("unschedulable"):
+                return node
+        raise AssertionError("no Ready, schedulable, untainted node")
+
+    # ------------------------------------------------------------------ waiting
     def wait_phase(
         self,
         namespace: str,
@@ -161,7 +265,7 @@ class Cluster:
             return job if status.get("phase") == phase else None
 
         try:
-            return wait_for(reached, timeout=timeout, interval=0.1, what=f"{name} {phase}")
+            return self.wait(reached, f"{name} {phase}", timeout=timeout)
         except AssertionError as exc:
             job = self.job(namespace, name)
             detail = json.dumps((job or {}).get("status"), indent=1)
@@ -169,7 +273,7 @@ class Cluster:
             raise AssertionError(f"{exc}\nstatus: {detail}\noperator log:\n{log}") from None
 
     def wait(self, fn: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-        return wait_for(fn, timeout=timeout, interval=0.1, what=what)
+        return wait_for(fn, timeout=timeout * self.timeout_scale, interval=0.1, what=what)
 
 
 def condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
@@ -187,6 +291,7 @@ def training_job(
     run_policy: dict[str, Any] | None = None,
     roles: dict[str, Any] | None = None,
     volumes: list[dict[str, Any]] | None = None,
+    node_selector: dict[str, str] | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
     """A TrainingJob whose pods run ``sh -c command`` on the host userland."""
@@ -198,6 +303,8 @@ def training_job(
             "command": ["sh", "-c", cmd],
         }
         pod: dict[str, Any] = {"containers": [container]}
+        if node_selector:
+            pod["nodeSelector"] = node_selector
         if volumes:
             pod["volumes"] = volumes
             container["volumeMounts"] = [

@@ -1,7 +1,8 @@
 """A planner that raises must not stop the operator: Warning Event, error metric, back-off.
 
 The real planner never raises (it is fuzz-tested), so this patches one that does into the real
-reconciler and workers, which talk to a real API server (the sandbox) through the real kube client.
+reconciler and workers, which talk to a real API server (the module's cluster) through the real
+kube client. No operator runs in this module: the test's own workers are the only reconciler.
 """
 
 from __future__ import annotations
@@ -24,14 +25,12 @@ from elastrain.kube.events import EventRecorder
 from elastrain.kube.ratelimit import TokenBucket
 from elastrain.metrics.registry import Metrics
 from elastrain.planner.model import Observed, Plan
-from elastrain_sandbox.embedded import Sandbox
-from operator_harness import TJ, Cluster
-from sandbox_fixtures import Kubectl
+from operator_harness import Cluster
 
 JOB = """
 apiVersion: elastrain.dev/v1alpha1
 kind: TrainingJob
-metadata: {name: boom, namespace: default}
+metadata: {name: boom}
 spec:
   replicaSpecs:
     worker:
@@ -47,28 +46,27 @@ def exploding_planner(job: dict[str, Any], observed: Observed) -> Plan:
 
 
 @pytest.fixture
-def job(shared_sandbox: Sandbox) -> Iterator[dict[str, Any]]:
-    kubectl = Kubectl(shared_sandbox)
-    Cluster(shared_sandbox, kubectl).install_crd()
-    kubectl("apply", "-f", "-", input=JOB)
+def job(cluster: Cluster) -> Iterator[dict[str, Any]]:
+    ns = cluster.namespace("planner-errors")
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=JOB)
     try:
-        yield shared_sandbox.store.get(TJ, "boom", "default")
+        found = cluster.job(ns, "boom")
+        assert found is not None
+        yield found
     finally:
-        kubectl("delete", "-f", "-", "--wait=false", input=JOB)
-        kubectl.close()
+        cluster.kubectl("delete", "-n", ns, "-f", "-", "--wait=false", input=JOB)
 
 
 def test_planner_exception_becomes_a_warning_and_a_backoff(
-    shared_sandbox: Sandbox, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    cluster: Cluster, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reconcile, "plan", exploding_planner)
-    key: JobKey = ("default", "boom")
+    ns = job["metadata"]["namespace"]
+    key: JobKey = (ns, "boom")
     metrics = Metrics()
 
     async def scenario() -> float:
-        kube = Kube(
-            load_api_client(kubeconfig=str(shared_sandbox.kubeconfig_path)), TokenBucket(20, 20)
-        )
+        kube = Kube(load_api_client(kubeconfig=str(cluster.kubeconfig_path)), TokenBucket(20, 20))
         try:
             store = Store({key: [job]}, {}, {}, {})
             recorder = EventRecorder(kube)
@@ -90,11 +88,7 @@ def test_planner_exception_becomes_a_warning_and_a_backoff(
         "elastrain_reconcile_errors_total", {"error": "ZeroDivisionError"}
     )
     assert errors == 2
-    events = [
-        e
-        for e in shared_sandbox.store.list("events", namespace="default").items
-        if e["involvedObject"]["name"] == "boom" and e["reason"] == "ReconcileError"
-    ]
+    events = [e for e in cluster.events(ns, "boom") if e["reason"] == "ReconcileError"]
     assert len(events) == 1  # aggregated
     assert events[0]["count"] == 2
     assert events[0]["type"] == "Warning"

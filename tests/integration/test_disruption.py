@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from elastrain_sandbox.admin import NodeAdmin
 from operator_harness import Cluster, Operator, training_job
 
 pytestmark = pytest.mark.slow
 
 
 def test_node_removal_recreates_the_pod_without_counting(
-    cluster: Cluster, operator: Operator, ns: str
+    nodes: NodeAdmin, cluster: Cluster, operator: Operator, ns: str
 ) -> None:
     # backoffLimit 0: a single counted restart would fail the job.
     cluster.apply(ns, training_job("disrupt", "exec sleep 300", run_policy={"backoffLimit": 0}))
     cluster.wait_phase(ns, "disrupt", "Running", operator=operator)
     (pod,) = cluster.pods(ns, "disrupt")
     node, uid = pod["spec"]["nodeName"], pod["metadata"]["uid"]
-    cluster.sb.remove_node(node)
+    nodes.remove_node(node)
     try:
         replacement = cluster.wait(
             lambda: [
@@ -33,4 +34,4 @@ def test_node_removal_recreates_the_pod_without_counting(
         # it at once, so whether a reconcile sees the failed pod (event) or only its absence
         # (a vanished pod, recreated silently) is timing; neither counts, which is the point.
     finally:
-        cluster.sb.add_node(node)
+        nodes.add_node(node)

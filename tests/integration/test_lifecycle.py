@@ -88,11 +88,16 @@ def test_never_fails_the_job_on_the_first_failure(
 def test_exit_code_policy_recreates_retryable_and_fails_permanent(
     cluster: Cluster, operator: Operator, ns: str
 ) -> None:
-    # A hostPath is shared by successive pods of the job: the first pod exits 137 (retryable,
-    # recreated as a new pod), the second exits 2 (permanent: the job fails).
-    marks = [{"name": "marks", "hostPath": {"path": f"/marks/{ns}", "type": "DirectoryOrCreate"}}]
+    # A hostPath is shared by successive pods of the job on one node (pinned: a real cluster's
+    # nodes are separate hosts): the first pod exits 137 (retryable, recreated as a new pod),
+    # the second exits 2 (permanent: the job fails).
+    path = f"/tmp/elastrain-test-marks/{ns}"  # noqa: S108 (on the node, for its pods)
+    marks = [{"name": "marks", "hostPath": {"path": path, "type": "DirectoryOrCreate"}}]
     script = "[ -f /marks/first ] || { touch /marks/first; exit 137; }; exit 2"
-    cluster.apply(ns, training_job("exitcode", script, restart="ExitCode", volumes=marks))
+    hostname = cluster.schedulable_node()["metadata"]["labels"]["kubernetes.io/hostname"]
+    pin = {"kubernetes.io/hostname": hostname}
+    job = training_job("exitcode", script, restart="ExitCode", volumes=marks, node_selector=pin)
+    cluster.apply(ns, job)
     job = cluster.wait_phase(ns, "exitcode", "Failed", operator=operator)
     failed = condition(job, "Failed")
     assert failed["reason"] == "ExitCodeNotRetryable"

@@ -46,19 +46,16 @@ def active(operator: Operator) -> bool:
 
 
 def test_peered_operators_reconcile_each_job_once(cluster: Cluster, tmp_path: Path) -> None:
-    cluster.kubectl("apply", "-f", "-", input=PEERING)
+    cluster.install(manifest=PEERING)
     cluster.wait(
-        lambda: cluster.kubectl("get", "clusterkopfpeerings", check=False).returncode == 0,
+        lambda: cluster.api.call("GET", "/apis/kopf.dev/v1/clusterkopfpeerings").ok,
         "peering CRD served",
     )
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input="{apiVersion: kopf.dev/v1, kind: ClusterKopfPeering, metadata: {name: elastrain}}",
+    cluster.install(
+        manifest="{apiVersion: kopf.dev/v1, kind: ClusterKopfPeering, metadata: {name: elastrain}}"
     )
-    first = Operator(cluster.sb.kubeconfig_path, tmp_path / "a.log", "--peering", "elastrain")
-    second = Operator(cluster.sb.kubeconfig_path, tmp_path / "b.log", "--peering", "elastrain")
+    first = Operator(cluster.kubeconfig_path, tmp_path / "a.log", "--peering", "elastrain")
+    second = Operator(cluster.kubeconfig_path, tmp_path / "b.log", "--peering", "elastrain")
     try:
         first.start()
         second.start()
@@ -86,7 +83,7 @@ def test_peered_operators_reconcile_each_job_once(cluster: Cluster, tmp_path: Pa
 def test_namespaced_operator_ignores_other_namespaces(cluster: Cluster, tmp_path: Path) -> None:
     mine, other = cluster.namespace("watched"), cluster.namespace("unwatched")
     op = Operator(
-        cluster.sb.kubeconfig_path, tmp_path / "op.log", "--namespace", mine, "--log-format", "json"
+        cluster.kubeconfig_path, tmp_path / "op.log", "--namespace", mine, "--log-format", "json"
     )
     try:
         op.start()

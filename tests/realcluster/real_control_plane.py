@@ -9,19 +9,15 @@ fixture runs ``sandbox/controlplane/build.sh`` (seconds when cached, minutes col
 
 from __future__ import annotations
 
-import json
 import os
-import ssl
 import subprocess
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cluster_api import Api
 from elastrain_sandbox.controlplane.cluster import BIN_ENV, RealControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,47 +38,6 @@ def bin_dir() -> Path:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("bin: ")]
     return Path(lines[-1].removeprefix("bin: "))
-
-
-@dataclass
-class Response:
-    status: int
-    body: Obj
-
-    @property
-    def message(self) -> str:
-        return str(self.body.get("message", ""))
-
-
-class Api:
-    """Plain HTTPS calls with the admin client certificate: what kubectl sends, minus kubectl."""
-
-    def __init__(self, cluster: RealControlPlane) -> None:
-        assert cluster.keys is not None
-        self.base = cluster.url
-        self.context = ssl.create_default_context(cafile=str(cluster.keys.ca.cert))
-        self.context.load_cert_chain(str(cluster.keys.admin.cert), str(cluster.keys.admin.key))
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Obj | None = None,
-        *,
-        query: dict[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> Response:
-        url = self.base + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(request, timeout=60, context=self.context) as resp:
-                return Response(resp.status, json.loads(resp.read() or b"{}"))
-        except urllib.error.HTTPError as err:
-            return Response(err.code, json.loads(err.read() or b"{}"))
 
 
 class Kubectl:
