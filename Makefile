@@ -65,15 +65,31 @@ CONTROL_PLANE_BUILD := sandbox/controlplane/build.sh
 control-plane: ## Build (or find, cached) the real Kubernetes control plane from its Go modules.
 	bash $(CONTROL_PLANE_BUILD)
 
+# Every suite on the embedded control plane (tests/realcluster on the real one), then the
+# integration suite again on the real control plane with the node agent as its kubelet.
 test: lint ## Lint, build the control plane, then every test suite (slow ones included, as CI runs them).
 	bin=$$(bash $(CONTROL_PLANE_BUILD) | tee /dev/stderr | sed -n 's/^bin: //p'); \
-	  ELASTRAIN_CONTROL_PLANE_BIN=$$bin $(BIN)/python -m pytest -q tests
+	  export ELASTRAIN_CONTROL_PLANE_BIN=$$bin; \
+	  $(BIN)/python -m pytest -q tests; \
+	  echo "== the integration suite on the real control plane (ELASTRAIN_CLUSTER=real)"; \
+	  ELASTRAIN_CLUSTER=real $(BIN)/python -m pytest -q tests/integration
 
 test-fast: install ## Tests not marked slow.
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
-demo: install ## Run the end-to-end demo on the sandbox (KEEP=1 leaves it running).
-	$(BIN)/python -m elastrain_dev.demo $(if $(KEEP),--keep,)
+# make demo runs on the real control plane, building it first when needed (progress shown);
+# without a Go toolchain it says so in one line and uses the embedded one.
+# CONTROL_PLANE=embedded chooses the embedded one.
+CONTROL_PLANE ?= real
+demo: install ## Run the end-to-end demo (CONTROL_PLANE=real|embedded; KEEP=1 leaves it running).
+	cp=$(CONTROL_PLANE); bin=; \
+	if [ "$$cp" = real ]; then \
+	  set +e; out=$$(bash $(CONTROL_PLANE_BUILD) | tee /dev/stderr); rc=$$?; set -e; \
+	  if [ $$rc -eq 3 ]; then echo "demo: no Go toolchain, so no real control plane; using the embedded one"; cp=embedded; \
+	  elif [ $$rc -ne 0 ]; then exit $$rc; \
+	  else bin=$$(echo "$$out" | sed -n 's/^bin: //p'); fi; \
+	fi; \
+	$(BIN)/python -m elastrain_dev.demo --control-plane $$cp $${bin:+--control-plane-bin $$bin} $(if $(KEEP),--keep,)
 
 bench: install ## Benchmarks; they print their figures.
 	$(BIN)/python -m pytest -q -s bench

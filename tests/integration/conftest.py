@@ -27,6 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import chart_rbac
 import pytest
 from cluster_api import Api, SandboxNodeAdmin
 from elastrain_sandbox.admin import NodeAdmin
@@ -132,6 +133,14 @@ def real_cluster(root: Path) -> Iterator[Cluster]:
             nodes=nodes,
             timeout_scale=timeout_scale("real"),
         )
+        # Least privilege, proven: every operator of the suite runs as the chart's
+        # ServiceAccount under the ClusterRole the chart renders (peering included).
+        cluster.operator_kubeconfig = chart_rbac.install_identity(
+            cluster.api,
+            real.kubeconfig_path,
+            root / "operator.kubeconfig",
+            helm_args=("--set", "peering.enabled=true"),
+        )
         yield cluster
     finally:
         if cluster is not None:
@@ -214,7 +223,7 @@ def nodes(cluster: Cluster) -> NodeAdmin:
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     log = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
-    op = Operator(cluster.kubeconfig_path, log).start()
+    op = Operator(cluster.operator_kubeconfig, log).start()
     try:
         yield op
     finally:

@@ -131,6 +131,9 @@ class Cluster:
         timeout_scale: float = 1.0,
     ) -> None:
         self.kubeconfig_path = Path(target) if isinstance(target, Path) else target.kubeconfig_path
+        # The operator's own credentials: the chart's ServiceAccount where the cluster enforces
+        # RBAC and the suite installed it (real), else the same as the tests'.
+        self.operator_kubeconfig = self.kubeconfig_path
         self.kubectl = kubectl
         self.api = Api(self.kubeconfig_path)
         self.kind = kind

@@ -66,7 +66,9 @@ def test_planner_exception_becomes_a_warning_and_a_backoff(
     metrics = Metrics()
 
     async def scenario() -> float:
-        kube = Kube(load_api_client(kubeconfig=str(cluster.kubeconfig_path)), TokenBucket(20, 20))
+        kube = Kube(
+            load_api_client(kubeconfig=str(cluster.operator_kubeconfig)), TokenBucket(20, 20)
+        )
         try:
             store = Store({key: [job]}, {}, {}, {})
             recorder = EventRecorder(kube)

@@ -21,7 +21,7 @@ def slow_operator(cluster: Cluster, tmp_path: Path) -> Iterator[Operator]:
     # A tight client-side rate limit stretches the creation of 16 pods over a few seconds,
     # so the kill lands in the middle of it (the test checks that it did).
     op = Operator(
-        cluster.kubeconfig_path,
+        cluster.operator_kubeconfig,
         tmp_path / "operator.log",
         "--kube-qps",
         "3",
@@ -62,7 +62,7 @@ def test_killed_mid_creation_and_restarted_ends_with_exactly_16_workers(
 
 
 def test_sigterm_shuts_down_cleanly(cluster: Cluster, tmp_path: Path) -> None:
-    op = Operator(cluster.kubeconfig_path, tmp_path / "operator.log").start()
+    op = Operator(cluster.operator_kubeconfig, tmp_path / "operator.log").start()
     try:
         assert op.terminate() == 0, op.log_tail()
     finally:

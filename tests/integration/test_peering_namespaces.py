@@ -54,8 +54,8 @@ def test_peered_operators_reconcile_each_job_once(cluster: Cluster, tmp_path: Pa
     cluster.install(
         manifest="{apiVersion: kopf.dev/v1, kind: ClusterKopfPeering, metadata: {name: elastrain}}"
     )
-    first = Operator(cluster.kubeconfig_path, tmp_path / "a.log", "--peering", "elastrain")
-    second = Operator(cluster.kubeconfig_path, tmp_path / "b.log", "--peering", "elastrain")
+    first = Operator(cluster.operator_kubeconfig, tmp_path / "a.log", "--peering", "elastrain")
+    second = Operator(cluster.operator_kubeconfig, tmp_path / "b.log", "--peering", "elastrain")
     try:
         first.start()
         second.start()
@@ -83,7 +83,12 @@ def test_peered_operators_reconcile_each_job_once(cluster: Cluster, tmp_path: Pa
 def test_namespaced_operator_ignores_other_namespaces(cluster: Cluster, tmp_path: Path) -> None:
     mine, other = cluster.namespace("watched"), cluster.namespace("unwatched")
     op = Operator(
-        cluster.kubeconfig_path, tmp_path / "op.log", "--namespace", mine, "--log-format", "json"
+        cluster.operator_kubeconfig,
+        tmp_path / "op.log",
+        "--namespace",
+        mine,
+        "--log-format",
+        "json",
     )
     try:
         op.start()

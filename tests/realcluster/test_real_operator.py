@@ -10,11 +10,10 @@ status, and cleanup by kube-controller-manager's garbage collector.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
+import chart_rbac
 import pytest
 import yaml
 from real_control_plane import REPO, Obj, RealCluster
@@ -25,31 +24,10 @@ from sandbox_fixtures import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.real]
 
-HELM = REPO / ".tools" / "bin" / "helm"
-RELEASE_NS = "elastrain-system"
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
 }
-
-
-def _rendered(*args: str) -> list[Obj]:
-    out = subprocess.run(
-        [
-            str(HELM),
-            "template",
-            "elastrain",
-            str(REPO / "charts" / "elastrain"),
-            "-n",
-            RELEASE_NS,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def _namespace(cluster: RealCluster, name: str, labels: dict[str, str] | None = None) -> None:
@@ -62,48 +40,16 @@ def _namespace(cluster: RealCluster, name: str, labels: dict[str, str] | None = 
     )
 
 
-def _token_kubeconfig(cluster: RealCluster, path: Path, namespace: str, account: str) -> Path:
-    token = cluster.kubectl(
-        "create", "token", account, "-n", namespace, "--duration=2h"
-    ).stdout.strip()
-    keys = cluster.control_plane.keys
-    assert keys is not None
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "real",
-                "cluster": {
-                    "server": cluster.control_plane.url,
-                    "certificate-authority": str(keys.ca.cert),
-                },
-            }
-        ],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "real", "context": {"cluster": "real", "user": account}}],
-        "current-context": "real",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.fixture(scope="module")
 def chart_operator(
     real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
     """The operator process, authenticated as the chart's ServiceAccount with the chart's RBAC."""
     real_cluster.kubectl("apply", "-f", str(REPO / "crds"))
-    _namespace(real_cluster, RELEASE_NS)
-    rbac = [
-        d
-        for d in _rendered()
-        if d["kind"] in {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
-    ]
-    real_cluster.kubectl.apply(rbac)
-    account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
     root = tmp_path_factory.mktemp("chart-operator")
-    kubeconfig = _token_kubeconfig(real_cluster, root / "kubeconfig", RELEASE_NS, account)
+    kubeconfig = chart_rbac.install_identity(
+        real_cluster.api, real_cluster.kubeconfig, root / "kubeconfig"
+    )
     op = Operator(kubeconfig, root / "operator.log").start()
     try:
         yield op

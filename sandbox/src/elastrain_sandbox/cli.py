@@ -4,8 +4,10 @@ Serve::
 
     python -m elastrain_sandbox --kubeconfig PATH [--nodes N] [--gpus-per-node G]
         [--cpus-per-node C] [--memory-per-node M] [--port P] [--state-dir DIR]
-        [--eviction-timeout S] [--no-agent]
+        [--eviction-timeout S] [--no-agent] [--control-plane embedded|real]
 
+``--control-plane real`` runs etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+(``make control-plane``) with the node agent as the kubelet of ``--nodes`` nodes; it
 prints ``sandbox ready: <url>`` once serving, and on SIGINT/SIGTERM stops the node agent (which
 kills every process it started) and the server, removes a temporary state dir, and exits 0.
 
@@ -88,11 +90,8 @@ def _serve_real(args: argparse.Namespace) -> int:
     """Run the real control plane until SIGINT/SIGTERM; ``sandbox ready: <url>`` once ready."""
     import logging
 
-    from elastrain_sandbox.controlplane.cluster import (
-        ControlPlaneError,
-        RealControlPlane,
-        default_bin_dir,
-    )
+    from elastrain_sandbox.controlplane.cluster import ControlPlaneError, default_bin_dir
+    from elastrain_sandbox.realcluster import RealCluster
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -114,13 +113,23 @@ def _serve_real(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # Without the agent there is no kubelet: no nodes either, pods stay Pending.
+    cluster = RealCluster(
+        state_dir,
+        args.kubeconfig,
+        bin_dir,
+        nodes=args.nodes if not args.no_agent else 0,
+        cpus_per_node=args.cpus_per_node,
+        memory_per_node=args.memory_per_node,
+        gpus_per_node=args.gpus_per_node,
+        agent=not args.no_agent,
+    )
     try:
-        cluster = RealControlPlane(state_dir, args.kubeconfig, bin_dir)
-        cluster.start()
-    except ControlPlaneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    try:
+        try:
+            cluster.start()
+        except (ControlPlaneError, RuntimeError, TimeoutError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         print(f"sandbox ready: {cluster.url}", flush=True)
         stopping.wait()
     finally:

@@ -83,6 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"give up if the jobs have not succeeded by then (default {DEFAULT_TIMEOUT:.0f})",
     )
     parser.add_argument(
+        "--control-plane",
+        choices=("embedded", "real"),
+        default="embedded",
+        help="the sandbox's control plane: embedded (the Python API server) or real "
+        "(kube-apiserver and friends, built by `make control-plane`)",
+    )
+    parser.add_argument(
+        "--control-plane-bin",
+        type=Path,
+        metavar="DIR",
+        help="the real control plane's binaries (default: $ELASTRAIN_CONTROL_PLANE_BIN)",
+    )
+    parser.add_argument(
         "--external-operator",
         action="store_true",
         help="real cluster only: an operator is already installed there (Helm chart); "
@@ -153,7 +166,13 @@ class Run:
             shown_kubeconfig=workspace.relative(target.kubeconfig),
         )
         self.stack = Stack(
-            workspace, target, self.kubectl, view, start_operator=not args.external_operator
+            workspace,
+            target,
+            self.kubectl,
+            view,
+            start_operator=not args.external_operator,
+            control_plane=args.control_plane,
+            control_plane_bin=args.control_plane_bin,
         )
         self.scenario: Scenario | None = None
         self.results: list[JobResult] = []

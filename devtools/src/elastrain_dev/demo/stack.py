@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from elastrain.api import constants as c
 from elastrain_sandbox.agent.container import processes_with_marker
@@ -55,6 +56,9 @@ class Stack:
     kubectl: Kubectl
     view: View
     start_operator: bool = True
+    # The sandbox's control plane: "embedded" or "real" (see docs/sandbox.md).
+    control_plane: str = "embedded"
+    control_plane_bin: Path | None = None
     processes: list[Background] = field(default_factory=list)
 
     def start(self) -> None:
@@ -95,10 +99,19 @@ class Stack:
             str(SANDBOX_GPUS_PER_NODE),
             "--state-dir",
             str(ws.sandbox_state),
+            "--control-plane",
+            self.control_plane,
         ]
+        if self.control_plane_bin is not None:
+            argv += ["--control-plane-bin", str(self.control_plane_bin)]
+        what = (
+            "etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the node agent"
+            if self.control_plane == "real"
+            else "the embedded API server and the node agent"
+        )
         self.view.say(
-            f"starting the sandbox: {SANDBOX_NODES} nodes x {SANDBOX_GPUS_PER_NODE} GPUs "
-            f"(log: {ws.relative(ws.sandbox_log)})"
+            f"starting the sandbox ({what}): {SANDBOX_NODES} nodes x {SANDBOX_GPUS_PER_NODE} "
+            f"GPUs (log: {ws.relative(ws.sandbox_log)})"
         )
         sandbox = procs.spawn("sandbox", argv, ws.sandbox_log, self._env())
         self.processes.append(sandbox)

@@ -1,9 +1,11 @@
-"""The node agent: the sandbox's kubelet for every node in the store.
+"""The node agent: the sandbox's kubelet for every node it serves.
 
-It watches the store (as a listener that only enqueues; the work happens on the sandbox's
-loop) and, for each pod bound to a node it serves, runs a :class:`PodRuntime`, writes the
-pod's status through the ``pods/status`` subresource (the kubelet owns pod status), keeps every
-pod's ``/etc/hosts`` in step with its peers and headless services, and carries out deletions:
+It follows the cluster through a :class:`~elastrain_sandbox.agent.source.ClusterSource` (the
+embedded ``Store`` in-process, or any API server over HTTP; events are only enqueued, the work
+happens on the agent's loop) and, for each pod bound to a node it serves, runs a
+:class:`PodRuntime`, writes the pod's status through the ``pods/status`` subresource (the
+kubelet owns pod status), keeps every pod's ``/etc/hosts`` in step with its peers and headless
+services, and carries out deletions:
 stop the containers within the grace period, write the final status, delete the pod with grace
 0 (the kubelet's final delete) and tear the pod sandbox down.
 
@@ -24,7 +26,7 @@ import atexit
 import contextlib
 import logging
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +38,13 @@ from elastrain_sandbox.agent.images import ImageMap
 from elastrain_sandbox.agent.instance import InstanceId
 from elastrain_sandbox.agent.network import PodNetwork, open_network
 from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
-from elastrain_sandbox.apiserver.errors import ApiError
-from elastrain_sandbox.apiserver.events import EventRecorder
-from elastrain_sandbox.apiserver.store import PATCH_MERGE, Store, WatchEvent
+from elastrain_sandbox.agent.source import ClusterSource, SourceError, SourceEvent
+from elastrain_sandbox.agent.storesource import StoreSource
+from elastrain_sandbox.apiserver.store import Store
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-_KINDS = {"ConfigMap": "configmaps", "Secret": "secrets"}
-_WATCHED = {("", "pods"), ("", "services"), ("", "nodes")}
 
 
 def _node_reachable(node: Mapping[str, Any]) -> bool:
@@ -76,7 +76,9 @@ def _hosts_signature(pod: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
 class NodeAgent:
     """Runs the pods of the sandbox's nodes; construct, ``await start()``, ``await stop()``.
 
-    ``nodes`` limits the agent to those node names (default: every Node in the store).
+    ``source`` is the cluster: a ``Store`` (wrapped in a ``StoreSource``) or any
+    ``ClusterSource`` (``HttpSource`` for an API server over HTTP).
+    ``nodes`` limits the agent to those node names (default: every Node it sees).
     ``backoff`` sets the crash-loop back-off (tests use a small base). ``isolate=False`` keeps
     pods in the host network even as root. ``shutdown_grace`` is the SIGTERM grace given to
     containers when the agent itself stops.
@@ -84,7 +86,7 @@ class NodeAgent:
 
     def __init__(
         self,
-        store: Store,
+        source: Store | ClusterSource,
         state_dir: Path,
         *,
         nodes: Collection[str] | None = None,
@@ -93,7 +95,7 @@ class NodeAgent:
         images: ImageMap | None = None,
         shutdown_grace: float = 2.0,
     ) -> None:
-        self.store = store
+        self.source: ClusterSource = StoreSource(source) if isinstance(source, Store) else source
         self.state_dir = Path(state_dir)
         self._only = set(nodes) if nodes is not None else None
         self._backoff = backoff or BackoffPolicy()
@@ -105,15 +107,15 @@ class NodeAgent:
         self._runtimes: dict[str, PodRuntime] = {}
         self._terminating: dict[str, asyncio.Task[None]] = {}
         self._nodes: dict[str, bool] = {}  # served node name -> reachable
+        self._cut: set[str] = set()  # nodes cut off from the API by the agent's own choice
         self._dirty_status: set[str] = set()
         self._dirty_hosts: set[str] = set()
         self._last_status: dict[str, Obj] = {}
-        self._queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        self._queue: asyncio.Queue[SourceEvent] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
-        self._recorders: dict[str, EventRecorder] = {}
 
     @property
     def host_ip(self) -> str:
@@ -124,7 +126,7 @@ class NodeAgent:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the pod network, then follow the store from its current state."""
+        """Open the pod network, then follow the cluster from its current state."""
         self._loop = asyncio.get_running_loop()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         instance = InstanceId.new()
@@ -150,11 +152,8 @@ class NodeAgent:
             lookup=self._lookup,
             hosts_provider=self._hosts_for,
         )
-        self.store.add_listener(self._on_event)
-        for node in self.store.list("nodes").items:
-            self._node_event("ADDED", node)
-        for pod in self.store.list("pods").items:
-            self._pod_event("ADDED", pod, None)
+        for ev in await self.source.start(self._queue.put_nowait):
+            self._dispatch(ev)
         self._tasks = [
             asyncio.create_task(self._event_loop(), name="agent events"),
             asyncio.create_task(self._sync_loop(), name="agent sync"),
@@ -163,7 +162,7 @@ class NodeAgent:
     async def stop(self) -> None:
         """Stop every container (short grace), remove every pod sandbox, the mount points
         created for them and the network."""
-        self.store.remove_listener(self._on_event)
+        await self.source.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -204,10 +203,38 @@ class NodeAgent:
     def node_reachable(self, name: str) -> bool | None:
         """Whether the agent currently talks to the API for node ``name`` (None: not served).
 
-        The agent learns of a partition from the store asynchronously; this is how a test
+        The agent learns of a partition from the cluster asynchronously; this is how a test
         knows the partition has taken effect before it acts on the node's pods.
         """
         return self._nodes.get(name)
+
+    def serve(self, name: str) -> None:
+        """Serve node ``name`` too (a node this agent registered after it started)."""
+        if self._only is not None:
+            self._only.add(name)
+
+    def machine_gone(self, name: str) -> None:
+        """Node ``name``'s machine is gone: kill its pods at once and stop serving it. The API
+        objects are left to the control plane, as when a Node is deleted."""
+        if self._only is not None:
+            self._only.discard(name)
+        self._cut.discard(name)
+        self._node_event("DELETED", {"metadata": {"name": name}}, force=True)
+
+    def cut_off(self, name: str, cut: bool) -> None:
+        """Cut node ``name`` off from the API (``cut``), or reconnect it.
+
+        A cut-off node is partitioned whatever its Node object says: its containers keep
+        running, but the agent neither reports nor acts for it (the real control plane's
+        partition drill, where the agent itself stops renewing the node's lease). Reconnecting
+        takes effect once the Node reads Ready again.
+        """
+        if cut:
+            self._cut.add(name)
+            if name in self._nodes:
+                self._nodes[name] = False
+        else:
+            self._cut.discard(name)
 
     def exec_argv(
         self, namespace: str, pod: str, container: str, command: list[str]
@@ -222,34 +249,35 @@ class NodeAgent:
                 return rt.exec_argv(container, command)
         raise LookupError(f"pod {namespace}/{pod} is not running on this sandbox's nodes")
 
-    # -- store events ----------------------------------------------------------------------
-
-    def _on_event(self, ev: WatchEvent) -> None:
-        """Store listener (under the store lock, any thread): only hand the event over."""
-        if ev.rt.key in _WATCHED and self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-                self._loop.call_soon_threadsafe(self._queue.put_nowait, ev)
+    # -- cluster events --------------------------------------------------------------------
 
     async def _event_loop(self) -> None:
         while True:
             ev = await self._queue.get()
             try:
-                if ev.rt.key == ("", "pods"):
-                    self._pod_event(ev.type, ev.obj, ev.old)
-                elif ev.rt.key == ("", "nodes"):
-                    self._node_event(ev.type, ev.obj)
-                else:
-                    self._dirty_hosts.add(ev.obj["metadata"].get("namespace", "default"))
+                self._dispatch(ev)
                 self._wake.set()
             except Exception:  # the agent outlives one bad event
                 log.exception("agent failed on %s %s", ev.type, ev.obj["metadata"].get("name"))
 
+    def _dispatch(self, ev: SourceEvent) -> None:
+        if ev.kind == "pods":
+            self._pod_event(ev.type, ev.obj, ev.old)
+        elif ev.kind == "nodes":
+            self._node_event(ev.type, ev.obj)
+        elif ev.kind == "peers":
+            new = ev.obj if ev.type != "DELETED" else None
+            if ev.old is None or _hosts_signature(new) != _hosts_signature(ev.old):
+                self._dirty_hosts.add(ev.obj["metadata"].get("namespace", "default"))
+        else:
+            self._dirty_hosts.add(ev.obj["metadata"].get("namespace", "default"))
+
     def _serves(self, node: str | None) -> bool:
         return node is not None and node in self._nodes
 
-    def _node_event(self, kind: str, node: Mapping[str, Any]) -> None:
+    def _node_event(self, kind: str, node: Mapping[str, Any], *, force: bool = False) -> None:
         name = str(node["metadata"]["name"])
-        if self._only is not None and name not in self._only:
+        if self._only is not None and name not in self._only and not force:
             return
         if kind == "DELETED":
             self._nodes.pop(name, None)
@@ -257,7 +285,7 @@ class NodeAgent:
                 if rt.pod.get("spec", {}).get("nodeName") == name:
                     self._start_termination(uid, grace=0, delete=False)
             return
-        reachable = _node_reachable(node)
+        reachable = _node_reachable(node) and name not in self._cut
         was = self._nodes.get(name)
         self._nodes[name] = reachable
         if reachable and was is not True:
@@ -265,10 +293,7 @@ class NodeAgent:
 
     def _resync_node(self, node: str) -> None:
         """Catch up with the API after a node (re)joins: start, stop and report everything."""
-        current = {
-            str(p["metadata"]["uid"]): p
-            for p in self.store.list("pods", field_selector=f"spec.nodeName={node}").items
-        }
+        current = {str(p["metadata"]["uid"]): p for p in self.source.node_pods(node)}
         for uid, rt in list(self._runtimes.items()):
             if rt.pod.get("spec", {}).get("nodeName") == node and uid not in current:
                 self._start_termination(uid, grace=0, delete=False)
@@ -300,7 +325,7 @@ class NodeAgent:
         if meta.get("deletionTimestamp"):
             grace = float(meta.get("deletionGracePeriodSeconds") or 0)
             if rt is None:
-                self._final_delete(pod)
+                self._spawn(self._final_delete(pod))
             else:
                 self._start_termination(uid, grace=grace, delete=True)
             return
@@ -328,10 +353,14 @@ class NodeAgent:
         node = self._node_of(rt) if rt is not None else None
         if rt is None or node is None or not self._nodes.get(node):
             return
-        if node not in self._recorders:
-            self._recorders[node] = EventRecorder(self.store, "kubelet", host=node)
         pod = {"kind": "Pod", "apiVersion": "v1", **rt.pod}
-        self._recorders[node].record(pod, kind, reason, message)
+        self.source.record_event(node, pod, kind, reason, message)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background (kept referenced until done)."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _mark_status(self, uid: str) -> None:
         self._dirty_status.add(uid)
@@ -349,9 +378,7 @@ class NodeAgent:
             return
         if uid in self._terminating:
             if grace < rt.grace and rt.has_running_containers:  # e.g. `delete --force`
-                task = asyncio.create_task(self._safe_stop(rt, grace))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._spawn(self._safe_stop(rt, grace))
             return
         self._terminating[uid] = asyncio.create_task(
             self._terminate(rt, grace, delete), name=f"terminate {rt.namespace}/{rt.name}"
@@ -363,8 +390,8 @@ class NodeAgent:
             if delete and self._nodes.get(self._node_of(rt) or ""):
                 # The kubelet's order: the final status (exit codes, terminal phase) first, so
                 # watchers see how the pod ended in its DELETED event; then the final delete.
-                self._write_status(rt)
-                self._final_delete(rt.pod)
+                await self._write_status(rt)
+                await self._final_delete(rt.pod)
             await rt.teardown()
         except Exception:
             log.exception("pod %s/%s: termination failed", rt.namespace, rt.name)
@@ -375,16 +402,12 @@ class NodeAgent:
             self._dirty_hosts.add(rt.namespace)
             self._wake.set()
 
-    def _final_delete(self, pod: Mapping[str, Any]) -> None:
+    async def _final_delete(self, pod: Mapping[str, Any]) -> None:
         """The kubelet's last word on a pod: delete it with grace 0 (uid-guarded)."""
         meta = pod["metadata"]
-        with contextlib.suppress(ApiError):
-            self.store.delete(
-                "pods",
-                meta["name"],
-                meta.get("namespace"),
-                grace_period_seconds=0,
-                preconditions={"uid": meta["uid"]},
+        with contextlib.suppress(SourceError):
+            await self.source.delete_pod(
+                str(meta.get("namespace") or "default"), str(meta["name"]), str(meta["uid"])
             )
 
     # -- status and hosts sync -------------------------------------------------------------
@@ -396,11 +419,11 @@ class NodeAgent:
             self._wake.clear()
             await asyncio.sleep(0)  # let the burst that woke us finish first
             try:
-                self._flush()
+                await self._flush()
             except Exception:
                 log.exception("agent sync failed")
 
-    def _flush(self) -> None:
+    async def _flush(self) -> None:
         dirty, self._dirty_status = self._dirty_status, set()
         for uid in dirty:
             rt = self._runtimes.get(uid)
@@ -410,21 +433,21 @@ class NodeAgent:
                 continue  # partitioned: resync reports it later
             if uid in self._terminating:
                 continue  # its last word is the final delete (see _terminate)
-            self._write_status(rt)
+            await self._write_status(rt)
         namespaces, self._dirty_hosts = self._dirty_hosts, set()
         for namespace in namespaces:
             self._refresh_namespace(namespace)
 
-    def _write_status(self, rt: PodRuntime) -> None:
+    async def _write_status(self, rt: PodRuntime) -> None:
         status = rt.status()
         if self._last_status.get(rt.uid) == status:
             return
         for _ in range(5):
             try:
-                current = self.store.get("pods", rt.name, rt.namespace)
-            except ApiError:
+                current = await self.source.fetch_pod(rt.namespace, rt.name)
+            except SourceError:
                 return
-            if current["metadata"].get("uid") != rt.uid:
+            if current is None or current["metadata"].get("uid") != rt.uid:
                 return
             mine = {c["type"] for c in status["conditions"]}
             others = [
@@ -437,10 +460,8 @@ class NodeAgent:
                 "status": {**status, "conditions": others + status["conditions"]},
             }
             try:
-                self.store.patch(
-                    "pods", rt.name, body, PATCH_MERGE, namespace=rt.namespace, subresource="status"
-                )
-            except ApiError as exc:
+                await self.source.patch_pod_status(rt.namespace, rt.name, body)
+            except SourceError as exc:
                 if exc.code == 409:
                     continue
                 log.warning("pod %s/%s: status write failed: %s", rt.namespace, rt.name, exc)
@@ -453,7 +474,7 @@ class NodeAgent:
         if not runtimes:
             return
         pods = self._namespace_pods(namespace)
-        services = self.store.list("services", namespace=namespace, copy=False).items
+        services = self.source.services(namespace)
         for rt in runtimes:
             if rt.net is not None and not rt.stopped:
                 hosts.write_in_place(
@@ -463,7 +484,7 @@ class NodeAgent:
     def _namespace_pods(self, namespace: str) -> list[Obj]:
         """The namespace's pods, with IPs of pods whose status write is still pending."""
         pods = []
-        for pod in self.store.list("pods", namespace=namespace, copy=False).items:
+        for pod in self.source.namespace_pods(namespace):
             rt = self._runtimes.get(str(pod["metadata"].get("uid")))
             if rt is not None and rt.net is not None and not (pod.get("status") or {}).get("podIP"):
                 pod = {**pod, "status": {**(pod.get("status") or {}), "podIP": rt.net.ip}}
@@ -478,12 +499,9 @@ class NodeAgent:
         return hosts.entries_for(me, rt.net.ip, pods, services)
 
     def _hosts_for(self, rt: PodRuntime) -> list[hosts.HostEntry]:
-        """The runtime's provider at setup: entries from the store as it is now."""
-        services = self.store.list("services", namespace=rt.namespace, copy=False).items
+        """The runtime's provider at setup: entries from the cluster as it is now."""
+        services = self.source.services(rt.namespace)
         return self._entries(rt, self._namespace_pods(rt.namespace), services)
 
     def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
-        try:
-            return self.store.get(_KINDS[kind], name, namespace)
-        except ApiError:
-            return None
+        return self.source.lookup(kind, namespace, name)

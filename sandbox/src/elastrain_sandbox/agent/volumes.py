@@ -3,8 +3,8 @@
 Nothing is written outside the sandbox's state dir: ``hostPath`` is remapped under
 ``<state_dir>/hostpath/<path>``; ``persistentVolumeClaim`` is ``<state_dir>/pvc/<ns>/<claim>``,
 shared by every pod that mounts the claim (like an RWX volume) and kept after the pods go;
-``emptyDir`` and ``configMap``/``secret``/``downwardAPI`` files live in the pod's own dir,
-removed with the pod.
+``emptyDir`` and ``configMap``/``secret``/``downwardAPI``/``projected`` files live in the pod's
+own dir, removed with the pod.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from elastrain_sandbox.agent.envvars import ConfigError, ObjectLookup
+from elastrain_sandbox.agent.envvars import ConfigError, ObjectLookup, field_value
 
 Obj = Mapping[str, Any]
 
@@ -52,6 +52,12 @@ def prepare_volumes(
         elif "configMap" in volume or "secret" in volume:
             path = pod_dir / "volumes" / name
             _write_keyed(volume, namespace, path, lookup)
+        elif "projected" in volume:
+            path = pod_dir / "volumes" / name
+            _write_projected(pod, volume["projected"], namespace, path, lookup)
+        elif "downwardAPI" in volume:
+            path = pod_dir / "volumes" / name
+            _write_downward(pod, volume["downwardAPI"].get("items") or [], path)
         else:
             kinds = sorted(k for k in volume if k != "name")
             raise ConfigError(f"volume {name!r}: type {kinds} is not supported by the sandbox")
@@ -92,6 +98,46 @@ def _write_keyed(volume: Obj, namespace: str, path: Path, lookup: ObjectLookup |
         target = _under(path, rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
+
+
+def _write_projected(
+    pod: Obj, projected: Obj, namespace: str, path: Path, lookup: ObjectLookup | None
+) -> None:
+    """A ``projected`` volume, such as the service-account volume admission adds to every
+    pod (``kube-api-access-*``): ConfigMap, Secret and downward-API sources are written as
+    for their own volume types. A ``serviceAccountToken`` source gets a placeholder file:
+    the agent mints no token, and sandbox pods cannot reach the API server anyway."""
+    path.mkdir(parents=True, exist_ok=True)
+    for source in projected.get("sources") or []:
+        if "configMap" in source or "secret" in source:
+            _write_keyed(source, namespace, path, lookup)
+        elif "downwardAPI" in source:
+            _write_downward(pod, source["downwardAPI"].get("items") or [], path)
+        elif "serviceAccountToken" in source:
+            target = _under(path, str(source["serviceAccountToken"].get("path") or "token"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("")
+        else:
+            kinds = sorted(source)
+            raise ConfigError(f"projected source {kinds} is not supported by the sandbox")
+
+
+def _write_downward(pod: Obj, items: list[Obj], path: Path) -> None:
+    """Downward-API files (``fieldRef`` only; a ``resourceFieldRef`` item is refused)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        if "fieldRef" not in item:
+            raise ConfigError(f"downwardAPI item {item.get('path')!r}: only fieldRef is supported")
+        status = pod.get("status") or {}
+        value = field_value(
+            pod,
+            str(item["fieldRef"]["fieldPath"]),
+            pod_ip=str(status.get("podIP") or ""),
+            host_ip=str(status.get("hostIP") or ""),
+        )
+        target = _under(path, str(item["path"]))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(value)
 
 
 def container_mounts(container: Obj, volumes: Mapping[str, Path]) -> list[Mount]:

@@ -76,6 +76,10 @@ class RealControlPlane:
     kubeconfig_path: Path
     bin_dir: Path
     service_cidr: str = pki.SERVICE_CIDR
+    # Seconds kube-controller-manager waits for a silent node (no Lease renewal, no status)
+    # before marking it NotReady; None keeps its default (50 s). Tests of node faults pass a few
+    # seconds, and the node monitor then checks every second.
+    node_monitor_grace_period: float | None = None
     _procs: list[_Process] = field(default_factory=list)
     url: str = ""
     keys: Pki | None = None
@@ -176,6 +180,7 @@ class RealControlPlane:
             f"--service-cluster-ip-range={self.service_cidr}",
             "--leader-elect=false",
             "--profiling=false",
+            *self._node_monitor_flags(),
         )
         self._spawn(
             "kube-scheduler",
@@ -209,6 +214,12 @@ class RealControlPlane:
         self._procs.clear()
 
     # ------------------------------------------------------------------ helpers
+    def _node_monitor_flags(self) -> list[str]:
+        grace = self.node_monitor_grace_period
+        if grace is None:
+            return []
+        return [f"--node-monitor-grace-period={grace:g}s", "--node-monitor-period=1s"]
+
     def _spawn(self, name: str, *args: str) -> None:
         log_path = self.state_dir / f"{name}.log"
         with log_path.open("ab") as out:
