@@ -24,6 +24,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +53,16 @@ class ApiError(AssertionError):
     """An API call answered with an unexpected status (an AssertionError: tests fail on it)."""
 
 
+# client-go's default for 429 answers (rest.Request's maxRetries).
+MAX_429_RETRIES = 10
+
+
 @dataclass
 class Response:
     status: int
     body: Obj
     text: str = ""
+    retry_after: float | None = None  # the Retry-After header, in seconds
 
     @property
     def message(self) -> str:
@@ -333,7 +339,13 @@ class Api:
                 body = json.loads(raw) if raw else {}
             except ValueError:
                 body = {}
-            return Response(resp.status, body if isinstance(body, dict) else {"items": body}, text)
+            retry = resp.getheader("Retry-After")
+            return Response(
+                resp.status,
+                body if isinstance(body, dict) else {"items": body},
+                text,
+                float(retry) if retry and retry.isdigit() else None,
+            )
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ API
@@ -346,11 +358,22 @@ class Api:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Response:
-        """One request; any status comes back as a ``Response`` (connection errors raise)."""
+        """One request; any status comes back as a ``Response`` (connection errors raise).
+
+        429 is retried after its Retry-After, a bounded number of times, as client-go does: a
+        real API server answers it while a new resource's storage initialises (a CRD just
+        installed) and under priority-and-fairness limits, and it means "later", not "no".
+        """
         target = self._prefix + path + ("?" + urllib.parse.urlencode(query) if query else "")
         data = json.dumps(body).encode() if body is not None else None
-        with self._lock:
-            return self._send(method, target, data, content_type if data is not None else None)
+        ctype = content_type if data is not None else None
+        for _ in range(MAX_429_RETRIES):
+            with self._lock:
+                response = self._send(method, target, data, ctype)
+            if response.status != 429:
+                return response
+            time.sleep(min(response.retry_after or 1.0, 10.0))  # the server's back-off
+        return response
 
     def get(self, path: str, **query: str) -> Obj | None:
         """The object at ``path``, or None when it does not exist (404)."""

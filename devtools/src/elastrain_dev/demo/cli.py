@@ -200,8 +200,13 @@ class Run:
         self._stop_leftover_run()
         self.ws.reset()
         self.jobs = demo_jobs.load(self.ws.manifests)
+        local = (
+            "the real Kubernetes control plane built from its Go modules"
+            if self.stack.control_plane == "real"
+            else "the embedded Kubernetes API server"
+        )
         where = (
-            "on the sandbox (a local Kubernetes API server and node agent)"
+            f"on the sandbox ({local}, with the node agent as kubelet)"
             if self.target.sandbox
             else f"on the cluster of {self.target.kubeconfig}, trainer image {self.target.image}"
         )
