@@ -216,6 +216,37 @@ def test_kubectl_delete_is_graceful(nodes: Nodes) -> None:
     wait_for(lambda: not processes_with_marker(marker), 10, what="sleeper's processes gone")
 
 
+def test_kubectl_exec_reaches_the_container_through_the_kubelet_api(nodes: Nodes) -> None:
+    """kube-apiserver proxies kubectl's WebSocket exec to the agent's kubelet API (the Nodes
+    declare ExtendWebSocketsToKubelet): stdin in, stdout out, the exit code back."""
+    ns = nodes.namespace()
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "shell", "namespace": ns},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "busybox",
+                    "command": ["sleep", "300"],
+                    "env": [{"name": "GREETING", "value": "from-the-pod"}],
+                }
+            ],
+        },
+    }
+    nodes.kubectl.apply(pod)
+    wait_for(lambda: nodes.phase(ns, "shell") == "Running", 60, what="shell Running")
+    out = nodes.kubectl("exec", "-n", ns, "shell", "--", "sh", "-c", "echo $GREETING; hostname")
+    assert out.stdout.split() == ["from-the-pod", "shell"]
+    piped = nodes.kubectl("exec", "-i", "-n", ns, "shell", "--", "cat", stdin="typed\n")
+    assert piped.stdout == "typed\n"
+    failed = nodes.kubectl("exec", "-n", ns, "shell", "--", "sh", "-c", "exit 3", check=False)
+    assert failed.returncode == 3, failed.stderr
+    nodes.kubectl("delete", "pod", "-n", ns, "shell", "--wait=true", "--timeout=60s")
+
+
 def test_partition_makes_the_node_not_ready_and_back(nodes: Nodes) -> None:
     agent = nodes.cluster.agent
     assert agent is not None

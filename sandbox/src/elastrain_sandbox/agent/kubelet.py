@@ -71,6 +71,9 @@ class NodeShape:
     taints: list[dict[str, Any]] = field(default_factory=list)
 
 
+WEBSOCKET_FEATURE = "ExtendWebSocketsToKubelet"
+
+
 class Kubelet:
     """Registers and heartbeats the agent's nodes; ``start()`` after ``agent.start()``."""
 
@@ -113,6 +116,9 @@ class Kubelet:
             address=self.agent.host_ip,
         )
         node["status"]["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self.port}}
+        # Our kubelet API speaks WebSocket exec: kube-apiserver then proxies kubectl's stream
+        # to it as it is, instead of translating it to SPDY (which it does not speak).
+        node["status"]["declaredFeatures"] = [WEBSOCKET_FEATURE]
         try:
             created = await self.client.request("POST", "/api/v1/nodes", node)
         except SourceError as exc:

@@ -5,11 +5,13 @@ kube-apiserver proxies ``pods/log`` to ``https://<InternalIP>:<daemon port>/cont
 the cluster CA (``--kubelet-certificate-authority``). One server serves every node of the agent:
 they share one address (the agent's ``host_ip``), hence one port.
 
-Served: ``/healthz`` and ``/containerLogs`` with ``follow``, ``tailLines``, ``limitBytes`` and
-``previous``, read from the files the agent writes for each container run (the same files the
-embedded server's ``pods/log`` reads). Not served: ``/exec``, ``/attach``, ``/portForward``
-(kube-apiserver upgrades those to SPDY or WebSocket streams; ``kubectl exec`` on the real
-control plane is a known gap), ``/stats`` and ``/metrics``.
+Served: ``/healthz``; ``/containerLogs`` with ``follow``, ``tailLines``, ``limitBytes`` and
+``previous``, read from the files the agent writes for each container run (``containerlogs``,
+as the embedded server's ``pods/log``); and ``/exec`` over WebSocket (``execsession``, as the
+embedded server's ``pods/exec``): the agent's Nodes declare ``ExtendWebSocketsToKubelet`` in
+``status.declaredFeatures``, so kube-apiserver proxies kubectl's WebSocket to the kubelet as it
+is instead of translating it to SPDY. Not served: ``/attach``, ``/portForward``, ``/stats``
+and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
-from elastrain_sandbox import containerlogs
+from elastrain_sandbox import containerlogs, execsession
+from elastrain_sandbox.execsession import ExecBackend
 
 PodLookup = Callable[[str, str], dict[str, Any] | None]
 
@@ -38,9 +41,11 @@ class KubeletApi:
         cert: Path,
         key: Path,
         client_ca: Path | None,
+        exec_backend: ExecBackend | None = None,
     ) -> None:
         self.state_dir = state_dir
         self._pod = pod
+        self._exec = exec_backend
         self._cert, self._key, self._client_ca = cert, key, client_ca
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -49,6 +54,11 @@ class KubeletApi:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self._logs)
+        if self._exec is not None:
+            # kube-apiserver proxies a WebSocket exec straight here (no SPDY translation) for
+            # nodes that declare ExtendWebSocketsToKubelet, as the agent's Nodes do.
+            app.router.add_get("/exec/{ns}/{pod}/{container}", self._exec_stream)
+            app.router.add_post("/exec/{ns}/{pod}/{container}", self._exec_stream)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(self._cert), str(self._key))
         if self._client_ca is not None:
@@ -81,3 +91,30 @@ class KubeletApi:
         return await containerlogs.serve(
             request, self.state_dir, pod, container, lambda: self._pod(ns, name), refuse
         )
+
+    async def _exec_stream(self, request: web.Request) -> web.StreamResponse:
+        """``/exec/<ns>/<pod>/<container>?command=...&input=1&output=1&error=1&tty=1``: the
+        kubelet's parameter names, which kube-apiserver sets from ``pods/exec``'s."""
+        assert self._exec is not None
+        ns, name = request.match_info["ns"], request.match_info["pod"]
+        container = request.match_info["container"]
+        q = request.query
+        command = q.getall("command", [])
+        if not command:
+            raise web.HTTPBadRequest(text="you must specify at least 1 command")
+        try:
+            argv, env = self._exec.exec_argv(ns, name, container, list(command))
+        except LookupError as exc:
+            raise web.HTTPBadRequest(text=f"unable to upgrade connection: {exc}") from exc
+        ws = await execsession.stream(
+            request, argv, env, stdin=_flag(q, "input"), tty=_flag(q, "tty")
+        )
+        if ws is None:
+            raise web.HTTPBadRequest(
+                text="exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)"
+            )
+        return ws
+
+
+def _flag(query: Any, name: str) -> bool:
+    return str(query.get(name, "")).lower() in ("1", "true")
