@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import urllib.parse
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Unpack
 
 from elastrain_sandbox.admin import NodeOptions
 from elastrain_sandbox.agent.agent import NodeAgent
+from elastrain_sandbox.agent.apiaccess import ApiAccess
 from elastrain_sandbox.agent.httpsource import HttpSource
 from elastrain_sandbox.agent.kubelet import Kubelet, NodeShape
 from elastrain_sandbox.agent.kubeletapi import KubeletApi
@@ -52,7 +54,15 @@ class NodeSide:
         self.control_plane = control_plane
         self.port = port
         self.source = HttpSource(control_plane.kubeconfig_path, nodes=[])
-        self.agent = NodeAgent(self.source, state_dir, nodes=[], **agent_options)
+        url = urllib.parse.urlsplit(control_plane.url)
+        upstream = (str(url.hostname), int(url.port or 443))
+        self.agent = NodeAgent(
+            self.source,
+            state_dir,
+            nodes=[],
+            api_access=ApiAccess(upstream, self.source),
+            **agent_options,
+        )
         self.kubelet = Kubelet(self.agent, self.source, port=port, heartbeat=heartbeat)
         self.api: KubeletApi | None = None
         self._started: list[str] = []
@@ -78,6 +88,7 @@ class NodeSide:
             cert=serving.cert,
             key=serving.key,
             client_ca=keys.ca.cert,
+            exec_backend=self.agent,
         )
         await self.api.start(host, self.port)
         await self.kubelet.start()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ipaddress
 import logging
 import os
 from collections.abc import Collection, Coroutine, Mapping
@@ -31,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from elastrain_sandbox.agent import hosts, mountpoints
+from elastrain_sandbox.agent.apiaccess import SERVICE_HOST, ApiAccess, ApiForwarder, ServiceEndpoint
 from elastrain_sandbox.agent.backoff import BackoffPolicy
 from elastrain_sandbox.agent.cgroups import MemoryController
 from elastrain_sandbox.agent.container import sweep_orphans
 from elastrain_sandbox.agent.images import ImageMap
 from elastrain_sandbox.agent.instance import InstanceId
-from elastrain_sandbox.agent.network import PodNetwork, open_network
+from elastrain_sandbox.agent.network import SUBNET_PREFIX, PodNetwork, open_network
 from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
 from elastrain_sandbox.agent.source import ClusterSource, SourceError, SourceEvent
 from elastrain_sandbox.agent.storesource import StoreSource
@@ -81,7 +83,8 @@ class NodeAgent:
     ``nodes`` limits the agent to those node names (default: every Node it sees).
     ``backoff`` sets the crash-loop back-off (tests use a small base). ``isolate=False`` keeps
     pods in the host network even as root. ``shutdown_grace`` is the SIGTERM grace given to
-    containers when the agent itself stops.
+    containers when the agent itself stops. ``api_access`` (the real control plane) lets pods
+    reach the API server and gives them bound service-account tokens (``agent/apiaccess.py``).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class NodeAgent:
         isolate: bool = True,
         images: ImageMap | None = None,
         shutdown_grace: float = 2.0,
+        api_access: ApiAccess | None = None,
     ) -> None:
         self.source: ClusterSource = StoreSource(source) if isinstance(source, Store) else source
         self.state_dir = Path(state_dir)
@@ -102,6 +106,9 @@ class NodeAgent:
         self._isolate = isolate
         self._images = images or ImageMap.default()
         self._shutdown_grace = shutdown_grace
+        self._api_access = api_access
+        self._forwarder: ApiForwarder | None = None
+        self.service: ServiceEndpoint | None = None
         self.network: PodNetwork | None = None
         self._config: RuntimeConfig | None = None
         self._runtimes: dict[str, PodRuntime] = {}
@@ -141,6 +148,8 @@ class NodeAgent:
             await asyncio.to_thread(memory.sweep)
         self.network = await asyncio.to_thread(open_network, instance, isolate=self._isolate)
         atexit.register(self._at_exit)
+        if self._api_access is not None:
+            self.service = await self._open_api_relay(self._api_access)
         self._config = RuntimeConfig(
             owner=instance.tag,
             memory=memory,
@@ -151,6 +160,8 @@ class NodeAgent:
             namespaces=self.network.isolated or os.geteuid() == 0,
             lookup=self._lookup,
             hosts_provider=self._hosts_for,
+            service=self.service,
+            tokens=self._api_access.tokens if self._api_access is not None else None,
         )
         for ev in await self.source.start(self._queue.put_nowait):
             self._dispatch(ev)
@@ -175,11 +186,25 @@ class NodeAgent:
                 await task
         await asyncio.gather(*(rt.teardown() for rt in runtimes), return_exceptions=True)
         self._runtimes.clear()
+        if self._forwarder is not None:
+            await self._forwarder.stop()
         atexit.unregister(self._at_exit)
         if self._config is not None:  # anything a failed teardown still holds
             await asyncio.to_thread(mountpoints.release_owner, self._config.owner)
         if self.network is not None:
             await asyncio.to_thread(self.network.close)
+
+    async def _open_api_relay(self, access: ApiAccess) -> ServiceEndpoint:
+        """Where pods find the API server: a relay on the bridge address (own network
+        namespaces), else the server's loopback address itself (host network)."""
+        assert self.network is not None
+        if not self.network.isolated:
+            return ServiceEndpoint(*access.upstream)
+        host_ip = self.network.host_ip
+        allowed = ipaddress.ip_interface(f"{host_ip}/{SUBNET_PREFIX}").network
+        self._forwarder = ApiForwarder(host_ip, access.upstream, allowed)
+        port = await self._forwarder.start()
+        return ServiceEndpoint(SERVICE_HOST, port, host_ip)
 
     def _at_exit(self) -> None:
         """The interpreter is exiting without :meth:`stop`: leave no process or netns behind."""
@@ -496,7 +521,10 @@ class NodeAgent:
     ) -> list[hosts.HostEntry]:
         assert rt.net is not None
         me = next((p for p in pods if p["metadata"].get("uid") == rt.uid), rt.pod)
-        return hosts.entries_for(me, rt.net.ip, pods, services)
+        entries = hosts.entries_for(me, rt.net.ip, pods, services)
+        if self.service is not None and (names := self.service.host_names(rt.namespace)):
+            entries.append(hosts.HostEntry(str(self.service.hosts_ip), names))
+        return entries
 
     def _hosts_for(self, rt: PodRuntime) -> list[hosts.HostEntry]:
         """The runtime's provider at setup: entries from the cluster as it is now."""

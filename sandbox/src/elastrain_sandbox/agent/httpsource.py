@@ -22,6 +22,7 @@ import time
 from collections.abc import Collection
 from pathlib import Path
 
+from elastrain_sandbox.agent.apiaccess import IssuedToken
 from elastrain_sandbox.agent.informer import Handler, Informer
 from elastrain_sandbox.agent.kubeclient import MERGE_PATCH, KubeClient, KubeConfig
 from elastrain_sandbox.agent.source import Emit, Obj, SourceError, SourceEvent
@@ -207,6 +208,33 @@ class HttpSource:
             "preconditions": {"uid": uid},
         }
         await self.client.request("DELETE", f"{_pods(namespace)}/{name}", options)
+
+    async def request_token(
+        self,
+        namespace: str,
+        service_account: str,
+        *,
+        pod_name: str,
+        pod_uid: str,
+        audiences: list[str],
+        expiration_seconds: int,
+    ) -> IssuedToken:
+        """A service-account token bound to the pod, from the TokenRequest API (what the
+        kubelet writes into a ``serviceAccountToken`` projection); see ``agent/apiaccess.py``."""
+        spec: Obj = {
+            "expirationSeconds": expiration_seconds,
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod_name, "uid": pod_uid},
+        }
+        if audiences:
+            spec["audiences"] = audiences
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token"
+        out = await self.client.request("POST", path, body)
+        status = out.get("status") or {}
+        token, expiration = status.get("token"), status.get("expirationTimestamp")
+        if not token or not expiration:
+            raise SourceError(0, f"POST {path}: no token in the answer")
+        return IssuedToken.from_status(str(token), str(expiration))
 
     def record_event(self, node: str, pod: Obj, type_: str, reason: str, message: str) -> None:
         task = asyncio.create_task(self._event(node, pod, type_, reason, message))

@@ -2,8 +2,10 @@
 
 The trainer image (any repository ending in ``elastrain/trainer``) runs with the project's own
 Python environment: its ``bin`` goes first on PATH so ``torchrun``, ``python`` and
-``elastrain-train`` resolve as inside the real image. Every other image runs its command on the
-host's userland (``sh -c``, ``python3``), which is what busybox- or python-based test pods need.
+``elastrain-train`` resolve as inside the real image. So does the operator image
+(``elastrain/operator``, the chart's), whose entrypoint is ``python -m elastrain``. Every
+other image runs its command on the host's userland (``sh -c``, ``python3``), which is what
+busybox- or python-based test pods need.
 An image without a known entrypoint and without ``command`` cannot start, as a kubelet could
 not either without the image's config.
 """
@@ -54,6 +56,17 @@ def trainer_runtime(venv: Path | None = None) -> ImageRuntime:
     )
 
 
+def operator_runtime(venv: Path | None = None) -> ImageRuntime:
+    """The operator image (operator/Dockerfile): the project's venv first on PATH, the
+    image's ``ENTRYPOINT ["python", "-m", "elastrain"]`` and its ``PYTHONUNBUFFERED``."""
+    root = venv or project_venv()
+    return ImageRuntime(
+        path_prefix=(str(root / "bin"),),
+        env=(("VIRTUAL_ENV", str(root)), ("PYTHONUNBUFFERED", "1")),
+        entrypoint=("python", "-m", "elastrain"),
+    )
+
+
 @dataclass
 class ImageMap:
     """Repository-suffix rules, checked in order; the first match wins."""
@@ -62,10 +75,12 @@ class ImageMap:
 
     @classmethod
     def default(cls) -> ImageMap:
-        """Trainer image to the venv; busybox/python/ubuntu-like images to the host."""
+        """Trainer and operator images to the venv; busybox/python/ubuntu-like images to the
+        host."""
         python = ImageRuntime(entrypoint=("python3",))
         shell = ImageRuntime(entrypoint=("sh",))
         rules = [("elastrain/trainer", trainer_runtime())]
+        rules += [("elastrain/operator", operator_runtime())]
         rules += [(name, python) for name in ("python", "pytorch/pytorch")]
         rules += [(name, shell) for name in ("busybox", "alpine", "ubuntu", "debian")]
         return cls(rules)

@@ -22,6 +22,7 @@ from elastrain_sandbox.agent.envvars import ConfigError, ObjectLookup, command_l
 from elastrain_sandbox.agent.images import ImageMap, base_env
 from elastrain_sandbox.agent.network import PodNet
 from elastrain_sandbox.agent.volumes import Mount, container_mounts
+from elastrain_sandbox.containerlogs import log_path
 
 Obj = Mapping[str, Any]
 
@@ -38,11 +39,6 @@ TERMINATION_PATH = "/dev/termination-log"
 MAX_MESSAGE = 4096  # bytes of a termination message file, as the kubelet reads it
 FALLBACK_LINES = 80  # FallbackToLogsOnError: the log's tail, this many lines...
 FALLBACK_BYTES = 2048  # ...and at most this many bytes
-
-
-def log_path(state_dir: Path, namespace: str, pod: str, container: str, restart: int) -> Path:
-    """Where a container run's output goes; the API server serves ``pods/log`` from here."""
-    return state_dir / "logs" / namespace / pod / container / f"{restart}.log"
 
 
 @dataclass(frozen=True)
@@ -63,6 +59,8 @@ class LaunchContext:
     # Who holds the mount points created on the host (see ``mountpoints``): the pod; the
     # pod runtime releases it at teardown.
     holder: str = ""
+    # The ``kubernetes`` Service's variables (real control plane), before the spec's ``env``.
+    service_env: Mapping[str, str] | None = None
 
 
 def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
@@ -75,7 +73,7 @@ def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
         spec,
         pod_ip=ctx.net.ip,
         host_ip=ctx.host_ip,
-        base=base_env(runtime, hostname),
+        base={**base_env(runtime, hostname), **(ctx.service_env or {})},
         lookup=ctx.lookup,
     )
     argv = command_line(spec, env, runtime.entrypoint)

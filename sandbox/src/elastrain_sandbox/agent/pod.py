@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from elastrain_sandbox.agent import hosts, mountpoints
+from elastrain_sandbox.agent.apiaccess import IssuedToken, ServiceEndpoint, TokenIssuer, write_token
 from elastrain_sandbox.agent.backoff import Backoff, BackoffPolicy
 from elastrain_sandbox.agent.cgroups import MemoryController
 from elastrain_sandbox.agent.container import MARKER_VAR, ContainerProcess, LaunchSpec
@@ -41,12 +42,14 @@ from elastrain_sandbox.agent.podstatus import (
     rfc3339,
 )
 from elastrain_sandbox.agent.probes import ProbeCounter, ProbeTarget, probe_once, run_hook
-from elastrain_sandbox.agent.volumes import prepare_volumes
+from elastrain_sandbox.agent.source import SourceError
+from elastrain_sandbox.agent.volumes import TokenSource, prepare_volumes, token_sources
 
 log = logging.getLogger(__name__)
 
 Obj = Mapping[str, Any]
 TERMINAL = ("Succeeded", "Failed")
+TOKEN_RETRY = 10.0  # seconds between attempts when a token refresh fails
 
 
 @dataclass
@@ -65,6 +68,10 @@ class RuntimeConfig:
     memory: MemoryController | None = None
     # Peers and services the pod's /etc/hosts should carry; called at setup and on refresh.
     hosts_provider: Callable[[PodRuntime], list[hosts.HostEntry]] | None = None
+    # The real control plane only: where pods reach the API (env, /etc/hosts) and who mints
+    # their service-account tokens (see ``apiaccess``). None: no service env, empty tokens.
+    service: ServiceEndpoint | None = None
+    tokens: TokenIssuer | None = None
 
 
 class PodRuntime:
@@ -113,6 +120,8 @@ class PodRuntime:
         self._sidecars: list[asyncio.Task[bool]] = []
         self._sidecars_ending = False
         self._started: dict[str, asyncio.Event] = {}
+        self._tokens: dict[TokenSource, IssuedToken] = {}
+        self._token_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -179,6 +188,10 @@ class PodRuntime:
         go of the mount points created on the host for it."""
         if not self._stop.is_set():
             await self.stop(0)
+        if self._token_task is not None:
+            self._token_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._token_task
         await asyncio.to_thread(self.config.network.remove_pod, self.uid)
         await asyncio.to_thread(shutil.rmtree, self.dir, True)
         if self.config.namespaces:  # every container is gone: mount points may go too
@@ -244,16 +257,70 @@ class PodRuntime:
         self.conditions.set("PodReadyToStartContainers", True)
         while not self._stop.is_set():
             try:
+                tokens = await self._issue_tokens(token_sources(self.pod))
                 self._volumes = prepare_volumes(
-                    self.pod, self.config.state_dir, self.dir, self.config.lookup
+                    self.pod,
+                    self.config.state_dir,
+                    self.dir,
+                    self.config.lookup,
+                    {(s.volume, s.path): t.token for s, t in tokens.items()},
                 )
+                self._tokens = tokens
+                if tokens:
+                    self._token_task = asyncio.create_task(
+                        self._refresh_tokens(), name=f"tokens {self.namespace}/{self.name}"
+                    )
                 return True
-            except (ConfigError, OSError) as exc:
+            except (ConfigError, OSError, SourceError) as exc:
                 for rec in self.init_records + self.records:
                     rec.set_waiting("CreateContainerConfigError", str(exc))
                 self._changed()
                 await self._sleep(self.config.backoff.base)
         return False
+
+    async def _issue_tokens(self, sources: list[TokenSource]) -> dict[TokenSource, IssuedToken]:
+        """A token bound to this pod for each source (none without an issuer)."""
+        issuer = self.config.tokens
+        if issuer is None:
+            return {}
+        account = str(self.pod.get("spec", {}).get("serviceAccountName") or "default")
+        out = {}
+        for source in sources:
+            out[source] = await issuer.request_token(
+                self.namespace,
+                account,
+                pod_name=self.name,
+                pod_uid=str(self.pod["metadata"].get("uid", "")),
+                audiences=[source.audience] if source.audience else [],
+                expiration_seconds=source.expiration_seconds,
+            )
+        return out
+
+    async def _refresh_tokens(self) -> None:
+        """Replace each token once the kubelet would (80 % of its lifetime, at most 24 h),
+        atomically; a failed request is retried every ``TOKEN_RETRY`` seconds. Ends with the
+        pod's containers."""
+        while not self._stop.is_set():
+            due = min(t.refresh_at for t in self._tokens.values())
+            await self._sleep(max(due - time.time(), 0.0))
+            if self._stop.is_set() or (self._task is not None and self._task.done()):
+                return
+            failed = False
+            for source, token in list(self._tokens.items()):
+                if token.refresh_at > time.time():
+                    continue
+                try:
+                    fresh = (await self._issue_tokens([source]))[source]
+                    directory = self._volumes[source.volume]
+                    await asyncio.to_thread(write_token, directory, source.path, fresh.token)
+                except (SourceError, OSError, KeyError) as exc:
+                    name = f"{self.namespace}/{self.name}"
+                    log.warning("pod %s: token refresh failed: %s", name, exc)
+                    failed = True
+                    continue
+                self._tokens[source] = fresh
+            if failed:
+                await self._sleep(TOKEN_RETRY)
 
     def _claim_log_dir(self) -> None:
         """Start this pod's logs afresh if an earlier pod of the same name left some.
@@ -488,6 +555,7 @@ class PodRuntime:
             lookup=self.config.lookup,
             memory=self.config.memory,
             holder=self.holder,
+            service_env=self.config.service.env() if self.config.service else None,
         )
         return launch_spec(context, spec, restart)
 

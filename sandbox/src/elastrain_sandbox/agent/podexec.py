@@ -60,9 +60,14 @@ def enter(spec: dict[str, Any]) -> None:
         Path(spec["cgroup_procs"]).write_text(str(os.getpid()))
     if spec.get("hostname"):
         socket.sethostname(spec["hostname"])
-    for mount in spec.get("mounts", []):
-        _ensure_target(mount["source"], mount["target"])
-        bind(mount["source"], mount["target"], bool(mount.get("read_only")))
+    # Every source is opened before anything is mounted: a volume mounted over a directory
+    # that holds later sources (an emptyDir on /tmp, with the state dir under /tmp) would hide
+    # them. The descriptors close on exec.
+    mounts = spec.get("mounts", [])
+    sources = [f"/proc/self/fd/{os.open(m['source'], os.O_PATH)}" for m in mounts]
+    for mount, source in zip(mounts, sources, strict=True):
+        _ensure_target(source, mount["target"])
+        bind(source, mount["target"], bool(mount.get("read_only")))
     workdir = spec.get("workdir") or "/"
     os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)

@@ -29,10 +29,45 @@ class Mount:
     read_only: bool = False
 
 
+@dataclass(frozen=True)
+class TokenSource:
+    """A ``serviceAccountToken`` source of a projected volume: where its file goes and what
+    the token is for."""
+
+    volume: str
+    path: str
+    audience: str | None
+    expiration_seconds: int
+
+
+def token_sources(pod: Obj) -> list[TokenSource]:
+    """Every ``serviceAccountToken`` projection of ``pod`` (admission adds one to each pod)."""
+    out = []
+    for volume in pod.get("spec", {}).get("volumes") or []:
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            token = source.get("serviceAccountToken")
+            if token is not None:
+                out.append(
+                    TokenSource(
+                        str(volume["name"]),
+                        str(token.get("path") or "token"),
+                        token.get("audience") or None,
+                        int(token.get("expirationSeconds") or 3600),
+                    )
+                )
+    return out
+
+
 def prepare_volumes(
-    pod: Obj, state_dir: Path, pod_dir: Path, lookup: ObjectLookup | None
+    pod: Obj,
+    state_dir: Path,
+    pod_dir: Path,
+    lookup: ObjectLookup | None,
+    tokens: Mapping[tuple[str, str], str] | None = None,
 ) -> dict[str, Path]:
-    """Create every volume of ``pod`` on the host; return name -> host path."""
+    """Create every volume of ``pod`` on the host; return name -> host path. ``tokens`` holds
+    the service-account tokens by (volume, path); a token source without one gets an empty
+    file (the embedded control plane mints none)."""
     namespace = str(pod["metadata"].get("namespace", "default"))
     out: dict[str, Path] = {}
     for volume in pod.get("spec", {}).get("volumes") or []:
@@ -54,7 +89,8 @@ def prepare_volumes(
             _write_keyed(volume, namespace, path, lookup)
         elif "projected" in volume:
             path = pod_dir / "volumes" / name
-            _write_projected(pod, volume["projected"], namespace, path, lookup)
+            mine = {p: t for (v, p), t in (tokens or {}).items() if v == name}
+            _write_projected(pod, volume["projected"], namespace, path, lookup, mine)
         elif "downwardAPI" in volume:
             path = pod_dir / "volumes" / name
             _write_downward(pod, volume["downwardAPI"].get("items") or [], path)
@@ -101,12 +137,18 @@ def _write_keyed(volume: Obj, namespace: str, path: Path, lookup: ObjectLookup |
 
 
 def _write_projected(
-    pod: Obj, projected: Obj, namespace: str, path: Path, lookup: ObjectLookup | None
+    pod: Obj,
+    projected: Obj,
+    namespace: str,
+    path: Path,
+    lookup: ObjectLookup | None,
+    tokens: Mapping[str, str],
 ) -> None:
     """A ``projected`` volume, such as the service-account volume admission adds to every
     pod (``kube-api-access-*``): ConfigMap, Secret and downward-API sources are written as
-    for their own volume types. A ``serviceAccountToken`` source gets a placeholder file:
-    the agent mints no token, and sandbox pods cannot reach the API server anyway."""
+    for their own volume types. A ``serviceAccountToken`` source gets its token from
+    ``tokens`` (by path; the agent on the real control plane mints them), else an empty
+    placeholder file."""
     path.mkdir(parents=True, exist_ok=True)
     for source in projected.get("sources") or []:
         if "configMap" in source or "secret" in source:
@@ -114,9 +156,10 @@ def _write_projected(
         elif "downwardAPI" in source:
             _write_downward(pod, source["downwardAPI"].get("items") or [], path)
         elif "serviceAccountToken" in source:
-            target = _under(path, str(source["serviceAccountToken"].get("path") or "token"))
+            rel = str(source["serviceAccountToken"].get("path") or "token")
+            target = _under(path, rel)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text("")
+            target.write_text(tokens.get(rel, ""))
         else:
             kinds = sorted(source)
             raise ConfigError(f"projected source {kinds} is not supported by the sandbox")
