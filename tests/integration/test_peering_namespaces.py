@@ -54,20 +54,36 @@ def test_peered_operators_reconcile_each_job_once(cluster: Cluster, tmp_path: Pa
     cluster.install(
         manifest="{apiVersion: kopf.dev/v1, kind: ClusterKopfPeering, metadata: {name: elastrain}}"
     )
-    first = Operator(cluster.operator_kubeconfig, tmp_path / "a.log", "--peering", "elastrain")
-    second = Operator(cluster.operator_kubeconfig, tmp_path / "b.log", "--peering", "elastrain")
+    peering = "/apis/kopf.dev/v1/clusterkopfpeerings/elastrain"
+
+    def peers() -> int:
+        return len((cluster.api.get(peering) or {}).get("status") or {})
+
+    # Fixed priorities, the standby joining once the active one is in the peering object: the
+    # standby's first look already shows a higher peer, so it never resumes even briefly. (With
+    # random ones, a later-started higher peer takes over, and a job submitted in that hand-over
+    # could be reconciled by both: a race in the test, not in the operator.)
+    first = Operator(
+        cluster.operator_kubeconfig,
+        tmp_path / "a.log",
+        *("--peering", "elastrain", "--peering-priority", "200"),
+    )
+    second = Operator(
+        cluster.operator_kubeconfig,
+        tmp_path / "b.log",
+        *("--peering", "elastrain", "--peering-priority", "100"),
+    )
+    standby = second
     try:
         first.start()
+        cluster.wait(lambda: active(first) and peers() == 1, "the first operator active")
         second.start()
-        # Both see each other in the peering object; the lower priority stays (or goes) paused.
-        cluster.wait(
-            lambda: [active(first), active(second)].count(True) == 1,
-            "exactly one active operator",
-        )
+        cluster.wait(lambda: peers() == 2, "both operators in the peering object")
+        assert active(first) and not active(second)
         ns = cluster.namespace("peered")
         cluster.apply(ns, training_job("once", "exit 0", workers=2))
         cluster.wait_phase(ns, "once", "Succeeded", operator=first)
-        standby = second if active(first) else first
+        assert not active(second)
         assert created_total(first, ns) + created_total(second, ns) == 1
         # The standby did nothing at all: not one reconcile.
         reconciles: tuple[str, frozenset[tuple[str, str]]] = (

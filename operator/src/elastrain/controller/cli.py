@@ -36,6 +36,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="kopf peering object name (needs the KopfPeering CRDs); absent: standalone",
     )
+    parser.add_argument(
+        "--peering-priority",
+        type=_positive_int,
+        metavar="N",
+        help="kopf peering priority, >= 1 (the highest live peer is the active one); "
+        "absent: a random one per process",
+    )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
@@ -45,6 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kube-burst", type=int, default=DEFAULT_BURST, help="rate-limit burst")
 
 
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     """The typed configuration of parsed flags."""
     return OperatorConfig(
@@ -52,12 +66,23 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         peering=args.peering,
+        peering_priority=args.peering_priority,
         log_format=args.log_format,
         verbose=args.verbose,
         workers=max(1, args.workers),
         kube_qps=args.kube_qps,
         kube_burst=args.kube_burst,
     )
+
+
+def peering_priority(config: OperatorConfig) -> int:
+    """The kopf peering priority: the configured one, else a random one per process, since kopf
+    pauses *every* peer when two share a priority (kopf #734); 0 when standalone."""
+    if config.peering is None:
+        return 0
+    if config.peering_priority is not None:
+        return config.peering_priority
+    return secrets.randbelow(2**31 - 1) + 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,9 +110,7 @@ def run(args: argparse.Namespace) -> int:
         memo=handlers.memo_for(config),
         standalone=config.peering is None,
         peering_name=config.peering,
-        # kopf pauses *every* peer when two share a priority (kopf #734): a random one per
-        # process makes exactly one replica active, whichever started last.
-        priority=secrets.randbelow(2**31 - 1) + 1 if config.peering else 0,
+        priority=peering_priority(config),
         clusterwide=not config.namespaces,
         namespaces=list(config.namespaces),
         liveness_endpoint=(

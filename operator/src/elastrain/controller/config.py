@@ -15,6 +15,7 @@ class OperatorConfig:
     metrics_port: int = 8080  # 0: no metrics endpoint
     health_port: int = 8081  # 0: no liveness endpoint
     peering: str | None = None  # None: standalone
+    peering_priority: int | None = None  # None: random per process (see cli.peering_priority)
     log_format: str = "plain"
     verbose: bool = False
     workers: int = 4
