@@ -10,10 +10,8 @@ and removes a temporary state directory it created.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Unpack
@@ -21,6 +19,7 @@ from typing import Any, Unpack
 from elastrain_sandbox.admin import NodeOptions
 from elastrain_sandbox.apiserver.requestlog import RequestLog
 from elastrain_sandbox.apiserver.store import Store
+from elastrain_sandbox.loopthread import LoopThread
 from elastrain_sandbox.runtime import SandboxConfig, SandboxRuntime
 
 START_TIMEOUT = 60.0
@@ -68,11 +67,7 @@ class Sandbox:
             agent_options=dict(agent_options or {}),
         )
         self.runtime = SandboxRuntime(self.config)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
+        self._thread = LoopThread("elastrain-sandbox", self.runtime.start, self.runtime.stop)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -93,49 +88,13 @@ class Sandbox:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Sandbox:
-        if self._thread is not None:
-            return self
-        self._thread = threading.Thread(target=self._main, name="elastrain-sandbox", daemon=True)
-        self._thread.start()
-        if not self._started.wait(START_TIMEOUT):
-            raise TimeoutError("sandbox did not start in time")
-        if self._error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("sandbox failed to start") from self._error
+        self._thread.start(START_TIMEOUT)
         return self
 
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop_event = asyncio.Event()
-        try:
-            await self.runtime.start()
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-            await self.runtime.stop()
-            return
-        self._started.set()
-        await self._stop_event.wait()
-        await self.runtime.stop()
-
     def stop(self) -> None:
-        if self._thread is None:
+        if not self._thread.running:
             return
-        loop, ev = self._loop, self._stop_event
-        if loop is not None and ev is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(ev.set)
-        self._thread.join(timeout=60)
-        self._thread = None
+        self._thread.stop(timeout=60)
         if self._own_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -152,8 +111,7 @@ class Sandbox:
 
     def call(self, coro: Any, timeout: float = 30.0) -> Any:
         """Run a coroutine on the sandbox's loop and return its result (for in-loop helpers)."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        return self._thread.call(coro, timeout)
 
     # ------------------------------------------------------------------ node admin
     def add_node(self, name: str, **options: Unpack[NodeOptions]) -> dict[str, Any]:

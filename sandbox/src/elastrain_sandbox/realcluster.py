@@ -14,7 +14,6 @@ kills every pod process) and then the control plane, leaving no process behind.
 from __future__ import annotations
 
 import asyncio
-import threading
 import urllib.parse
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +28,7 @@ from elastrain_sandbox.agent.kubeletapi import KubeletApi
 from elastrain_sandbox.agent.source import SourceError
 from elastrain_sandbox.controlplane.cluster import RealControlPlane
 from elastrain_sandbox.controlplane.pki import Pki
+from elastrain_sandbox.loopthread import LoopThread
 from elastrain_sandbox.ports import free_port
 
 START_TIMEOUT = 120.0
@@ -166,12 +166,8 @@ class RealCluster:
             Path(bin_dir),
             node_monitor_grace_period=node_monitor_grace_period,
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
         self._node: NodeSide | None = None  # built on the loop
+        self._thread = LoopThread("the node agent", self._start_agent, self._stop_agent)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -197,58 +193,31 @@ class RealCluster:
         if not self.with_agent:
             return self
         try:
-            self._thread = threading.Thread(target=self._main, name="elastrain-real", daemon=True)
-            self._thread.start()
-            if not self._started.wait(START_TIMEOUT):
-                raise TimeoutError("the node agent did not start in time")
-            if self._error is not None:
-                raise RuntimeError("the node agent failed to start") from self._error
+            self._thread.start(START_TIMEOUT)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop_event = asyncio.Event()
-        side = NodeSide(
+    async def _start_agent(self) -> None:
+        self._node = NodeSide(
             self.state_dir / "agent",
             self.control_plane,
             port=free_port(),
             heartbeat=self.heartbeat,
             agent_options=self.agent_options,
         )
-        try:
-            await side.start()
-            self._node = side
-            for i in range(self.nodes):
-                await side.add_node(f"node-{i}", self._options({}))
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-            await side.stop()
-            return
-        self._started.set()
-        await self._stop_event.wait()
-        await side.stop()
+        await self._node.start()
+        for i in range(self.nodes):
+            await self._node.add_node(f"node-{i}", self._options({}))
+
+    async def _stop_agent(self) -> None:
+        if self._node is not None:
+            await self._node.stop()
 
     def stop(self) -> None:
         """Stop the agent (every pod process goes), then the control plane."""
-        if self._thread is not None:
-            loop, ev = self._loop, self._stop_event
-            if loop is not None and ev is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(ev.set)
-            self._thread.join(timeout=90)
-            self._thread = None
+        self._thread.stop(timeout=90)
         self.control_plane.stop()
 
     def __enter__(self) -> RealCluster:
@@ -262,10 +231,10 @@ class RealCluster:
     ) -> None:
         self.stop()
 
-    def _side(self) -> tuple[NodeSide, asyncio.AbstractEventLoop]:
-        if self._loop is None or self._node is None:
+    def _side(self) -> NodeSide:
+        if not self._thread.running or self._node is None:
             raise RuntimeError("no node agent: start() with agent=True first")
-        return self._node, self._loop
+        return self._node
 
     def _options(self, options: NodeOptions) -> dict[str, Any]:
         cpus, gpus = options.get("cpus"), options.get("gpus")
@@ -280,18 +249,13 @@ class RealCluster:
     # ------------------------------------------------------------------ node admin
     def add_node(self, name: str, **options: Unpack[NodeOptions]) -> dict[str, Any]:
         """Register a node served by the agent (Node, Lease, heartbeats)."""
-        side, loop = self._side()
-        coro = side.add_node(name, self._options(options))
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(CALL_TIMEOUT)
+        return self._thread.call(self._side().add_node(name, self._options(options)), CALL_TIMEOUT)
 
     def remove_node(self, name: str) -> None:
         """The machine is gone: the agent kills its pods and deletes the Node."""
-        side, loop = self._side()
-        asyncio.run_coroutine_threadsafe(side.remove_node(name), loop).result(CALL_TIMEOUT)
+        self._thread.call(self._side().remove_node(name), CALL_TIMEOUT)
 
     def set_node_ready(self, name: str, ready: bool | None = True) -> dict[str, Any]:
         """False or None: a partition (no lease renewal, the agent stops acting for the
         node; the node lifecycle controller then marks it NotReady); True: reconnect."""
-        side, loop = self._side()
-        coro = side.set_node_ready(name, ready)
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(CALL_TIMEOUT)
+        return self._thread.call(self._side().set_node_ready(name, ready), CALL_TIMEOUT)
