@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 
 CONTEXT = "elastrain-sandbox"
+# Any bearer token is accepted; clients send one so that they take their authenticated path.
+TOKEN = "elastrain-sandbox"  # noqa: S105 (not a secret: the sandbox authenticates nothing)
 
 
 def kubeconfig(url: str, namespace: str = "default") -> dict[str, object]:
@@ -19,7 +21,7 @@ def kubeconfig(url: str, namespace: str = "default") -> dict[str, object]:
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": CONTEXT, "cluster": {"server": url}}],
-        "users": [{"name": CONTEXT, "user": {"token": "elastrain-sandbox"}}],
+        "users": [{"name": CONTEXT, "user": {"token": TOKEN}}],
         "contexts": [
             {
                 "name": CONTEXT,

@@ -31,7 +31,7 @@ from elastrain_sandbox.controllers import nodes as nodes_mod
 from elastrain_sandbox.controllers.gc import GarbageCollector
 from elastrain_sandbox.controllers.nodes import NodeLifecycle
 from elastrain_sandbox.controllers.scheduler import Scheduler
-from elastrain_sandbox.kubeconfig import write_kubeconfig
+from elastrain_sandbox.kubeconfig import TOKEN, write_kubeconfig
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ class SandboxConfig:
     history: int = 50_000
     agent: bool = True
     agent_options: dict[str, Any] = field(default_factory=dict)
+    # How the node agent follows the cluster: "http" lists and watches this API server like any
+    # other (the same agent code serves the real control plane); "store" listens to the
+    # in-process store (tests of the agent alone).
+    agent_transport: str = "http"
 
 
 class SandboxRuntime:
@@ -118,7 +122,7 @@ class SandboxRuntime:
             asyncio.get_running_loop().create_task(cleanup.run(), name="crd-cleanup")
         )
         if cfg.agent:
-            self.agent = _make_agent(self.store, cfg)
+            self.agent = _make_agent(self.store, cfg, self.url)
             if self.agent is not None:
                 await self.agent.start()
                 if isinstance(self.agent, ExecBackend):
@@ -195,12 +199,18 @@ class SandboxRuntime:
         return nodes_mod.set_node_ready(self.store, name, ready)
 
 
-def _make_agent(store: Store, cfg: SandboxConfig) -> Agent | None:
-    """The node agent from ``elastrain_sandbox.agent`` (one agent runs every node's pods)."""
+def _make_agent(store: Store, cfg: SandboxConfig, url: str) -> Agent | None:
+    """The node agent from ``elastrain_sandbox.agent`` (one agent runs every node's pods),
+    following this sandbox over its HTTP API by default, as it follows a real one."""
     try:
         from elastrain_sandbox.agent import NodeAgent
+        from elastrain_sandbox.agent.httpsource import HttpSource
+        from elastrain_sandbox.agent.kubeclient import KubeClient, KubeConfig
     except ImportError as exc:
         log.warning("node agent unavailable (%s): pods are scheduled but never run", exc)
         return None
-    agent: Agent = NodeAgent(store, cfg.state_dir, **cfg.agent_options)
-    return agent
+    if cfg.agent_transport == "store":
+        agent: Agent = NodeAgent(store, cfg.state_dir, **cfg.agent_options)
+        return agent
+    client = KubeClient(KubeConfig(url, token=TOKEN), user_agent="elastrain-sandbox-agent")
+    return NodeAgent(HttpSource(client), cfg.state_dir, **cfg.agent_options)
