@@ -185,3 +185,37 @@ def test_a_pod_gets_the_service_env_and_a_refreshed_bound_token(config: RuntimeC
         await rt.teardown()
 
     run(body)
+
+
+@needs_root
+def test_a_volume_over_the_checkout_leaves_the_images_own_files_visible(
+    config: RuntimeConfig,
+) -> None:
+    """The trainer and operator images are the project's venv and sources on the host: an
+    emptyDir mounted over the directory that holds them (the chart's ``/tmp`` when the checkout
+    is under ``/tmp``) must not hide them, as a volume cannot hide an image's files elsewhere."""
+    venv = Path(sys.prefix)
+    top = "/" + venv.parts[1]
+
+    async def body() -> None:
+        container = {
+            "name": "main",
+            "image": "ghcr.io/elastrain/trainer:0.1.0",
+            "command": ["python", "-c", "import elastrain_trainer, sys; print(sys.prefix)"],
+            "volumeMounts": [{"name": "cover", "mountPath": top}],
+        }
+        pod = make_pod(
+            "covered",
+            container,
+            restartPolicy="Never",
+            volumes=[{"name": "cover", "emptyDir": {}}],
+        )
+        rt = PodRuntime(pod, config, lambda: None)
+        rt.start()
+        await wait_for(lambda: terminal(rt), 30, "the covered pod to finish")
+        log = read_log(config, rt, "main")
+        assert rt.phase() == "Succeeded", log
+        assert log.splitlines()[-1] == str(venv), log  # torch may warn on stderr first
+        await rt.teardown()
+
+    run(body)

@@ -12,6 +12,7 @@ not either without the image's config.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ class ImageRuntime:
     path_prefix: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     entrypoint: tuple[str, ...] = ()
+    # Host directories that stand for the image's own filesystem (the venv, the sources of its
+    # editable installs): a pod's volume must not hide them, as it cannot hide an image's files
+    # outside the volume's path (an emptyDir on /tmp, with the checkout under /tmp).
+    files: tuple[str, ...] = ()
 
     def path(self) -> str:
         """PATH for the container: the image's own entries before the host's."""
@@ -46,6 +51,17 @@ def project_venv() -> Path:
     return Path(sys.prefix)
 
 
+def _package_roots(*packages: str) -> tuple[str, ...]:
+    """The directories the project's packages are imported from (their editable sources),
+    found without importing them."""
+    roots: list[str] = []
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            roots.append(str(Path(spec.origin).resolve().parent.parent))
+    return tuple(dict.fromkeys(roots))
+
+
 def trainer_runtime(venv: Path | None = None) -> ImageRuntime:
     """The trainer image: the project's venv first on PATH, ``elastrain-train`` by default."""
     root = venv or project_venv()
@@ -53,6 +69,7 @@ def trainer_runtime(venv: Path | None = None) -> ImageRuntime:
         path_prefix=(str(root / "bin"),),
         env=(("VIRTUAL_ENV", str(root)),),
         entrypoint=("elastrain-train",),
+        files=(str(root), *_package_roots("elastrain_trainer")),
     )
 
 
@@ -64,6 +81,7 @@ def operator_runtime(venv: Path | None = None) -> ImageRuntime:
         path_prefix=(str(root / "bin"),),
         env=(("VIRTUAL_ENV", str(root)), ("PYTHONUNBUFFERED", "1")),
         entrypoint=("python", "-m", "elastrain"),
+        files=(str(root), *_package_roots("elastrain")),
     )
 
 

@@ -87,6 +87,9 @@ def launch_spec(ctx: LaunchContext, spec: Obj, restart: int) -> LaunchSpec:
         Mount(str(termination_log), str(spec.get("terminationMessagePath") or TERMINATION_PATH)),
         *container_mounts(spec, ctx.volumes),
     ]
+    # The image's own files stay visible where a volume would cover them: bound back last,
+    # read-only, from the source podexec opened before mounting anything.
+    mounts += [Mount(path, path, True) for path in runtime.files if _inside_mounts(path, mounts)]
     workdir = spec.get("workingDir")
     holder = ctx.holder or mountpoints.holder_key(ctx.owner, str(meta.get("uid") or meta["name"]))
     if ctx.namespaces:
