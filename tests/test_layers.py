@@ -1,6 +1,6 @@
 """The layer contracts (``.importlinter``) hold, really catch a violation, and the operator ships
 alone: importing its pure layers loads nothing of the sandbox, and its wheel holds only
-``elastrain`` and depends only on kopf, kubernetes and prometheus-client.
+``elastrain`` and depends only on aiohttp, kopf, kubernetes and prometheus-client.
 
 The linter runs on the installed (editable) packages; the violation is written into a copy of
 ``operator/src/elastrain`` placed first on ``PYTHONPATH``, never into the real tree.
@@ -209,7 +209,7 @@ def test_the_operator_wheel_depends_only_on_what_the_operator_imports(
     assert metadata["Version"] == elastrain.__version__
     requires = metadata.get_all("Requires-Dist") or []
     names = sorted(_requirement_name(r) for r in requires)
-    assert names == ["kopf", "kubernetes", "prometheus-client"]
+    assert names == ["aiohttp", "kopf", "kubernetes", "prometheus-client"]
 
 
 def _requirement_name(requirement: str) -> str:

@@ -4,6 +4,7 @@ see for bad specs and forbidden updates."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -61,11 +62,34 @@ def test_examples_apply_and_show_columns(kubectl: Kubectl) -> None:
         kubectl.ok("apply", "-f", str(path))
     table = kubectl.ok("get", "tj", "-o", "wide").splitlines()
     assert table[0].split() == [
-        "NAME", "PHASE", "READY", "WORKERS", "RESTARTS", "MIN", "MAX", "AGE"
+        "NAME", "PHASE", "READY", "WORKERS", "RESTARTS", "PROGRESS%", "LOSS", "ETA", "STEP",
+        "MIN", "MAX", "AGE"
     ]  # fmt: skip
     rows = {line.split()[0]: line.split() for line in table[1:]}
     assert set(rows) == {"ddp", "elastic-ddp", "ps"}
     assert rows["elastic-ddp"][1:4] == ["2", "1", "4"]  # no status yet: WORKERS, MIN, MAX
+
+
+def test_progress_columns_show_the_status(kubectl: Kubectl) -> None:
+    kubectl.ok("apply", "-f", str(REPO / "examples" / "ddp.yaml"))
+    progress = {
+        "step": 120, "totalSteps": 300, "percent": 40, "loss": 0.4321, "samplesPerSecond": 812.5,
+        "worldSize": 2, "estimatedRemainingSeconds": 250, "eta": "4m10s",
+        "lastStepTime": "2026-01-01T00:00:00Z", "lastUpdateTime": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+    counts = {"active": 2, "ready": 2, "pending": 0, "succeeded": 0, "failed": 0, "restarts": 0}
+    status = {"phase": "Running", "replicaStatuses": {"worker": counts}, "restartCount": 0}
+    # Every column filled: kubectl leaves a missing value blank, which would shift the split.
+    patch = json.dumps({"status": {**status, "progress": progress}})
+    kubectl.ok("patch", "tj", "ddp", "--subresource=status", "--type=merge", "-p", patch)
+    table = kubectl.ok("get", "tj", "ddp").splitlines()
+    row = dict(zip(table[0].split(), table[1].split(), strict=False))
+    assert (row["PHASE"], row["PROGRESS%"], row["LOSS"], row["ETA"]) == (
+        "Running", "40", "0.4321", "4m10s"
+    )  # fmt: skip
+    bad = json.dumps({"status": {"progress": {**progress, "percent": 101}}})
+    err = kubectl.fails("patch", "tj", "ddp", "--subresource=status", "--type=merge", "-p", bad)
+    assert "status.progress.percent" in err
 
 
 def test_scale_within_and_outside_the_elastic_range(kubectl: Kubectl) -> None:

@@ -133,6 +133,16 @@ def test_endpoint_serves_every_documented_metric(metrics: Metrics, endpoint: str
         "elastrain_reconcile_duration_seconds": "histogram",
         "elastrain_job_to_pod_creation_seconds": "histogram",
         "elastrain_job_time_to_running_seconds": "histogram",
+        "elastrain_job_scale_events": "counter",
+        "elastrain_job_stalls": "counter",
+        "elastrain_pod_replacement_seconds": "histogram",
+        "elastrain_job_scale_duration_seconds": "histogram",
+        "elastrain_pods": "gauge",
+        "elastrain_gpus_requested": "gauge",
+        "elastrain_oldest_pending_pod_seconds": "gauge",
+        "elastrain_jobs_stalled": "gauge",
+        "process_resident_memory_bytes": "gauge",
+        "process_cpu_seconds": "counter",
     }
     assert {name: families[name].type for name in expected if name in families} == expected
     samples = {
@@ -140,5 +150,20 @@ def test_endpoint_serves_every_documented_metric(metrics: Metrics, endpoint: str
         for s in families["elastrain_pods_created"].samples
     }
     assert samples[("elastrain_pods_created_total", "ns")] == 3
-    # Only our metrics: a private registry, no process/python collectors from the global one.
-    assert not [name for name in families if not name.startswith("elastrain_")]
+    # Only our metrics and the process's own: a private registry, nothing of the global one.
+    ours = ("elastrain_", "process_", "python_info")
+    assert not [name for name in families if not name.startswith(ours)]
+
+
+def test_recovery_and_scaling_transitions_feed_their_metrics(metrics: Metrics) -> None:
+    failed = CREATED + timedelta(seconds=10)
+    replaced = Transition("Replaced", "worker", CREATED + timedelta(seconds=14), since=failed)
+    scaled = tr("Scaled", "Up", 20)
+    done = Transition("ScaleCompleted", "", CREATED + timedelta(seconds=50), since=scaled.at)
+    metrics.record([replaced, scaled, done, tr("Scaled", "Down", 60), tr("Stalled")], "ns", None)
+    assert value(metrics, "elastrain_pod_replacement_seconds_count", role="worker") == 1
+    assert value(metrics, "elastrain_pod_replacement_seconds_sum", role="worker") == 4
+    assert value(metrics, "elastrain_job_scale_duration_seconds_sum") == 30
+    assert value(metrics, "elastrain_job_scale_events_total", namespace="ns", direction="up") == 1
+    assert value(metrics, "elastrain_job_scale_events_total", namespace="ns", direction="down") == 1
+    assert value(metrics, "elastrain_job_stalls_total", namespace="ns") == 1

@@ -14,7 +14,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elastrain.planner.model import Observed, Plan
+from elastrain.planner.model import Observed, Plan, TrainerSample
 from elastrain.planner.plan import plan
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -67,6 +67,9 @@ class World:
         self.withheld: set[str] = set()
         # Pod names created by the last applied plan.
         self.created_last: list[str] = []
+        # The trainer's newest metrics reading, and the operator's --stall-after.
+        self.sample: TrainerSample | None = None
+        self.stall_after: float | None = None
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -77,6 +80,8 @@ class World:
             services=copy.deepcopy(list(self.services.values())),
             pod_groups=copy.deepcopy(list(self.pod_groups.values())),
             pod_group_crd_available=self.crd,
+            sample=self.sample,
+            stall_after_seconds=self.stall_after,
         )
 
     def plan(self) -> Plan:
@@ -208,6 +213,13 @@ class World:
     def _restarts(self, name: str) -> int:
         statuses = self.pods[name]["status"].get("containerStatuses") or [{}]
         return int(statuses[0].get("restartCount", 0))
+
+    def report(self, step: int, total: int | None = 100, loss: float | None = 0.5) -> None:
+        """The trainer's rank 0 reports ``step`` now (what the operator's reader hands over)."""
+        self.sample = TrainerSample(
+            at=self.now, step=step, total_steps=total, loss=loss, samples_per_second=64.0,
+            world_size=2,
+        )  # fmt: skip
 
     def pod_names(self) -> list[str]:
         return sorted(self.pods)

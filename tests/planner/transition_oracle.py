@@ -1,5 +1,8 @@
 """The transitions a status change contains, read back from the two status dicts.
 
+Phases and ``Started`` come from the conditions and ``startTime``; ``Stalled`` from its
+condition; scale commands, completed scales and replacements from ``status.tracking``.
+
 This is how the metrics derived them before the planner reported them itself; the planner's
 ``Plan.transitions`` must agree with it for every plan (checked in the property tests), so the
 counters mean what they meant.
@@ -46,9 +49,48 @@ def expected(old: dict[str, Any], new: dict[str, Any]) -> list[Key]:
         # condition stays in the status as the trace of an earlier start (or of a job that
         # was created suspended, whose creation-to-pods latency is not the operator's).
         out.append(("Started", "", start, _condition(old, "Suspended") is None))
+    out.extend(_tracking_transitions(old, new))
+    stalled = _condition(new, "Stalled")
+    before_stalled = _condition(old, "Stalled")
+    was = before_stalled is not None and before_stalled.get("status") == "True"
+    if stalled is not None and stalled.get("status") == "True" and not was:
+        out.append(("Stalled", "NoProgress", _time(stalled.get("lastTransitionTime")), False))
     return sorted(out, key=repr)
+
+
+def _tracking_transitions(old: dict[str, Any], new: dict[str, Any]) -> list[Key]:
+    """Scale commands, completed scales and replacements, read from ``status.tracking``."""
+    out: list[Key] = []
+    t_old, t_new = old.get("tracking") or {}, new.get("tracking") or {}
+    d_old, d_new = t_old.get("desired"), t_new.get("desired")
+    scaled = isinstance(d_old, dict) and isinstance(d_new, dict) and d_old != d_new
+    if isinstance(d_old, dict) and isinstance(d_new, dict) and scaled:
+        up = sum(d_new.values()) >= sum(d_old.values())
+        out.append(("Scaled", "Up" if up else "Down", None, False))
+    suspended = _condition(new, "Suspended")
+    suspending = suspended is not None and suspended.get("status") == "True"
+    # A scale can complete in the plan that notices it (a scale-down whose remaining pods run).
+    started = t_old.get("scaleStart") or scaled
+    if started and not t_new.get("scaleStart") and not suspending:
+        out.append(("ScaleCompleted", "", None, False))
+    b_old, b_new = t_old.get("backoff") or {}, t_new.get("backoff") or {}
+    for key, entry in b_new.items():
+        if (b_old.get(key) or {}).get("failedAt") and not entry.get("failedAt"):
+            role = "ps" if key == "job" else key.rpartition("-")[0]
+            out.append(("Replaced", role, None, False))
+    return out
+
+
+# Transitions whose instant the status does not record (it is the plan's ``now``).
+_UNTIMED = ("Scaled", "ScaleCompleted", "Replaced")
 
 
 def reported(transitions: list[Any]) -> list[Key]:
     """The same tuples from a Plan's transitions, sorted alike."""
-    return sorted(((t.kind, t.reason, t.at, t.first_time) for t in transitions), key=repr)
+    return sorted(
+        (
+            (t.kind, t.reason, None if t.kind in _UNTIMED else t.at, t.first_time)
+            for t in transitions
+        ),
+        key=repr,
+    )

@@ -43,6 +43,13 @@ DEFAULT_PS_PORT: Final = 2222
 
 GPU_RESOURCE: Final = "nvidia.com/gpu"
 
+# The container port (by name) where a trainer serves its Prometheus metrics; the operator
+# reads worker 0's to fill ``status.progress``, and the chart's PodMonitor scrapes it.
+METRICS_PORT_NAME: Final = "metrics"
+# The non-phase condition a job carries once it has reported progress: True while no training
+# step was seen for the operator's ``--stall-after``.
+CONDITION_STALLED: Final = "Stalled"
+
 # Longest child suffix is "-evaluator-" plus up to 4 index digits; a pod name must be a DNS
 # label (<= 63), so the job name is capped at 63 - len("-evaluator-9999") = 48.
 MAX_JOB_NAME_LENGTH: Final = 48

@@ -34,6 +34,25 @@ class RoleCounts(TypedDict):
     restarts: int
 
 
+class TrainingProgress(TypedDict, total=False):
+    """``status.progress``: what the trainer's rank-0 metrics said, as of ``lastUpdateTime``.
+
+    Filled by the operator from worker 0's metrics endpoint (``elastrain_trainer_*`` gauges),
+    at most once per ``--progress-interval``; absent for a trainer that serves no metrics.
+    """
+
+    step: Required[int]
+    totalSteps: int
+    percent: int  # 0..100, from step / totalSteps
+    loss: float
+    samplesPerSecond: float
+    worldSize: int
+    estimatedRemainingSeconds: int  # from the step rate between two updates
+    eta: str  # the same, for people: "1h2m", "4m10s"
+    lastStepTime: str  # when ``step`` last advanced (the stall detector's clock)
+    lastUpdateTime: Required[str]  # when the values were read
+
+
 class JobStatus(TypedDict, total=False):
     """``status`` of a TrainingJob; every field is optional, as in the schema.
 
@@ -49,5 +68,6 @@ class JobStatus(TypedDict, total=False):
     completionTime: str
     observedGeneration: int
     selector: str
+    progress: TrainingProgress
     # The planner's private bookkeeping (``planner.restarts.Tracking``), free-form JSON.
     tracking: dict[str, Any]

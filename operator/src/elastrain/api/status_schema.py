@@ -31,8 +31,8 @@ def _counts(role: str) -> Schema:
 def _condition() -> Schema:
     time = "date-time"
     return obj(
-        "A condition of the job (Created, Running, Restarting, Scaling, Suspended, "
-        "Succeeded, Failed).",
+        "A condition of the job: one phase (Created, Running, Restarting, Scaling, Suspended, "
+        "Succeeded, Failed) is True; Stalled is True while no training step was seen.",
         {
             "type": string("Condition type."),
             "status": {
@@ -46,6 +46,34 @@ def _condition() -> Schema:
             "lastUpdateTime": string("When the condition was last written.", fmt=time),
         },
         required=["type", "status"],
+    )
+
+
+def _progress() -> Schema:
+    def number(desc: str) -> Schema:
+        return {"type": "number", "description": desc, "minimum": 0}
+
+    return obj(
+        "Training progress read from worker 0's metrics endpoint (the container port named "
+        "metrics), at most once per the operator's --progress-interval. Absent while the "
+        "trainer serves no metrics.",
+        {
+            "step": integer("Global optimizer step reached.", minimum=0, fmt="int64"),
+            "totalSteps": integer("Steps the run trains for, if known.", minimum=0, fmt="int64"),
+            "percent": integer("step / totalSteps, in percent.", minimum=0, maximum=100),
+            "loss": {"type": "number", "description": "Loss of the latest step."},
+            "samplesPerSecond": number("Global training throughput."),
+            "worldSize": integer("Ranks (DDP) or workers (ps) training now.", minimum=0),
+            "estimatedRemainingSeconds": integer(
+                "Seconds to totalSteps at the step rate since the previous update.",
+                minimum=0,
+                fmt="int64",
+            ),
+            "eta": string("estimatedRemainingSeconds for people, e.g. 4m10s."),
+            "lastStepTime": string("When step last advanced.", fmt="date-time"),
+            "lastUpdateTime": string("When these values were read.", fmt="date-time"),
+        },
+        required=["step", "lastUpdateTime"],
     )
 
 
@@ -72,6 +100,7 @@ def status_schema() -> Schema:
                 "metadata.generation the status reflects.", minimum=0, fmt="int64"
             ),
             "selector": string("Label selector of the worker pods (for the scale subresource)."),
+            "progress": _progress(),
             "tracking": {
                 "type": "object",
                 "description": "Operator bookkeeping (restart and backoff tracking), not an API: "

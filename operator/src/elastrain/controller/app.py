@@ -18,6 +18,7 @@ import kopf
 from elastrain.api.kinds import POD_GROUP
 from elastrain.controller.config import OperatorConfig
 from elastrain.controller.expectations import Expectations
+from elastrain.controller.monitor import Monitor, ProgressReader
 from elastrain.controller.queue import WorkQueue
 from elastrain.controller.reconcile import Reconciler
 from elastrain.controller.store import JobKey, Store
@@ -44,10 +45,12 @@ class Runtime:
     recorder: EventRecorder
     reconciler: Reconciler
     workers: Workers
+    monitor: Monitor
     metrics_server: Any = None
 
     async def stop(self) -> None:
-        """Cancel the workers, close the metrics server and the API client."""
+        """Cancel the workers and the monitor, close the metrics server and the API client."""
+        await self.monitor.stop()
         await self.workers.stop()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
@@ -87,9 +90,25 @@ def start(config: OperatorConfig, store: Store, kube: Kube | None = None) -> Run
     expectations = Expectations()
     pod_groups = CrdProbe(kube, POD_GROUP)
     recorder = EventRecorder(kube, host=socket.gethostname())
-    reconciler = Reconciler(kube, store, recorder, metrics, pod_groups, expectations)
+    progress = (
+        ProgressReader(store, queue.add, config.progress_interval)
+        if config.progress_interval > 0
+        else None
+    )
+    reconciler = Reconciler(
+        kube,
+        store,
+        recorder,
+        metrics,
+        pod_groups,
+        expectations,
+        progress=progress.sample if progress is not None else None,
+        stall_after=config.stall_after or None,
+    )
     workers = Workers(queue, reconciler, recorder, metrics, config.workers)
     workers.start()
+    monitor = Monitor(store, metrics.cluster, progress)
+    monitor.start()
     return Runtime(
         config=config,
         metrics=metrics,
@@ -101,5 +120,6 @@ def start(config: OperatorConfig, store: Store, kube: Kube | None = None) -> Run
         recorder=recorder,
         reconciler=reconciler,
         workers=workers,
+        monitor=monitor,
         metrics_server=server,
     )

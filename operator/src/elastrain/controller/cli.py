@@ -50,6 +50,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--kube-qps", type=float, default=DEFAULT_QPS, help="client-side API rate limit"
     )
     parser.add_argument("--kube-burst", type=int, default=DEFAULT_BURST, help="rate-limit burst")
+    parser.add_argument(
+        "--progress-interval",
+        type=_non_negative,
+        default=15.0,
+        metavar="SECONDS",
+        help="read each running job's rank-0 trainer metrics this often into status.progress "
+        "(at most one status write per job per interval); 0 disables",
+    )
+    parser.add_argument(
+        "--stall-after",
+        type=_non_negative,
+        default=600.0,
+        metavar="SECONDS",
+        help="a Running job whose training step has not advanced for this long gets "
+        "Stalled=True and a TrainingStalled Event; 0 disables",
+    )
+
+
+def _non_negative(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {raw}")
+    return value
 
 
 def _positive_int(raw: str) -> int:
@@ -72,6 +95,8 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         workers=max(1, args.workers),
         kube_qps=args.kube_qps,
         kube_burst=args.kube_burst,
+        progress_interval=args.progress_interval,
+        stall_after=args.stall_after,
     )
 
 

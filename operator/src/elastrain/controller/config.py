@@ -21,3 +21,7 @@ class OperatorConfig:
     workers: int = 4
     kube_qps: float = DEFAULT_QPS
     kube_burst: int = DEFAULT_BURST
+    # Seconds between readings of each running job's rank-0 metrics (status.progress); 0: off.
+    progress_interval: float = 15.0
+    # A Running job whose training step has not moved for this long is Stalled; 0: never.
+    stall_after: float = 600.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +28,7 @@ from elastrain.kube.discovery import CrdProbe
 from elastrain.kube.events import EventRecorder, InvolvedObject
 from elastrain.metrics.registry import Metrics
 from elastrain.planner import plan
-from elastrain.planner.model import Delete, Observed, Plan, Transition
+from elastrain.planner.model import Delete, Observed, Plan, TrainerSample, Transition
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ class ApplyFailed(Exception):
 
 class Reconciler:
     """Observes, plans (:func:`elastrain.planner.plan`) and applies; shared by all workers
-    (it holds no per-job state). ``pod_groups`` answers whether the PodGroup CRD is served."""
+    (it holds no per-job state). ``pod_groups`` answers whether the PodGroup CRD is served;
+    ``progress`` gives a job's newest trainer reading (``controller.monitor``)."""
 
     def __init__(
         self,
@@ -75,8 +76,13 @@ class Reconciler:
         metrics: Metrics,
         pod_groups: CrdProbe,
         expectations: Expectations,
+        *,
+        progress: Callable[[JobKey], TrainerSample | None] | None = None,
+        stall_after: float | None = None,
     ) -> None:
         self._kube = kube
+        self._progress = progress
+        self._stall_after = stall_after
         self.store = store
         self._recorder = recorder
         self._metrics = metrics
@@ -90,6 +96,8 @@ class Reconciler:
             services=self.store.services(key),
             pod_groups=self.store.pod_groups(key),
             pod_group_crd_available=await self._pod_groups.served(),
+            sample=self._progress(key) if self._progress is not None else None,
+            stall_after_seconds=self._stall_after,
         )
 
     async def reconcile(self, key: JobKey) -> Outcome:

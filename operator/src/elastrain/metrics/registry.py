@@ -20,12 +20,24 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
+from elastrain.metrics.cluster import ClusterCollector
 from elastrain.planner.model import Transition
 
 # Seconds from job creation to its first pod, or to Running: spans scheduling and image pulls.
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# Seconds from a failure to its replacement pod (back-off included), or from a scale command
+# to the job running complete at the new size (pod start included).
+_RECOVERY_BUCKETS = (0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1800)
 _RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -99,6 +111,41 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.scale_events = Counter(
+            "elastrain_job_scale_events_total",
+            "Changes of a TrainingJob's replica counts (kubectl scale, an HPA, an edit), by "
+            "direction (up or down).",
+            [*ns, "direction"],
+            registry=r,
+        )
+        self.pod_replacement = Histogram(
+            "elastrain_pod_replacement_seconds",
+            "From the operator seeing a pod fail (or be disrupted) to its replacement pod "
+            "created, back-off included, by replica type.",
+            ["role"],
+            buckets=_RECOVERY_BUCKETS,
+            registry=r,
+        )
+        self.scale_duration = Histogram(
+            "elastrain_job_scale_duration_seconds",
+            "From a scale command seen by the operator to every pod of the new size running.",
+            buckets=_RECOVERY_BUCKETS,
+            registry=r,
+        )
+        self.jobs_stalled_total = Counter(
+            "elastrain_job_stalls_total",
+            "Times a TrainingJob's Stalled condition turned True (no training step for "
+            "--stall-after).",
+            ns,
+            registry=r,
+        )
+        # Pods by role and phase, GPUs, pending ages and stalled jobs: read from the
+        # operator's caches at scrape time (see ``metrics.cluster``).
+        self.cluster = ClusterCollector()
+        r.register(self.cluster)
+        # The operator process's own health: CPU, memory, file descriptors, Python version.
+        r.register(PROCESS_COLLECTOR)
+        r.register(PLATFORM_COLLECTOR)
         self._phases: dict[tuple[str, str], str] = {}
         self._phase_lock = threading.Lock()
 
@@ -134,6 +181,14 @@ class Metrics:
                 self.jobs_failed.labels(namespace, t.reason or "Unknown").inc()
             elif t.kind == "Restarting":
                 self.jobs_restarted.labels(namespace, t.reason or "Unknown").inc()
+            elif t.kind == "Scaled":
+                self.scale_events.labels(namespace, t.reason.lower()).inc()
+            elif t.kind == "Stalled":
+                self.jobs_stalled_total.labels(namespace).inc()
+            elif t.kind == "Replaced" and t.since is not None:
+                self.pod_replacement.labels(t.reason).observe(_seconds(t.since, t.at))
+            elif t.kind == "ScaleCompleted" and t.since is not None:
+                self.scale_duration.observe(_seconds(t.since, t.at))
             if created is None:
                 continue
             if t.kind == "Running" and t.first_time:

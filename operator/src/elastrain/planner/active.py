@@ -11,7 +11,7 @@ from __future__ import annotations
 from elastrain.api import constants as c
 from elastrain.api import timefmt
 from elastrain.planner import children, parameter_servers, pod_group, status
-from elastrain.planner.model import Plan
+from elastrain.planner.model import Plan, Transition
 from elastrain.planner.restarts import COUNTED, DISRUPTED, JOB_KEY, RELEASED, backoff_key
 from elastrain.planner.state import State, object_name
 
@@ -30,6 +30,7 @@ def run_active(state: State, job_restart: bool) -> Plan:
         pod_group.delete(state)
     if parameter_servers.restart_if_lost(state):
         job_restart = True
+    _note_scale_command(state)
     _prune_backoff(state)
     _retire_pods(state, job_restart)
     parameter_servers.record_healthy(state)
@@ -43,6 +44,11 @@ def run_active(state: State, job_restart: bool) -> Plan:
     if complete and (tracking.settled is None or state.progress.fully_settled()):
         tracking.settled = state.progress.desired_counts()
         tracking.wiring = state.topology
+        if tracking.scale_start is not None and tracking.settled == tracking.desired:
+            since = timefmt.parse(tracking.scale_start)
+            at = timefmt.truncate(state.now)
+            state.transitions.append(Transition("ScaleCompleted", "", at, since=since))
+            tracking.scale_start = None
     nxt["tracking"] = tracking.dump()
     state.set_phase(
         nxt, status.active_phase(state.job, state.progress, tracking, complete, gang_blocked)
@@ -53,6 +59,23 @@ def run_active(state: State, job_restart: bool) -> Plan:
     if gang_blocked:
         state.timers.append(timefmt.after(state.now, POD_GROUP_CRD_RECHECK_SECONDS))
     return state.to_plan(nxt)
+
+
+def _note_scale_command(state: State) -> None:
+    """Record a change of the spec's replica counts: a scale command (``kubectl scale``, an
+    HPA, an edit) and its direction, and start the clock that ``ScaleCompleted`` stops."""
+    tracking = state.tracking
+    desired = state.progress.desired_counts()
+    before = tracking.desired
+    tracking.desired = desired
+    if before is None or before == desired:
+        return
+    old, new = sum(before.values()), sum(desired.values())
+    direction = "Up" if new >= old else "Down"
+    at = timefmt.truncate(state.now)
+    tracking.scale_start = timefmt.fmt(at)
+    # The Scaling phase's Event (``JobScaling``) already says what changes.
+    state.transitions.append(Transition("Scaled", direction, at))
 
 
 def _ensure_service(state: State) -> None:
@@ -104,7 +127,22 @@ def _create_pods(state: State, gang: bool, gang_blocked: bool) -> bool:
             continue
         state.creates.append(children.build_pod_spec(state.job, role, index, gang=gang))
         created.add(name)
+        _note_replacement(state, role, index)
     return bool(created)
+
+
+def _note_replacement(state: State, role: str, index: int) -> None:
+    """A pod created for a failed (or disrupted) replica ends its failure-to-replacement
+    clock; for a whole-job restart, the first pod created ends the job's."""
+    for key in (backoff_key(role, index), JOB_KEY):
+        entry = state.tracking.backoff.get(key)
+        if entry is None or entry.failed_at is None:
+            continue
+        since = timefmt.parse(entry.failed_at)
+        entry.failed_at = None
+        at = timefmt.truncate(state.now)
+        reason = c.ROLE_PS if key == JOB_KEY else role  # only a lost ps restarts the job
+        state.transitions.append(Transition("Replaced", reason, at, since=since))
 
 
 def _prune_backoff(state: State) -> None:

@@ -17,10 +17,40 @@ from elastrain.api.job_status import JobStatus
 
 ChildKind = Literal["Pod", "Service", "PodGroup"]
 EventType = Literal["Normal", "Warning"]
-# The phase conditions (``ConditionType``), plus ``Started``: ``status.startTime`` was set.
+# The phase conditions (``ConditionType``); ``Started``: ``status.startTime`` was set;
+# ``Replaced``: a failed or disrupted pod's replacement was created; ``Scaled``: the spec's
+# replica counts changed (reason ``Up`` or ``Down``); ``ScaleCompleted``: the job runs at the
+# counts it was scaled to; ``Stalled``: the Stalled condition turned True.
 TransitionKind = Literal[
-    "Created", "Running", "Restarting", "Scaling", "Suspended", "Succeeded", "Failed", "Started"
+    "Created",
+    "Running",
+    "Restarting",
+    "Scaling",
+    "Suspended",
+    "Succeeded",
+    "Failed",
+    "Started",
+    "Replaced",
+    "Scaled",
+    "ScaleCompleted",
+    "Stalled",
 ]
+
+
+@dataclass(frozen=True)
+class TrainerSample:
+    """One reading of a job's rank-0 trainer metrics (``elastrain_trainer_*``), taken at ``at``.
+
+    The controller reads worker 0's metrics endpoint; the planner turns readings into
+    ``status.progress``. Values the trainer does not export are None.
+    """
+
+    at: datetime
+    step: int
+    total_steps: int | None = None
+    loss: float | None = None
+    samples_per_second: float | None = None
+    world_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +63,10 @@ class Observed:
     pod_groups: list[dict[str, Any]] = field(default_factory=list)
     # Whether the scheduler-plugins PodGroup CRD (scheduling.x-k8s.io) is served.
     pod_group_crd_available: bool = False
+    # The newest reading of the trainer's metrics, if the job exports any.
+    sample: TrainerSample | None = None
+    # A Running job with no new training step for this long is Stalled; None: never.
+    stall_after_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +116,9 @@ class Transition:
     # ``startTime``; its Suspended condition is what remains of it), so these are the first
     # pods the job ever got.
     first_time: bool = False
+    # Where the transition's duration starts: the failure (``Replaced``) or the scale command
+    # (``ScaleCompleted``); None for the others.
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ Tracking layout (free-form under ``status.tracking``; not an API)::
     pods:    {<pod uid>: {name, restarts, outcome}}   only pods with something counted
     backoff: {<role>-<index> | "job": {attempts, lastFailure, notBefore, recovering}}
     settled: {<role>: replicas}                         counts the job last ran complete with
+    desired: {<role>: replicas}                         counts the spec asked for last time
+    scaleStart: <time>                                  when those counts last changed, until
+                                                        the job runs complete at them
     wiring:  <hash>                                     env.topology it last ran complete with
     ps:      {<ps pod name>: <pod uid>}                 parameter servers observed healthy
 """
@@ -54,6 +57,9 @@ class Backoff:
     not_before: str
     # True from a failure until the replacement runs: this is what the Restarting phase shows.
     recovering: bool = True
+    # When the failure (or disruption) was observed, until the replacement is created: the
+    # start of ``elastrain_pod_replacement_seconds``.
+    failed_at: str | None = None
 
 
 @dataclass
@@ -63,6 +69,10 @@ class Tracking:
     pods: dict[str, PodRecord] = field(default_factory=dict)
     backoff: dict[str, Backoff] = field(default_factory=dict)
     settled: dict[str, int] | None = None
+    # The replica counts of the spec as last planned, and when they last changed (cleared
+    # once the job runs complete at them): scale commands and their duration.
+    desired: dict[str, int] | None = None
+    scale_start: str | None = None
     wiring: str | None = None
     # Parameter servers last observed healthy, by name. Only these can be "lost": a ps the
     # planner created but has not observed yet (the informer lags its own create) is absent
@@ -90,10 +100,15 @@ class Tracking:
                     last_failure=last if timefmt.parse(last) is not None else None,
                     not_before=rec["notBefore"],
                     recovering=bool(rec.get("recovering")),
+                    failed_at=_time(rec.get("failedAt")),
                 )
         settled = raw.get("settled")
         if isinstance(settled, dict):
             tracking.settled = {str(k): _int(v) for k, v in settled.items()}
+        desired = raw.get("desired")
+        if isinstance(desired, dict):
+            tracking.desired = {str(k): _int(v) for k, v in desired.items()}
+        tracking.scale_start = _time(raw.get("scaleStart"))
         wiring = raw.get("wiring")
         tracking.wiring = wiring if isinstance(wiring, str) else None
         tracking.ps = {name: uid for name, uid in _items(raw.get("ps")) if isinstance(uid, str)}
@@ -117,12 +132,17 @@ class Tracking:
                         "lastFailure": b.last_failure,
                         "notBefore": b.not_before,
                         "recovering": b.recovering,
+                        "failedAt": b.failed_at,
                     }
                 )
                 for key, b in sorted(self.backoff.items())
             }
         if self.settled is not None:
             out["settled"] = dict(sorted(self.settled.items()))
+        if self.desired is not None:
+            out["desired"] = dict(sorted(self.desired.items()))
+        if self.scale_start is not None:
+            out["scaleStart"] = self.scale_start
         if self.wiring is not None:
             out["wiring"] = self.wiring
         if self.ps:
@@ -147,6 +167,10 @@ def _items(value: Any) -> list[tuple[str, Any]]:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _time(value: Any) -> str | None:
+    return value if timefmt.parse(value) is not None else None
 
 
 def _compact(entry: dict[str, Any]) -> dict[str, Any]:
@@ -261,6 +285,7 @@ def _classify(
                 attempts=previous.attempts if previous else 0,
                 last_failure=previous.last_failure if previous else None,
                 not_before=timefmt.fmt(now),
+                failed_at=timefmt.fmt(now),
             )
             scheduled.add(key)
         result.job_restart = result.job_restart or whole_job
@@ -314,4 +339,5 @@ def _next_backoff(job: TrainingJob, previous: Backoff | None, now: datetime) -> 
         attempts=attempts,
         last_failure=timefmt.fmt(now),
         not_before=timefmt.fmt_after(now, delay),
+        failed_at=timefmt.fmt(now),
     )

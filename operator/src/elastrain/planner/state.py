@@ -19,7 +19,7 @@ from typing import Any, cast
 from elastrain.api import timefmt
 from elastrain.api.job_status import JobStatus
 from elastrain.api.types import ConditionType, TrainingJob
-from elastrain.planner import children, env, status
+from elastrain.planner import children, env, status, training
 from elastrain.planner.model import Delete, Event, Observed, Plan, Transition
 from elastrain.planner.observe import PodObservation, PodView, observe_pods
 from elastrain.planner.progress import Progress
@@ -99,6 +99,9 @@ class State:
         nxt["observedGeneration"] = self.job.generation
         nxt["selector"] = children.worker_selector(self.job)
         nxt["tracking"] = self.tracking.dump()
+        progress = training.next_progress(self.prev.get("progress"), self.observed.sample)
+        if progress is not None:
+            nxt["progress"] = progress
         return nxt
 
     def set_start_time(self, nxt: JobStatus) -> None:
@@ -123,6 +126,16 @@ class State:
         transition = status.phase_transition(self.prev, phase, timefmt.truncate(self.now))
         if transition is not None:
             self.transitions.append(transition)
+        stalled = training.stall(
+            nxt["conditions"], nxt.get("progress"), self.observed.stall_after_seconds, self.now
+        )
+        nxt["conditions"] = stalled.conditions
+        if stalled.event is not None:
+            self.events.append(stalled.event)
+        if stalled.transition is not None:
+            self.transitions.append(stalled.transition)
+        if stalled.recheck_at is not None:
+            self.timers.append(stalled.recheck_at)
 
     # -- output ---------------------------------------------------------------------------
 

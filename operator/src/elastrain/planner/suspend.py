@@ -27,6 +27,9 @@ def suspend(state: State) -> Plan:
     pod_group.delete(state)
     state.tracking.backoff = {}
     state.tracking.settled = None
+    # A resumed job starts at whatever counts the spec has then: no scale to time.
+    state.tracking.desired = None
+    state.tracking.scale_start = None
     state.tracking.wiring = None
     state.tracking.ps = {}
     nxt = state.base_status()
