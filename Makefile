@@ -16,7 +16,7 @@ PY_SOURCES := operator sandbox devtools trainer-image tests bench
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed $(TOOLS)/helm $(TOOLS)/kubectl $(TOOLS)/hadolint ## Create .venv and .tools/bin (idempotent).
+install: $(VENV)/.installed $(TOOLS)/helm $(TOOLS)/kubectl $(TOOLS)/hadolint $(TOOLS)/promtool $(TOOLS)/prometheus ## Create .venv and .tools/bin (idempotent).
 
 $(VENV)/.installed: requirements/operator.txt requirements/sandbox.txt requirements/dev.txt \
   operator/pyproject.toml sandbox/pyproject.toml devtools/pyproject.toml trainer-image/pyproject.toml
@@ -36,6 +36,21 @@ $(TOOLS)/helm:
 	install -m 0755 .tools/dl/helm/helm $@
 	rm -rf .tools/dl/x
 	$@ version --short
+
+# promtool (tests/observability unit-tests the chart's alert rules with it) and prometheus, from
+# Debian's package: a registry CI reaches, and its two Go binaries need nothing but libc, so the
+# package's other dependencies (the web console's JavaScript) are never installed. One recipe
+# makes both (a grouped target). `apt-get download` needs apt's package lists; a fresh machine
+# may have none yet, so it runs `apt-get update` once and tries again.
+$(TOOLS)/promtool $(TOOLS)/prometheus &:
+	mkdir -p $(TOOLS) .tools/dl
+	cd .tools/dl && rm -rf prometheus_*.deb prometheus-x \
+	  && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; } \
+	  && dpkg-deb -x prometheus_*.deb prometheus-x
+	install -m 0755 .tools/dl/prometheus-x/usr/bin/promtool $(TOOLS)/promtool
+	install -m 0755 .tools/dl/prometheus-x/usr/bin/prometheus $(TOOLS)/prometheus
+	rm -rf .tools/dl/prometheus-x
+	$(TOOLS)/promtool --version
 
 $(TOOLS)/kubectl: $(VENV)/.installed
 	mkdir -p $(TOOLS)

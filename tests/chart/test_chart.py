@@ -104,6 +104,8 @@ def test_default_install_is_cluster_wide() -> None:
         "--health-port=8081",
         "--log-format=json",
         "--workers=4",
+        "--progress-interval=15",
+        "--stall-after=600",
     ]
     (deploy,) = of_kind(docs, "Deployment")
     assert deploy["spec"]["strategy"]["type"] == "Recreate"
@@ -240,7 +242,14 @@ def test_lint_passes_with_the_makefile_settings() -> None:
 
 def test_operator_flags_from_values() -> None:
     values = {
-        "operator": {"logFormat": "plain", "verbose": True, "workers": 8, "extraArgs": ["--x=1"]},
+        "operator": {
+            "logFormat": "plain",
+            "verbose": True,
+            "workers": 8,
+            "progressInterval": 5,
+            "stallAfter": 0,
+            "extraArgs": ["--x=1"],
+        },
         "metrics": {"port": 9100},
         "health": {"port": 9101},
     }
@@ -250,6 +259,8 @@ def test_operator_flags_from_values() -> None:
         "--health-port=9101",
         "--log-format=plain",
         "--workers=8",
+        "--progress-interval=5",
+        "--stall-after=0",
         "--verbose",
         "--x=1",
     ]

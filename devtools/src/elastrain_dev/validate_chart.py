@@ -33,6 +33,13 @@ VALUE_SETS: dict[str, Obj] = {
     "peering-cluster": {"peering": {"enabled": True}},
     "peering-namespaced": {"watchNamespaces": ["team-a"], "peering": {"enabled": True}},
     "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"a": "b"}}}},
+    "monitoring": {
+        "metrics": {"serviceMonitor": {"enabled": True}},
+        "trainerMetrics": {"podMonitor": {"enabled": True}},
+        "prometheusRule": {"enabled": True},
+        "dashboard": {"enabled": True},
+        "operator": {"progressInterval": 30, "stallAfter": 0},
+    },
     "external-rbac": {
         "rbac": {"create": False},
         "serviceAccount": {"create": False, "name": "platform-operator"},
@@ -62,7 +69,11 @@ def render(helm: str, chart: Path, values: Obj) -> list[Obj]:
 
 
 # Kinds whose CRDs come from other projects: no schema here, chart_checks covers their wiring.
-EXTERNAL_KINDS = {("monitoring.coreos.com", "ServiceMonitor")}
+EXTERNAL_KINDS = {
+    ("monitoring.coreos.com", "ServiceMonitor"),
+    ("monitoring.coreos.com", "PodMonitor"),
+    ("monitoring.coreos.com", "PrometheusRule"),
+}
 
 
 def _validate_custom(doc: Obj, crds: list[Obj]) -> list[str]:

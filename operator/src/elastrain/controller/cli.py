@@ -19,7 +19,8 @@ from elastrain.kube.client import DEFAULT_BURST, DEFAULT_QPS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Declare the flags (the Helm chart passes exactly the first six)."""
+    """Declare the flags (the Helm chart sets the namespaces, ports, log format, workers, peering,
+    progress interval and stall-after from its values)."""
     parser.add_argument(
         "--namespace",
         action="append",

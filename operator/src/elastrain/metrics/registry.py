@@ -27,6 +27,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     start_http_server,
 )
 
@@ -45,6 +46,9 @@ class Metrics:
     """Every metric the operator exports; see docs/operator.md for the reference table."""
 
     def __init__(self) -> None:
+        # One sample per series: no ``*_created`` timestamps doubling every counter and
+        # histogram (prometheus-client's switch is process-wide; the operator owns its process).
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         ns = ["namespace"]
