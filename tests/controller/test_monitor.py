@@ -7,12 +7,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
-
 from elastrain.api import constants as c
 from elastrain.controller.monitor import ProgressReader, parse_sample, progress_target
 from elastrain.controller.store import JobKey, Store
 from elastrain.metrics.cluster import summarize
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

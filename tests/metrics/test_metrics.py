@@ -6,9 +6,11 @@ That the planner reports each transition once (and none for a repeated write) is
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from elastrain.metrics.registry import Metrics
@@ -167,3 +169,21 @@ def test_recovery_and_scaling_transitions_feed_their_metrics(metrics: Metrics) -
     assert value(metrics, "elastrain_job_scale_events_total", namespace="ns", direction="up") == 1
     assert value(metrics, "elastrain_job_scale_events_total", namespace="ns", direction="down") == 1
     assert value(metrics, "elastrain_job_stalls_total", namespace="ns") == 1
+
+
+def test_the_docs_table_lists_exactly_the_metrics_served(metrics: Metrics, endpoint: str) -> None:
+    """docs/operator.md and the README name every metric, and no metric that is not served."""
+    with urllib.request.urlopen(endpoint, timeout=10) as response:
+        families = list(text_string_to_metric_families(response.read().decode()))
+    # The parser drops a counter's ``_total``; the docs name the series as queried.
+    ours = {
+        f.name + ("_total" if f.type == "counter" else "")
+        for f in families
+        if f.name.startswith("elastrain_")
+    }
+    repo = Path(__file__).resolve().parents[2]
+    table = (repo / "docs" / "operator.md").read_text()
+    documented = set(re.findall(r"^\| `(elastrain_[a-z_]+)` \|", table, flags=re.M))
+    assert documented == ours
+    readme = (repo / "README.md").read_text()
+    assert not [name for name in ours if name not in readme], "README's metrics section"

@@ -4,14 +4,14 @@ recovery and scaling metrics count (Replaced, Scaled, ScaleCompleted)."""
 from __future__ import annotations
 
 import math
-
-from planner_world import T0, World, make_job, replica
+from typing import Any
 
 from elastrain.planner.model import TrainerSample
 from elastrain.planner.training import human_duration, next_progress
+from planner_world import T0, World, make_job, replica
 
 
-def running_world(workers: int = 2, **spec: object) -> World:
+def running_world(workers: int = 2, **spec: Any) -> World:
     world = World(make_job(workers=workers, **spec))
     world.step()
     world.run()
@@ -88,7 +88,8 @@ def test_a_running_job_without_steps_for_stall_after_is_stalled_then_resumes() -
     world.report(step=11)
     p = world.step()
     stalled = world.condition("Stalled")
-    assert stalled is not None and (stalled["status"], stalled["reason"]) == ("False", "Progressing")
+    assert stalled is not None
+    assert (stalled["status"], stalled["reason"]) == ("False", "Progressing")
     assert [e.reason for e in p.events] == ["TrainingResumed"]
 
 

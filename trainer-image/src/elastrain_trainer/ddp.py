@@ -32,6 +32,7 @@ from elastrain_trainer.config import TrainConfig
 from elastrain_trainer.data import fetch
 from elastrain_trainer.errors import EXIT_OK, EXIT_PREEMPTED, UsageError
 from elastrain_trainer.metrics import TrainerMetrics
+from elastrain_trainer.rendezvous import rendezvous_round
 from elastrain_trainer.runtime import (
     Progress,
     StopSignal,
@@ -112,7 +113,11 @@ class _Trainer:
         )
         self.metrics = TrainerMetrics("worker", self.rank)
         self.metrics.world_size.set(self.world)
+        self.metrics.total_steps.set(config.steps)
         self.metrics.restarts.set(self.restarts)
+        # Without torchrun's c10d rendezvous (plain wiring, one process, the static backend)
+        # every start is a round of its own: torchrun's restart count is the best figure.
+        self.metrics.rendezvous_round.set(rendezvous_round(fallback=self.restarts))
         self.metrics.serve(config.metrics_port + env.local_rank if config.metrics_port else 0)
         self.position = Position()
         self.first_loss: float | None = None

@@ -66,6 +66,7 @@ def run_ps(config: TrainConfig, factory: TaskFactory, cluster: ClusterSpec) -> i
     owner = assign_shards(sizes, len(cluster.ps))
     metrics = TrainerMetrics(cluster.role, cluster.index)
     metrics.world_size.set(workers)
+    metrics.total_steps.set(config.steps)
     metrics.serve(config.metrics_port)
     shard = _build_shard(config, cluster, task, plan, owner, metrics) if cluster.is_ps else None
     master = cluster.ps[0]

@@ -2,7 +2,9 @@
 
 RPC handlers run on TensorPipe's thread pool, so every state change happens under one lock.
 ps-0 additionally hands out push tickets (the job's data position and step count) and keeps the
-job-level facts: first loss, worker joins, throughput.
+job-level facts: first loss, worker joins, throughput, and the pushes finished with their losses,
+which every worker reports when it asks for its next ticket. Those facts travel back with each
+ticket, so that each worker's metrics show the job's progress, not the worker's own.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +40,11 @@ class JobLedger:
     joins: dict[int, int] = field(default_factory=dict)
     first_ticket_at: float | None = None
     last_ticket_at: float | None = None
+    # Pushes whose worker reported them done (applied, or dropped as too stale); a resumed job
+    # starts from its checkpoint's tickets, as every one of those was done before the save.
+    finished: int = 0
+    # Losses of the latest finished pushes, one global batch of them (set up by the shard).
+    recent_losses: deque[float] = field(default_factory=deque)
 
     @property
     def restarts(self) -> int:
@@ -66,7 +74,7 @@ class ParameterShard:
         self.checkpoints = checkpoints
         self.metrics = metrics
         self.version = 0
-        self.ledger = JobLedger()
+        self.ledger = JobLedger(recent_losses=deque(maxlen=plan.workers))
         self.done: set[int] = set()
         self.rpc_names: dict[int, str] = {}
         self.gone: set[int] = set()
@@ -98,19 +106,24 @@ class ParameterShard:
             self._write(snapshot)
         return True
 
-    def next_ticket(self) -> int | None:
-        """ps-0: the next push ticket, or None when the job's pushes are all handed out."""
+    def next_ticket(self, done_loss: float | None) -> tuple[int | None, dict[str, Any]]:
+        """ps-0: the next push ticket (None when the job's pushes are all handed out) and the
+        job's facts after counting the caller's previous push, whose loss is `done_loss` (None
+        on a worker's first request)."""
         with self._lock:
             ledger = self.ledger
+            if done_loss is not None:
+                ledger.finished += 1
+                ledger.recent_losses.append(done_loss)
             if ledger.tickets >= self.plan.total_pushes:
-                return None
+                return None, self.job_facts()
             now = time.monotonic()
             if ledger.first_ticket_at is None:
                 ledger.first_ticket_at = now
             ledger.last_ticket_at = now
             ledger.tickets += 1
             self.metrics.epoch.set(self.plan.epoch_of(ledger.tickets - 1))
-            return ledger.tickets - 1
+            return ledger.tickets - 1, self.job_facts()
 
     def join(self, worker: int, rpc_name: str) -> dict[str, Any]:
         with self._lock:
@@ -118,6 +131,7 @@ class ParameterShard:
             self.rpc_names[worker] = rpc_name
             self.done.discard(worker)
             self.metrics.restarts.set(self.ledger.restarts)
+            self.metrics.rendezvous_round.set(self.ledger.restarts)
             return self.job_facts()
 
     def finish(self, worker: int) -> dict[str, Any]:
@@ -155,9 +169,14 @@ class ParameterShard:
         return sorted(n for n in names & members if _answers(n))
 
     def job_facts(self) -> dict[str, Any]:
+        """ps-0's job-wide figures (call with the lock held). `step` counts global steps done:
+        pushes finished / workers, as one global step is one push per worker; `loss` is the
+        mean loss of the latest finished pushes, one global batch of samples (None before the
+        first); `samples_per_second` is of all workers together, since this ps-0 started."""
         ledger = self.ledger
         elapsed = (ledger.last_ticket_at or 0.0) - (ledger.first_ticket_at or 0.0)
         pushes = ledger.tickets - ledger.resumed_tickets
+        losses = ledger.recent_losses
         return {
             "tickets": ledger.tickets,
             "resumed_tickets": ledger.resumed_tickets,
@@ -165,6 +184,8 @@ class ParameterShard:
             "restarts": ledger.restarts,
             "samples_per_second": pushes * self.plan.push_batch / elapsed if elapsed > 0 else 0.0,
             "gone": sorted(self.gone),
+            "step": ledger.finished // self.plan.workers,
+            "loss": sum(losses) / len(losses) if losses else None,
         }
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -219,6 +240,7 @@ class ParameterShard:
         self.optimizer.load_state_dict(payload["optimizer"])
         self.version = int(payload["version"])
         self.ledger.tickets = self.ledger.resumed_tickets = int(payload["ledger"]["tickets"])
+        self.ledger.finished = self.ledger.tickets
         self.ledger.first_loss = payload["ledger"]["first_loss"]
         self.metrics.checkpointed(loaded.step)
         log.info("ps-%d resumed at version %d", self.index, self.version)
@@ -249,8 +271,8 @@ def rpc_push(version: int, grads: dict[str, torch.Tensor]) -> bool:
     return _shard().push(version, grads)
 
 
-def rpc_next_ticket() -> int | None:
-    return _shard().next_ticket()
+def rpc_next_ticket(done_loss: float | None) -> tuple[int | None, dict[str, Any]]:
+    return _shard().next_ticket(done_loss)
 
 
 def rpc_join(worker: int, rpc_name: str) -> dict[str, Any]:

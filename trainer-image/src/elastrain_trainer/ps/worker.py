@@ -2,6 +2,13 @@
 
 Workers hold no state worth saving: parameters and the data position live on the ps, so a
 worker that dies loses at most its in-flight push, and a replacement simply joins and continues.
+
+A worker's metrics show the job, not the worker: each ticket request reports the previous push's
+loss to ps-0 and brings back ps-0's job-wide facts (global steps done, loss of the latest global
+batch of pushes, throughput of all workers), which is what the gauges hold. The operator reads
+worker 0's endpoint alone: worker-local figures there would show about 1/W of the job's
+throughput and the loss of one push. The progress line in the log stays per worker (each pod
+has its own log).
 """
 
 from __future__ import annotations
@@ -109,26 +116,28 @@ class Worker:
         index = self.cluster.index
         me = rpc.get_worker_info().name
         for shard in self.shards:
-            self._call(shard, server.rpc_join, index, me)
+            facts = self._call(shard, server.rpc_join, index, me)
+            if shard == 0:
+                self._publish(facts)
         self.group_healthy = True
         chief = index == 0
         progress = Progress(self.config.steps, self.config.log_every, chief=False)
         stop = StopSignal().install()
         last_logged = -1
+        done_loss: float | None = None  # the previous push's, reported with the next request
         try:
             while not stop.requested:
-                ticket = self._call(0, server.rpc_next_ticket)
+                ticket, facts = self._call(0, server.rpc_next_ticket, done_loss)
+                self._publish(facts)
                 if ticket is None:
                     break
                 loss, rejected = self._step(ticket)
+                done_loss = loss
                 if rejected:
                     self.metrics.stale_gradients.inc(rejected)
                 step = ticket // self.plan.workers + 1
                 progress.record(step, loss, self.plan.push_batch, self.plan.workers, 0)
-                self.metrics.step.set(step)
                 self.metrics.epoch.set(self.plan.epoch_of(ticket))
-                self.metrics.loss.set(loss)
-                self.metrics.samples_per_second.set(progress.samples_per_second())
                 if step // self.config.log_every > last_logged:
                     # Every worker logs (each pod has its own log); only the chief summarises.
                     last_logged = step // self.config.log_every
@@ -148,10 +157,20 @@ class Worker:
         for shard in self.shards[1:]:
             self._call(shard, server.rpc_finish, index)
         facts = self._call(0, server.rpc_finish, index)
+        self._publish(facts)
         self.group_healthy = not facts["gone"]
         if chief:
             self._summary(facts)
         return EXIT_OK
+
+    def _publish(self, facts: dict[str, Any]) -> None:
+        """Set the job-wide gauges from ps-0's facts (see the module docstring)."""
+        self.metrics.step.set(facts["step"])
+        if facts["loss"] is not None:
+            self.metrics.loss.set(facts["loss"])
+        self.metrics.samples_per_second.set(facts["samples_per_second"])
+        self.metrics.restarts.set(facts["restarts"])
+        self.metrics.rendezvous_round.set(facts["restarts"])
 
     def _summary(self, facts: dict[str, Any]) -> None:
         """Evaluate the final parameters on the fixed evaluation set (as ps-0 did the first)."""
