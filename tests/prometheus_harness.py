@@ -92,6 +92,18 @@ def promtool_check_metrics(text: str) -> tuple[bool, str]:
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
 
+def promtool_check_rules(path: Path) -> tuple[bool, str]:
+    """Run `promtool check rules` on a rule file; (valid, promtool's output)."""
+    proc = subprocess.run(
+        [str(require_tool("promtool")), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def target_group(targets: Sequence[str], **labels: str) -> dict[str, Any]:
     """One file_sd entry: `host:port` targets that share `labels`."""
     return {"targets": list(targets), "labels": dict(labels)}

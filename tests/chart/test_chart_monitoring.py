@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from elastrain_dev import promql, validate_chart
+from prometheus_harness import promtool_check_rules
 
 REPO = Path(__file__).resolve().parents[2]
 HELM = REPO / ".tools" / "bin" / "helm"
@@ -84,14 +85,8 @@ def rule_file_groups() -> list[Obj]:
 def promtool_check(groups: list[Obj], tmp_path: Path) -> None:
     path = tmp_path / "rendered.yaml"
     path.write_text(yaml.safe_dump({"groups": groups}))
-    proc = subprocess.run(
-        [str(PROMTOOL), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ok, output = promtool_check_rules(path)
+    assert ok, output
 
 
 def rendered_rules(docs: list[Obj]) -> dict[str, Obj]:

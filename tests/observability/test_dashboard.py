@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from elastrain_dev import dashboard, promql
+from prometheus_harness import promtool_check_rules
 
 REPO = Path(__file__).resolve().parents[2]
 HELM = REPO / ".tools" / "bin" / "helm"
@@ -133,21 +134,12 @@ def test_every_query_is_valid_promql(tmp_path: Path) -> None:
     rules = [{"record": f"dashboard:query{i}", "expr": q} for i, q in enumerate(queries)]
     path = tmp_path / "queries.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    proc = subprocess.run(
-        [str(PROMTOOL), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ok, output = promtool_check_rules(path)
+    assert ok, output
     # And the check bites: a broken query fails it.
     rules.append({"record": "dashboard:broken", "expr": "sum by (x (y)"})
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    broken = subprocess.run(
-        [str(PROMTOOL), "check", "rules", str(path)], capture_output=True, timeout=60, check=False
-    )
-    assert broken.returncode != 0
+    assert not promtool_check_rules(path)[0]
 
 
 def test_queries_read_only_exported_metrics() -> None:

@@ -99,38 +99,39 @@ class ClusterCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         s = self._summary
-        pods = GaugeMetricFamily(
-            "elastrain_pods",
-            "Pods of TrainingJobs, by replica type (role) and pod phase.",
-            labels=["role", "phase"],
-        )
-        for (role, phase), n in sorted(s.pods.items()):
-            pods.add_metric([role, phase], n)
-        yield pods
-        gpus = GaugeMetricFamily(
-            "elastrain_gpus_requested",
-            f"{c.GPU_RESOURCE} requested by the unfinished pods of unfinished TrainingJobs.",
-            labels=["namespace"],
-        )
-        for namespace, wanted in sorted(s.gpus.items()):
-            gpus.add_metric([namespace], wanted)
-        yield gpus
-        pending = GaugeMetricFamily(
-            "elastrain_oldest_pending_pod_seconds",
-            "Age of the oldest Pending (unscheduled or starting) pod of any TrainingJob; 0: none.",
-            labels=["namespace"],
-        )
-        for namespace, seconds in sorted(s.oldest_pending.items()):
-            pending.add_metric([namespace], seconds)
-        yield pending
-        stalled = GaugeMetricFamily(
-            "elastrain_jobs_stalled",
-            "TrainingJobs whose Stalled condition is True (no training step for --stall-after).",
-            labels=["namespace"],
-        )
-        for namespace, count in sorted(s.stalled.items()):
-            stalled.add_metric([namespace], count)
-        yield stalled
+        families: list[tuple[str, str, list[str], Mapping[Any, float]]] = [
+            (
+                "elastrain_pods",
+                "Pods of TrainingJobs, by replica type (role) and pod phase.",
+                ["role", "phase"],
+                s.pods,
+            ),
+            (
+                "elastrain_gpus_requested",
+                f"{c.GPU_RESOURCE} requested by the unfinished pods of unfinished TrainingJobs.",
+                ["namespace"],
+                s.gpus,
+            ),
+            (
+                "elastrain_oldest_pending_pod_seconds",
+                "Age of the oldest Pending (unscheduled or starting) pod of any TrainingJob; "
+                "0: none.",
+                ["namespace"],
+                s.oldest_pending,
+            ),
+            (
+                "elastrain_jobs_stalled",
+                "TrainingJobs whose Stalled condition is True (no training step for "
+                "--stall-after).",
+                ["namespace"],
+                s.stalled,
+            ),
+        ]
+        for name, doc, labels, values in families:
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            for key, number in sorted(values.items()):
+                family.add_metric(list(key) if isinstance(key, tuple) else [key], number)
+            yield family
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Names only, so registering never runs collect() on a half-built operator.
