@@ -89,6 +89,10 @@ def has_data(results: list[dict[str, Any]]) -> bool:
 def test_prometheus_sees_the_operator_and_the_trainer(
     cluster: Cluster, operator: Operator, prometheus: Prometheus, ns: str
 ) -> None:
+    # The operator is scraped from the start, so its counters have samples before and after
+    # every change, as `increase()` and `rate()` need.
+    operator_target = target_group([f"127.0.0.1:{operator.metrics_port}"])
+    prometheus.set_targets([operator_target])
     cluster.apply(ns, ddp_job("train", steps=100000))
     # Fails with a retryable code, is replaced once (Restarting), then fails: backoffLimit 1.
     flaky = training_job("flaky", "exit 143", restart="ExitCode", run_policy={"backoffLimit": 1})
@@ -131,7 +135,7 @@ def test_prometheus_sees_the_operator_and_the_trainer(
         return groups
 
     trainers = cluster.wait(trainer_targets, "trainer pod IPs")
-    prometheus.set_targets([target_group([f"127.0.0.1:{operator.metrics_port}"]), *trainers])
+    prometheus.set_targets([operator_target, *trainers])
 
     # Progress in the status, from rank 0's endpoint, and moving.
     first = cluster.wait(lambda: progress(cluster, ns, "train").get("step"), "status.progress")
@@ -176,13 +180,11 @@ def test_prometheus_sees_the_operator_and_the_trainer(
     ok, output = promtool_check_metrics(operator_text(operator))
     assert ok, output
 
-    # Every dashboard query parses and returns data for this running job.
-    empty = []
+    # Every dashboard query parses and returns data for this running job. A range function
+    # needs two samples of a series in its window, and a series born late (a failure, a
+    # scale) has them one scrape later: poll each query, with a deadline, rather than sample.
     for expr in promql.dashboard_queries():
-        query = promql.to_promql(expr, namespace=ns)
-        if not prometheus.query(query):
-            empty.append(query)
-    assert not empty, f"dashboard queries without data: {empty}"
+        prometheus.wait_for(promql.to_promql(expr, namespace=ns), has_data, timeout=60)
 
     # Every alert expression parses, and every series it reads has data.
     for rule in promql.alert_rules():
