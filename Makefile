@@ -106,8 +106,22 @@ demo: install ## Run the end-to-end demo (CONTROL_PLANE=real|embedded; KEEP=1 le
 	fi; \
 	$(BIN)/python -m elastrain_dev.demo --control-plane $$cp $${bin:+--control-plane-bin $$bin} $(if $(KEEP),--keep,)
 
-bench: install ## Benchmarks; they print their figures.
-	$(BIN)/python -m pytest -q -s bench
+# make bench runs P1-P5 of issue #14 (docs/performance.md) on both control planes, building the
+# real one first when needed (without a Go toolchain: the embedded one only, said in one line),
+# and writes bench/results/<timestamp>-<machine>.{json,md,png} and latest.*. Figures with goals
+# beside them, never assertions. JOBS=1000 runs the full P1; CONTROL_PLANE=embedded|real runs
+# one control plane; BENCH_ARGS passes more flags (python -m bench.run --help).
+JOBS ?= 300
+BENCH_ARGS ?=
+bench: install ## Benchmarks P1-P5 into bench/results/ (JOBS=300, CONTROL_PLANE=both, ~13 min).
+	cp=$(if $(filter file,$(origin CONTROL_PLANE)),both,$(CONTROL_PLANE)); bin=; \
+	set +e; out=$$(bash $(CONTROL_PLANE_BUILD) | tee /dev/stderr); rc=$$?; set -e; \
+	if [ $$rc -eq 3 ] && [ "$$cp" != real ]; then \
+	  echo "bench: no Go toolchain, so no real control plane; the embedded one only"; cp=embedded; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; \
+	else bin=$$(echo "$$out" | sed -n 's/^bin: //p'); fi; \
+	$(BIN)/python -m bench.run --jobs $(JOBS) --control-plane $$cp \
+	  $${bin:+--control-plane-bin $$bin} $(BENCH_ARGS)
 
 clean: ## Remove installs and caches.
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Unpack
@@ -133,7 +134,8 @@ class RealCluster:
     ``node_monitor_grace_period`` (seconds) shortens how long kube-controller-manager waits for
     a silent node before marking it NotReady (default: the controller's own, 50 s); the agent
     then renews leases four times per grace period so a live node never flaps. ``agent=False``
-    starts the control plane alone (pods stay Pending).
+    starts the control plane alone (pods stay Pending). ``apiserver_args`` are extra
+    kube-apiserver flags (the benchmarks' audit log).
     """
 
     def __init__(
@@ -149,6 +151,7 @@ class RealCluster:
         agent: bool = True,
         agent_options: dict[str, Any] | None = None,
         node_monitor_grace_period: float | None = None,
+        apiserver_args: Sequence[str] = (),
     ) -> None:
         self.state_dir = Path(state_dir)
         self.nodes = nodes
@@ -165,6 +168,7 @@ class RealCluster:
             Path(kubeconfig_path),
             Path(bin_dir),
             node_monitor_grace_period=node_monitor_grace_period,
+            apiserver_args=tuple(apiserver_args),
         )
         self._node: NodeSide | None = None  # built on the loop
         self._thread = LoopThread("the node agent", self._start_agent, self._stop_agent)

@@ -80,6 +80,9 @@ class RealControlPlane:
     # before marking it NotReady; None keeps its default (50 s). Tests of node faults pass a few
     # seconds, and the node monitor then checks every second.
     node_monitor_grace_period: float | None = None
+    # Extra kube-apiserver flags, after the ones above (the benchmarks add an audit log:
+    # ``--audit-policy-file``, ``--audit-log-path``); empty by default.
+    apiserver_args: tuple[str, ...] = ()
     _procs: list[_Process] = field(default_factory=list)
     url: str = ""
     keys: Pki | None = None
@@ -153,6 +156,7 @@ class RealControlPlane:
             f"--proxy-client-cert-file={keys.front_proxy_client.cert}",
             f"--proxy-client-key-file={keys.front_proxy_client.key}",
             "--profiling=false",
+            *self.apiserver_args,
         )
         self._wait_http(f"{self.url}/readyz", "kube-apiserver")
         self._write_kubeconfig(self.kubeconfig_path, keys.admin)
