@@ -99,6 +99,19 @@ def test_crash_after_status_write_replans_the_same_actions_without_recounting() 
     assert world.status["restartCount"] == 1
 
 
+def test_no_backoff_replaces_a_failed_pod_at_once_even_mid_second() -> None:
+    job = make_job(
+        workers=1, policy="ExitCode", runPolicy={"restartBackoff": {"initialSeconds": 0}}
+    )
+    world = running_world(job)
+    world.advance(0.6)  # the status holds whole seconds; a fraction must not add a wait
+    world.fail("mnist-worker-0", 137)
+    p = world.step()
+    assert [(d.name, d.reason) for d in p.deletes] == [("mnist-worker-0", "Recreating")]
+    assert not p.requeue_after
+    assert [o["metadata"]["name"] for o in world.step().creates] == ["mnist-worker-0"]
+
+
 def test_backoff_doubles_and_is_capped() -> None:
     backoff = {"initialSeconds": 10, "maxSeconds": 30}
     job = make_job(

@@ -63,6 +63,15 @@ class Backoff:
 
 
 @dataclass
+class Rejected:
+    """How often creates were refused as invalid at spec ``generation``, and the last reason."""
+
+    count: int
+    generation: int
+    message: str
+
+
+@dataclass
 class Tracking:
     """The planner's bookkeeping, loaded from and dumped to ``status.tracking``."""
 
@@ -78,6 +87,8 @@ class Tracking:
     # planner created but has not observed yet (the informer lags its own create) is absent
     # from the observation without anything having happened to it.
     ps: dict[str, str] = field(default_factory=dict)
+    # Creates the API server refused as invalid, at this spec generation: ``planner.rejections``.
+    rejected: Rejected | None = None
 
     @classmethod
     def load(cls, raw: Any) -> Tracking:
@@ -112,6 +123,13 @@ class Tracking:
         wiring = raw.get("wiring")
         tracking.wiring = wiring if isinstance(wiring, str) else None
         tracking.ps = {name: uid for name, uid in _items(raw.get("ps")) if isinstance(uid, str)}
+        rejected = raw.get("rejected")
+        if isinstance(rejected, dict) and _int(rejected.get("count")):
+            tracking.rejected = Rejected(
+                count=_int(rejected.get("count")),
+                generation=_int(rejected.get("generation")),
+                message=str(rejected.get("message") or ""),
+            )
         return tracking
 
     def dump(self) -> dict[str, Any]:
@@ -147,6 +165,9 @@ class Tracking:
             out["wiring"] = self.wiring
         if self.ps:
             out["ps"] = dict(sorted(self.ps.items()))
+        if self.rejected is not None:
+            r = self.rejected
+            out["rejected"] = {"count": r.count, "generation": r.generation, "message": r.message}
         return out
 
     def release(self, pod: PodView) -> None:
@@ -335,9 +356,13 @@ def _next_backoff(job: TrainingJob, previous: Backoff | None, now: datetime) -> 
         if last is not None and timefmt.seconds_until(now, last) <= 2 * policy.max_seconds:
             attempts = previous.attempts + 1
     delay = min(policy.initial_seconds * 2 ** min(attempts - 1, 32), policy.max_seconds)
+    # A delay is rounded up to whole seconds (the status holds no fractions) so that it is
+    # never shortened; no delay is truncated instead, or the replacement would wait up to a
+    # second that nobody asked for.
+    not_before = timefmt.fmt(now) if delay <= 0 else timefmt.fmt_after(now, delay)
     return Backoff(
         attempts=attempts,
         last_failure=timefmt.fmt(now),
-        not_before=timefmt.fmt_after(now, delay),
+        not_before=not_before,
         failed_at=timefmt.fmt(now),
     )
