@@ -25,7 +25,7 @@ def test_defaults_are_applied() -> None:
     assert worker.restart_policy is RestartPolicy.ON_FAILURE
     assert worker.gpus is None
     assert job.spec.run_policy == RunPolicy()
-    assert job.spec.run_policy.clean_pod_policy is CleanPodPolicy.NONE
+    assert job.spec.run_policy.clean_pod_policy is CleanPodPolicy.RUNNING
     assert job.spec.nproc_per_node == "auto"
     assert job.spec.success_policy is SuccessPolicy.ALL_WORKERS
     assert job.spec.elastic_policy is None

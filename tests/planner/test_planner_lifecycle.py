@@ -120,6 +120,18 @@ def test_failed_job_keeps_running_pods_under_none_and_stops_them_under_running()
         assert names == (expected if expected is not None else ["mnist-worker-0", "mnist-worker-1"])
 
 
+def test_by_default_a_failed_job_frees_its_gpus_and_keeps_its_logs() -> None:
+    """No cleanPodPolicy: the pods still running stop (their GPUs are freed), the failed pod
+    stays for `kubectl logs`."""
+    world = World(make_job(workers=2, policy="Never"))
+    world.settle()
+    world.run()
+    world.fail("mnist-worker-0", 1)
+    p = world.step()
+    assert world.phase == "Failed"
+    assert [(d.name, d.reason) for d in p.deletes] == [("mnist-worker-1", "JobFailed")]
+
+
 def test_active_deadline_fails_the_job_and_stops_pods() -> None:
     world = World(make_job(workers=2, runPolicy={"activeDeadlineSeconds": 600}))
     p = world.step()

@@ -216,7 +216,7 @@ def _parse_run_policy(errors: list[FieldError], raw: Mapping[str, Any]) -> RunPo
     backoff_limit = r.int_("backoffLimit", default=6, minimum=0, maximum=c.MAX_BACKOFF_LIMIT)
     deadline = r.int_("activeDeadlineSeconds", minimum=1)
     ttl = r.int_("ttlSecondsAfterFinished", minimum=0)
-    clean = r.enum("cleanPodPolicy", CleanPodPolicy, CleanPodPolicy.NONE)
+    clean = r.enum("cleanPodPolicy", CleanPodPolicy, RunPolicy.clean_pod_policy)
     suspend = r.bool_("suspend", default=False)
     scheduling = _parse_scheduling(errors, r.obj_("schedulingPolicy"))
     codes = _parse_exit_codes(r)

@@ -104,7 +104,7 @@ class RunPolicy:
     backoff_limit: int = 6
     active_deadline_seconds: int | None = None
     ttl_seconds_after_finished: int | None = None
-    clean_pod_policy: CleanPodPolicy = CleanPodPolicy.NONE
+    clean_pod_policy: CleanPodPolicy = CleanPodPolicy.RUNNING
     suspend: bool = False
     scheduling_policy: SchedulingPolicy | None = None
     # None means "every exit code >= 128" (signals: OOM kill 137, SIGTERM 143, ...).
