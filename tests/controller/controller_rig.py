@@ -99,8 +99,9 @@ class Rig:
         return 0.0 if value is None else value
 
 
-def rig(job: dict[str, Any] | None = None) -> Rig:
-    """A reconciler over a store holding ``job`` (a fresh :func:`make_job` by default)."""
+def rig(job: dict[str, Any] | None = None, **reconciler_options: Any) -> Rig:
+    """A reconciler over a store holding ``job`` (a fresh :func:`make_job` by default);
+    ``reconciler_options`` go to the Reconciler (``status_hold``, ``clock``)."""
     kube = FakeKube()
     client = cast(Kube, kube)  # FakeKube fakes Kube at its one seam, ``request``
     jobs = {KEY: [copy.deepcopy(job if job is not None else make_job())]}
@@ -109,6 +110,12 @@ def rig(job: dict[str, Any] | None = None) -> Rig:
     expectations = Expectations()
     recorder = EventRecorder(client)
     reconciler = Reconciler(
-        client, store, recorder, metrics, CrdProbe(client, POD_GROUP), expectations
+        client,
+        store,
+        recorder,
+        metrics,
+        CrdProbe(client, POD_GROUP),
+        expectations,
+        **reconciler_options,
     )
     return Rig(kube, jobs, metrics, expectations, recorder, reconciler)

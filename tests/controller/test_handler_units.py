@@ -80,6 +80,15 @@ def test_expectations_hold_until_every_write_is_observed() -> None:
     assert exp.unmet(KEY) is None
 
 
+def test_a_deleted_job_is_held_until_deleted_or_shown_terminating() -> None:
+    exp = Expectations(timeout=10, clock=Clock())
+    exp.expect_job_deletion(KEY)
+    exp.observe_job(KEY, "8")  # a late update of the job (its pods' status) is not its deletion
+    assert exp.unmet(KEY) is not None
+    exp.observe_job(KEY, "9", terminating=True)  # someone's finalizer holds it: reconcile on
+    assert exp.unmet(KEY) is None
+
+
 def test_expectations_expire_so_a_missed_event_cannot_stall_a_job() -> None:
     clock = Clock()
     exp = Expectations(timeout=10, clock=clock)

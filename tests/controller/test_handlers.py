@@ -243,3 +243,14 @@ def test_settings_pin_kopf_under_our_prefix() -> None:
     assert isinstance(progress, kopf.AnnotationsProgressStorage)
     assert progress.prefix == "kopf.elastrain.dev"
     assert settings.posting.level == logging.WARNING
+    assert isinstance(settings.persistence.diffbase_storage, operator_settings.NoDiffBaseStorage)
+
+
+def test_no_handler_needs_a_diff_base() -> None:
+    """The settings keep no diff-base (kopf would deep-copy every object on every event for
+    it). A change or daemon handler would then see no diff and run on every event: there must
+    be none, only events, indexes and activities."""
+    registry = handlers.registry
+    assert not registry._changing.get_all_handlers()
+    assert not registry._spawning.get_all_handlers()
+    assert registry._watching.get_all_handlers() and registry._indexing.get_all_handlers()

@@ -8,8 +8,9 @@ answer one request with an error code.
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from controller_rig import JOB_UID, KEY, NS, child, make_job, rig
@@ -222,6 +223,88 @@ def test_a_failed_delete_is_a_warning_about_that_pod() -> None:
     )
     assert "mnist-worker-3" not in r.expectations.describe(KEY)
     assert r.sample("elastrain_pods_deleted_total", namespace=NS) == 1
+
+
+def test_after_deleting_the_job_its_reconciles_wait_for_the_deletion_event() -> None:
+    """The TTL deletes the job; its pods' deletion events then re-queue it while the index still
+    holds the job, and a re-plan would write a status to an object that is gone (404)."""
+    r = rig()
+    apply(r, Plan(delete_job=True))
+    assert r.expectations.unmet(KEY) is not None
+    assert "job-deleted=True" in r.expectations.describe(KEY)
+    r.expectations.forget(KEY)  # the DELETED event
+    assert r.expectations.unmet(KEY) is None
+
+
+def test_a_job_already_gone_is_not_waited_for() -> None:
+    r = rig()
+    r.kube.fail("DELETE", "trainingjobs", 404)
+    assert apply(r, Plan(delete_job=True)) == Outcome()
+    assert r.expectations.unmet(KEY) is None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+RUNNING_WITH_COUNTS: JobStatus = {
+    "phase": "Running",
+    "conditions": [
+        {"type": "Running", "status": "True", "reason": "Running", "message": "1/2 pods running"}
+    ],
+    "replicaStatuses": {
+        "worker": {
+            "active": 2,
+            "ready": 1,
+            "pending": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "restarts": 0,
+        }
+    },
+}
+
+
+def with_counts(ready: int) -> JobStatus:
+    status: Any = copy.deepcopy(RUNNING_WITH_COUNTS)
+    status["conditions"][0]["message"] = f"{ready}/2 pods running"
+    status["replicaStatuses"]["worker"]["ready"] = ready
+    return cast(JobStatus, status)
+
+
+def test_a_count_only_status_is_held_then_written_once() -> None:
+    clock = Clock()
+    r = rig(status_hold=2.0, clock=clock)
+    job = make_job(status=dict(with_counts(1)))
+    first = apply(r, Plan(status=with_counts(2)), job)
+    assert first == Outcome(requeue_after=2.0) and r.kube.log() == []
+    clock.now += 0.5
+    assert apply(r, Plan(status=with_counts(2), requeue_after=30.0), job) == Outcome(
+        requeue_after=1.5
+    )
+    assert r.kube.log() == []
+    clock.now += 1.5
+    assert apply(r, Plan(status=with_counts(2)), job) == Outcome()
+    assert r.kube.log() == ["PATCH trainingjobs/status mnist"]
+
+
+def test_a_status_that_decides_anything_is_never_held() -> None:
+    clock = Clock()
+    r = rig(status_hold=2.0, clock=clock)
+    job = make_job(status=dict(with_counts(1)))
+    apply(r, Plan(status=with_counts(2)), job)  # held
+    # A restart count is a decision: it goes out now, and the held counts with it.
+    decided = dict(with_counts(2), restartCount=1)
+    assert apply(r, Plan(status=cast(JobStatus, decided)), job) == Outcome()
+    assert r.kube.log() == ["PATCH trainingjobs/status mnist"]
+    # So does a count-only status that comes with a create.
+    plan = Plan(status=with_counts(2), creates=[child("Pod", "mnist-worker-1")])
+    apply(r, plan, job)
+    assert r.kube.log()[1:] == ["PATCH trainingjobs/status mnist", "POST pods mnist-worker-1"]
 
 
 def test_a_failed_job_deletion_fails_the_apply() -> None:

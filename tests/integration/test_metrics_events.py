@@ -6,7 +6,7 @@ Its own module so that the counters checked here see only this module's jobs.
 from __future__ import annotations
 
 import pytest
-from operator_harness import Cluster, Operator, training_job
+from operator_harness import Cluster, Operator, condition, training_job
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_metrics_count_each_transition_once(cluster: Cluster, operator: Operator
     assert sample(operator, "elastrain_workqueue_depth") >= 0
 
 
-def test_refused_pod_creates_become_aggregated_events_and_metrics(
+def test_refused_pod_creates_become_aggregated_events_and_metrics_then_fail_the_job(
     cluster: Cluster, operator: Operator, ns: str
 ) -> None:
     # An init container whose name is no DNS label passes the CRD and the operator's parser
@@ -54,3 +54,14 @@ def test_refused_pod_creates_become_aggregated_events_and_metrics(
     assert sample(operator, "elastrain_pod_create_failures_total", **labels) >= 2
     assert sample(operator, "elastrain_reconcile_errors_total", error="Invalid") >= 2
     assert not cluster.pods(ns, "refused")
+
+    # The same template would be refused forever: after 3 tries the job fails, saying why in
+    # the server's words, and the operator stops trying.
+    job_now = cluster.wait_phase(ns, "refused", "Failed", operator=operator)
+    failed = condition(job_now, "Failed")
+    assert failed is not None and failed["reason"] == "CreateRejected"
+    assert "refused-worker-0" in failed["message"] and "Bad_Init" in failed["message"]
+    tries = sample(operator, "elastrain_pod_create_failures_total", **labels)
+    assert tries == 3
+    assert any(e["reason"] == "CreateRejected" for e in cluster.events(ns, "refused"))
+    assert sample(operator, "elastrain_jobs_failed_total", namespace=ns, reason="CreateRejected")

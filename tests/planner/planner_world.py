@@ -14,7 +14,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elastrain.planner.model import Observed, Plan, TrainerSample
+from elastrain.planner.model import Observed, Plan, Rejection, TrainerSample
 from elastrain.planner.plan import plan
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -70,6 +70,10 @@ class World:
         # The trainer's newest metrics reading, and the operator's --stall-after.
         self.sample: TrainerSample | None = None
         self.stall_after: float | None = None
+        # Child names whose creates the API server refuses as invalid, with its message; the
+        # last refusal goes into the next observation, as the reconciler reports it.
+        self.refuse: dict[str, str] = {}
+        self.rejected: Rejection | None = None
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -82,10 +86,13 @@ class World:
             pod_group_crd_available=self.crd,
             sample=self.sample,
             stall_after_seconds=self.stall_after,
+            rejected=self.rejected,
         )
 
     def plan(self) -> Plan:
-        return plan(copy.deepcopy(self.job), self.observed())
+        observed = self.observed()
+        self.rejected = None  # reported once
+        return plan(copy.deepcopy(self.job), observed)
 
     def apply(self, p: Plan, *, finish: bool = True) -> Plan:
         if p.status is not None:
@@ -103,6 +110,9 @@ class World:
         for obj in p.creates:
             store = self._store(obj["kind"])
             name = obj["metadata"]["name"]
+            if name in self.refuse:
+                self.rejected = Rejection(obj["kind"], name, self.refuse[name])
+                continue
             if name in store:
                 continue
             obj = copy.deepcopy(obj)

@@ -30,6 +30,11 @@ from elastrain.metrics.registry import Metrics
 
 log = logging.getLogger(__name__)
 
+# How long a status write that only changes pod counts or condition messages may wait for the
+# next one (``Reconciler``): long enough to fold a job's pods starting or finishing into one
+# write, short enough that `kubectl get` never looks behind.
+STATUS_HOLD_SECONDS = 2.0
+
 
 @dataclass
 class Runtime:
@@ -104,6 +109,7 @@ def start(config: OperatorConfig, store: Store, kube: Kube | None = None) -> Run
         expectations,
         progress=progress.sample if progress is not None else None,
         stall_after=config.stall_after or None,
+        status_hold=STATUS_HOLD_SECONDS,
     )
     workers = Workers(queue, reconciler, recorder, metrics, config.workers)
     workers.start()

@@ -28,9 +28,15 @@ class _Pending:
     creates: set[Child] = field(default_factory=set)
     deletes: dict[Child, str | None] = field(default_factory=dict)  # -> uid being deleted
     stale_version: str | None = None  # the job resourceVersion our status write replaces
+    job_deleted: bool = False  # we deleted the job itself (TTL): wait for its deletion event
 
     def empty(self) -> bool:
-        return not self.creates and not self.deletes and self.stale_version is None
+        return (
+            not self.creates
+            and not self.deletes
+            and self.stale_version is None
+            and not self.job_deleted
+        )
 
 
 class Expectations:
@@ -61,6 +67,11 @@ class Expectations:
         if new:
             self._entry(key).deletes.update(new)
 
+    def expect_job_deletion(self, key: JobKey) -> None:
+        """We deleted the job: its children's deletion events would otherwise re-plan it from
+        the index's last copy and write a status to an object that is gone (404)."""
+        self._entry(key).job_deleted = True
+
     def lower(self, key: JobKey, child: Child | None = None, *, status: bool = False) -> None:
         """A write failed or had nothing to do: stop waiting for its event."""
         entry = self._pending.get(key)
@@ -73,11 +84,19 @@ class Expectations:
             entry.deletes.pop(child, None)
         self._drop_if_empty(key, entry)
 
-    def observe_job(self, key: JobKey, resource_version: str | None) -> None:
+    def observe_job(
+        self, key: JobKey, resource_version: str | None, *, terminating: bool = False
+    ) -> None:
+        """A job event (not DELETED, which forgets the key). A job held by someone's finalizer
+        shows up terminating rather than deleted: it may be reconciled again."""
         entry = self._pending.get(key)
-        if entry is not None and entry.stale_version not in (None, resource_version):
+        if entry is None:
+            return
+        if entry.stale_version not in (None, resource_version):
             entry.stale_version = None
-            self._drop_if_empty(key, entry)
+        if terminating:
+            entry.job_deleted = False
+        self._drop_if_empty(key, entry)
 
     def observe_child(self, key: JobKey, kind: str, body: dict[str, Any], deleted: bool) -> None:
         entry = self._pending.get(key)
@@ -113,7 +132,7 @@ class Expectations:
             return "nothing"
         return (
             f"creates={sorted(entry.creates)} deletes={sorted(entry.deletes)} "
-            f"status-after-version={entry.stale_version}"
+            f"status-after-version={entry.stale_version} job-deleted={entry.job_deleted}"
         )
 
     def _drop_if_empty(self, key: JobKey, entry: _Pending) -> None:

@@ -94,7 +94,11 @@ async def job_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_:
         rt.metrics.set_job_phase(key, None)
         rt.expectations.forget(key)
     else:
-        rt.expectations.observe_job(key, body.meta.get("resourceVersion"))
+        rt.expectations.observe_job(
+            key,
+            body.meta.get("resourceVersion"),
+            terminating=bool(body.meta.get("deletionTimestamp")),
+        )
         rt.metrics.set_job_phase(key, (body.get("status") or {}).get("phase") or "New")
     rt.queue.add(key)
 

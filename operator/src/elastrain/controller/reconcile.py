@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,15 @@ from elastrain.kube.discovery import CrdProbe
 from elastrain.kube.events import EventRecorder, InvolvedObject
 from elastrain.metrics.registry import Metrics
 from elastrain.planner import plan
-from elastrain.planner.model import Delete, Observed, Plan, TrainerSample, Transition
+from elastrain.planner.model import (
+    Delete,
+    Observed,
+    Plan,
+    Rejection,
+    TrainerSample,
+    Transition,
+)
+from elastrain.planner.status import only_counts_changed
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +73,17 @@ class ApplyFailed(Exception):
 
 
 class Reconciler:
-    """Observes, plans (:func:`elastrain.planner.plan`) and applies; shared by all workers
-    (it holds no per-job state). ``pod_groups`` answers whether the PodGroup CRD is served;
-    ``progress`` gives a job's newest trainer reading (``controller.monitor``)."""
+    """Observes, plans (:func:`elastrain.planner.plan`) and applies; shared by all workers.
+    ``pod_groups`` answers whether the PodGroup CRD is served; ``progress`` gives a job's newest
+    trainer reading (``controller.monitor``).
+
+    ``status_hold`` (seconds, 0 for none) delays a status write that only changes pod counts or
+    condition messages, and nothing else of the plan: while a job's pods start or finish, each
+    phase change of a pod would otherwise be its own write and watch event; any other write
+    carries the held one along. Its per-job state is only that moment, and the last child
+    create the API server refused as invalid, which the next plan counts
+    (``planner.rejections``).
+    """
 
     def __init__(
         self,
@@ -79,8 +96,15 @@ class Reconciler:
         *,
         progress: Callable[[JobKey], TrainerSample | None] | None = None,
         stall_after: float | None = None,
+        status_hold: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kube = kube
+        self._status_hold = status_hold
+        self._clock = clock
+        self._held: dict[JobKey, float] = {}  # key -> when a count-only status was first held
+        # key -> the last child create refused as invalid, for the next plan to count.
+        self._rejected: dict[JobKey, Rejection] = {}
         self._progress = progress
         self._stall_after = stall_after
         self.store = store
@@ -98,6 +122,7 @@ class Reconciler:
             pod_group_crd_available=await self._pod_groups.served(),
             sample=self._progress(key) if self._progress is not None else None,
             stall_after_seconds=self._stall_after,
+            rejected=self._rejected.pop(key, None),
         )
 
     async def reconcile(self, key: JobKey) -> Outcome:
@@ -105,6 +130,8 @@ class Reconciler:
         job = self.store.job(key)
         if job is None:
             self._expectations.forget(key)
+            self._held.pop(key, None)
+            self._rejected.pop(key, None)
             return Outcome(gone=True)
         wait = self._expectations.unmet(key)
         if wait is not None:
@@ -119,6 +146,10 @@ class Reconciler:
         namespace, name = meta["namespace"], meta["name"]
         key = (namespace, name)
         if plan.status is not None:
+            hold = self._hold(key, job, plan)
+            if hold is not None:
+                after = hold if plan.requeue_after is None else min(hold, plan.requeue_after)
+                return Outcome(requeue_after=after)
             stop = await self._write_status(key, job, plan.status, plan.transitions)
             if stop is not None:
                 return stop
@@ -134,14 +165,36 @@ class Reconciler:
             await self._recorder.record(involved, event.type, event.reason, event.message)
         if plan.delete_job:
             try:
-                await resources.delete(
+                if await resources.delete(
                     self._kube, TRAINING_JOB.kind, namespace, name, meta.get("uid")
-                )
+                ):
+                    self._expectations.expect_job_deletion(key)
             except errors.ApiError as exc:
                 failures.append(exc)
         if failures:
             raise ApplyFailed(failures)
         return Outcome(requeue_after=plan.requeue_after)
+
+    def _hold(self, key: JobKey, job: dict[str, Any], plan: Plan) -> float | None:
+        """Seconds to hold ``plan``'s status back, or None to write it now."""
+        if (
+            self._status_hold <= 0
+            or plan.status is None
+            or plan.transitions
+            or plan.creates
+            or plan.deletes
+            or plan.events
+            or plan.delete_job
+            or not only_counts_changed(job.get("status") or {}, plan.status)
+        ):
+            self._held.pop(key, None)
+            return None
+        now = self._clock()
+        left = self._held.setdefault(key, now) + self._status_hold - now
+        if left <= 0:
+            self._held.pop(key, None)
+            return None
+        return left
 
     async def _write_status(
         self, key: JobKey, job: dict[str, Any], status: JobStatus, transitions: list[Transition]
@@ -217,6 +270,8 @@ class Reconciler:
         except errors.ApiError as exc:
             self._expectations.lower(key, child)
             failures.append(exc)
+            if isinstance(exc, errors.Invalid):
+                self._rejected[key] = Rejection(kind, child[1], exc.message)
             if kind == "Pod":
                 self._metrics.pod_create_failures.labels(namespace, type(exc).__name__).inc()
             await self._recorder.record(

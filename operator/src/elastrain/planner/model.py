@@ -67,6 +67,18 @@ class Observed:
     sample: TrainerSample | None = None
     # A Running job with no new training step for this long is Stalled; None: never.
     stall_after_seconds: float | None = None
+    # The API server refused to create one of the job's children as invalid (422) since the
+    # last reconcile: the same template would be refused again, so it counts toward failing.
+    rejected: Rejection | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A child create the API server refused as invalid: which child, and the server's words."""
+
+    kind: str
+    name: str
+    message: str
 
 
 @dataclass(frozen=True)

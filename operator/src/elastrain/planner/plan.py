@@ -27,7 +27,7 @@ from elastrain.api.errors import FieldError, SpecInvalid
 from elastrain.api.job_status import JobStatus
 from elastrain.api.parse import parse_training_job
 from elastrain.api.types import ConditionType, TrainingJob
-from elastrain.planner import active, finish, status, suspend
+from elastrain.planner import active, finish, rejections, status, suspend
 from elastrain.planner.model import Event, Observed, Plan
 from elastrain.planner.restarts import account
 from elastrain.planner.state import State
@@ -93,7 +93,7 @@ def plan_job(job: TrainingJob, observed: Observed) -> Plan:
     counting = account(job, state.pods.pods, state.tracking, state.now, state.restart_count())
     state.added_restarts = counting.restarts_by_role
     state.events.extend(counting.events)
-    ending = finish.finish_reason(state, counting.fatal)
+    ending = finish.finish_reason(state, counting.fatal or rejections.account(state))
     if ending is not None:
         return finish.finish(state, ending)
     if job.spec.run_policy.suspend:

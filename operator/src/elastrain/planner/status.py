@@ -8,6 +8,7 @@ re-planning an unchanged world writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -228,3 +229,28 @@ def plural(n: int, noun: str) -> str:
 
 def _counts(counts: dict[str, int]) -> str:
     return ",".join(f"{role}={n}" for role, n in sorted(counts.items()))
+
+
+# What a status write may hold back (``controller.reconcile``): fields that only count or
+# describe, never decide. A pod's phase change rewrites the role counts and the phase
+# condition's message ("3/5 pods running"); five pods starting would be five writes.
+_COUNT_FIELDS = ("replicaStatuses",)
+_DESCRIPTIVE_CONDITION_FIELDS = ("message", "lastUpdateTime")
+
+
+def only_counts_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True when ``new`` differs from ``old`` only in pod counts and condition messages.
+
+    Such a status can wait a moment and go out with the next one: no phase, reason, restart
+    count, timestamp of a transition or tracking entry changes, so no decision depends on it.
+    """
+
+    def essential(status: Mapping[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in status.items() if k not in _COUNT_FIELDS}
+        kept["conditions"] = [
+            {k: v for k, v in cond.items() if k not in _DESCRIPTIVE_CONDITION_FIELDS}
+            for cond in status.get("conditions") or []
+        ]
+        return kept
+
+    return dict(old) != dict(new) and essential(old) == essential(new)
