@@ -54,6 +54,28 @@ def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 
         time.sleep(interval)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (children first), from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses; split after the last.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    queue = list(children.get(pid, []))
+    while queue:
+        child = queue.pop(0)
+        found.append(child)
+        queue.extend(children.get(child, []))
+    return found
+
+
 class Proc:
     """A subprocess whose stdout+stderr go to a file the test can poll."""
 
@@ -85,10 +107,17 @@ class Proc:
             self._fh.close()
 
     def kill(self) -> None:
-        """Kill the whole process group we started (torchrun and its workers)."""
+        """Kill every process we started: torchrun and its workers, which torch starts in
+        sessions of their own (``start_new_session``), so that killing our process group alone
+        would orphan them, training on forever. The tree is read before anything dies (an
+        orphan is re-parented and can no longer be found from here)."""
         if self.popen.poll() is None:
+            tree = descendants(self.popen.pid)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.popen.wait(timeout=30)
         self._fh.close()
 
