@@ -48,6 +48,21 @@ from elastrain_trainer.task import Task, TaskContext, TaskFactory, build_task
 log = logging.getLogger(__name__)
 
 
+# How often the ranks agree on loss and stopping: about once a second. A tiny model's step
+# takes a millisecond, and one more allreduce per step would double it; a large model's step
+# takes seconds, and then every step syncs. A SIGTERM is acted on within about this long.
+SYNC_INTERVAL_S = 1.0
+MAX_SYNC_GAP = 1000
+
+
+def _sync_gap(step_seconds: float) -> int:
+    """Steps until the next sync, from the ranks' mean step time (the same on every rank, since
+    it comes out of the allreduce: the ranks never disagree on which step syncs)."""
+    if step_seconds <= 0:
+        return MAX_SYNC_GAP
+    return max(1, min(MAX_SYNC_GAP, int(SYNC_INTERVAL_S / step_seconds)))
+
+
 @dataclass
 class Position:
     """Where training stands; what a checkpoint must restore besides model and optimizer."""
@@ -261,37 +276,56 @@ class _Trainer:
         pos = self.position
         self.progress = Progress(config.steps, config.log_every, chief=self.rank == 0)
         stats_device = self._collective_device() if self.distributed else torch.device("cpu")
+        # The ranks agree on the loss and on stopping at sync steps only (see `_sync_gap`):
+        # the first step, then about every SYNC_INTERVAL_S, every checkpoint and the last step.
+        next_sync = pos.step + 1
+        window_started, window_steps = time.monotonic(), 0
+        loss = float("nan")
         while pos.step < config.steps:
             if pos.batch >= sampler.batches_per_epoch:
                 pos.epoch += 1
                 pos.batch = 0
             sampler.set_epoch(pos.epoch)
-            inputs, targets = fetch(
-                self.task.dataset, sampler.batch_indices(pos.batch), self.device
-            )
+            inputs, targets = fetch(self.task.dataset, sampler.batch_tensor(pos.batch), self.device)
             self.optimizer.zero_grad(set_to_none=True)
             loss_sum = self._forward_backward(model, ddp, inputs, targets)
             self.optimizer.step()
             pos.step += 1
             pos.batch += 1
-            stats = torch.tensor(
-                [loss_sum, 1.0 if stop.requested else 0.0], dtype=torch.float64, device=stats_device
-            )
-            if self.distributed:
-                # One small allreduce: the global loss for the log, and agreement on stopping
-                # (a rank that stops alone would leave the others hanging in the next allreduce).
-                dist.all_reduce(stats)
-            loss = float(stats[0]) / config.batch_size
-            stopping = bool(stats[1] > 0)
-            if self.first_loss is None:
-                self.first_loss = loss
-            self.progress.record(pos.step, loss, config.batch_size, self.world, pos.epoch)
-            self.metrics.step.set(pos.step)
-            self.metrics.epoch.set(pos.epoch)
-            self.metrics.loss.set(loss)
-            self.metrics.samples_per_second.set(self.progress.samples_per_second())
+            window_steps += 1
             every = config.checkpoint_every
-            if stopping or pos.step == config.steps or (every and pos.step % every == 0):
+            checkpoint_due = pos.step == config.steps or bool(every and pos.step % every == 0)
+            stopping = False
+            if pos.step >= next_sync or checkpoint_due:
+                elapsed = time.monotonic() - window_started
+                stats = torch.stack(
+                    [
+                        loss_sum.detach().to(stats_device, torch.float64),
+                        torch.tensor(1.0 if stop.requested else 0.0, dtype=torch.float64,
+                                     device=stats_device),
+                        torch.tensor(elapsed / window_steps, dtype=torch.float64,
+                                     device=stats_device),
+                    ]
+                )  # fmt: skip
+                if self.distributed:
+                    # One small allreduce: the global loss of this step, agreement on stopping
+                    # (a rank that stops alone would leave the others hanging in the next
+                    # allreduce) and the mean step time, which sets the next sync step.
+                    dist.all_reduce(stats)
+                loss = float(stats[0]) / config.batch_size
+                stopping = bool(stats[1] > 0)
+                next_sync = pos.step + _sync_gap(float(stats[2]) / self.world)
+                window_started, window_steps = time.monotonic(), 0
+                if self.first_loss is None:
+                    self.first_loss = loss
+                # The gauges move at sync steps, together on every rank: a scrape never sees
+                # one rank's step with another step's loss, and a tiny model's step pays nothing.
+                self.metrics.loss.set(loss)
+                self.metrics.step.set(pos.step)
+                self.metrics.epoch.set(pos.epoch)
+                self.metrics.samples_per_second.set(self.progress.samples_per_second())
+            self.progress.record(pos.step, loss, config.batch_size, self.world, pos.epoch)
+            if stopping or checkpoint_due:
                 self._save()
             if stopping:
                 if self.distributed:
@@ -307,23 +341,35 @@ class _Trainer:
         ddp: DistributedDataParallel | None,
         inputs: torch.Tensor,
         targets: torch.Tensor,
-    ) -> float:
+    ) -> torch.Tensor:
         """Backward of this rank's share, weighted to make the DDP mean the global-batch mean;
-        returns the sum of per-sample losses (for logging)."""
+        returns the sum of per-sample losses (for logging), as a tensor: reading it would make
+        a GPU wait for the step on every step, and only sync steps read it."""
         count = len(targets)
         micro = self.config.micro_batch or count
-        starts = list(range(0, count, micro))
-        total = 0.0
-        for i, start in enumerate(starts):
-            x, y = inputs[start : start + micro], targets[start : start + micro]
-            last = i == len(starts) - 1
+        if micro >= count:  # one micro-batch: the whole share, without slicing it
+            chunks = [(inputs, targets)]
+        else:
+            chunks = [
+                (inputs[start : start + micro], targets[start : start + micro])
+                for start in range(0, count, micro)
+            ]
+        total: torch.Tensor | None = None
+        for i, (x, y) in enumerate(chunks):
+            last = i == len(chunks) - 1
             sync = contextlib.nullcontext() if (last or ddp is None) else ddp.no_sync()
             with sync:
                 with autocast(self.config.amp, self.device):
                     loss = self.task.loss_fn(model(x), y)
                 weight = len(y) * self.world / self.config.batch_size
-                (loss.float() * weight).backward()
-            total += float(loss.detach()) * len(y)
+                # Equal shares weigh exactly 1: no extra op per step then (a tiny model's step
+                # is a millisecond, and every op counts against plain DDP).
+                scaled = loss.float() if weight == 1.0 else loss.float() * weight
+                scaled.backward()
+            part = loss.detach() * len(y)
+            total = part if total is None else total + part
+        if total is None:  # the sampler never gives a rank an empty share
+            raise UsageError("empty batch")
         return total
 
     def _finish(self, stopped: bool) -> int:

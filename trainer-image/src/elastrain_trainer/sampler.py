@@ -74,12 +74,16 @@ class ElasticDistributedSampler(DistributedSampler[int]):
 
     def batch_indices(self, batch: int) -> list[int]:
         """This rank's slice of global batch `batch` of the current epoch."""
+        return self.batch_tensor(batch).tolist()
+
+    def batch_tensor(self, batch: int) -> torch.Tensor:
+        """`batch_indices` as a tensor view: the training loop indexes with it directly."""
         if self._perm_epoch != self.epoch:
             self._perm = epoch_permutation(self.num_samples_total, self.seed, self.epoch)
             self._perm_epoch = self.epoch
         offset, count = rank_share(self.global_batch, self.num_replicas, self.rank)
         start = batch * self.global_batch + offset
-        return self._perm[start : start + count].tolist()
+        return self._perm[start : start + count]
 
     def __iter__(self) -> Iterator[list[int]]:  # type: ignore[override]
         for batch in range(self.start_batch, self.batches_per_epoch):
