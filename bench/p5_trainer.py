@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import itertools
 import json
 import os
@@ -424,7 +425,8 @@ class Watch:
             try:
                 with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT) as response:
                     text = response.read().decode()
-            except (OSError, urllib.error.URLError):
+            except (OSError, http.client.HTTPException):
+                # Down, refused, or cut off mid-answer by a trainer that is restarting.
                 continue
             found.extend(parse_readings(pod["metadata"]["name"], text))
         self.last = found
@@ -596,9 +598,10 @@ def _measure_job(cluster: Any, operator: Any, kind: str) -> dict[str, Any]:
     for key, phase in phases:
         try:
             out.update(phase())
-        except Unmeasured as exc:
-            out[key], out[f"{key}_why"] = None, str(exc)
-            log(f"{key}: not measured: {str(exc)[:300]}")
+        except Exception as exc:  # one phase's failure keeps the figures of the others
+            why = str(exc) if isinstance(exc, Unmeasured) else f"{type(exc).__name__}: {exc}"
+            out[key], out[f"{key}_why"] = None, why
+            log(f"{key}: not measured: {why[:300]}")
     if operator.proc.poll() is not None:
         out["operator_exit"] = operator.proc.returncode
     return out
