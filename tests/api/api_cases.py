@@ -262,6 +262,11 @@ BAD: list[Bad] = [
         _set("spec.elasticPolicy", {**ELASTIC, "rdzvPort": 70000}),
     ),
     bad(
+        "elastic-last-call-negative",
+        "spec.elasticPolicy.lastCallTimeoutSeconds",
+        _set("spec.elasticPolicy", {**ELASTIC, "lastCallTimeoutSeconds": -1}),
+    ),
+    bad(
         "elastic-no-max",
         "spec.elasticPolicy.maxReplicas",
         _set("spec.elasticPolicy", {"minReplicas": 1}),

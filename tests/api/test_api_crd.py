@@ -108,6 +108,7 @@ def test_enums_and_defaults_match_types() -> None:
     assert elastic["rdzvBackend"]["default"] == d_elastic.rdzv_backend
     assert elastic["rdzvPort"]["default"] == d_elastic.rdzv_port == c.DEFAULT_RDZV_PORT
     assert elastic["maxRestarts"]["default"] == d_elastic.max_restarts
+    assert elastic["lastCallTimeoutSeconds"]["default"] == d_elastic.last_call_timeout_seconds
     run = props["runPolicy"]["properties"]
     d_run = RunPolicy()
     assert run["backoffLimit"]["default"] == d_run.backoff_limit

@@ -58,7 +58,13 @@ def test_elastic_uses_min_max_nnodes_and_leaves_world_size_to_torchrun() -> None
     w = envs(job)["mnist-worker-2"]
     assert w["PET_NNODES"] == "2:6"
     assert w["PET_MAX_RESTARTS"] == "5"
+    assert w["PET_RDZV_CONF"] == "last_call_timeout=5"
     assert "WORLD_SIZE" not in w and "RANK" not in w
+    policy = {"minReplicas": 2, "maxReplicas": 6, "lastCallTimeoutSeconds": 0}
+    assert envs(make_job(workers=3, elasticPolicy=policy))["mnist-worker-0"]["PET_RDZV_CONF"] == (
+        "last_call_timeout=0"
+    )
+    assert "PET_RDZV_CONF" not in envs(make_job(workers=2))["mnist-worker-0"]
 
 
 def test_evaluator_in_ddp_job_only_learns_the_master() -> None:

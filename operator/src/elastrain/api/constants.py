@@ -64,6 +64,11 @@ NPROC_AUTO: Final = "auto"
 # Upper bounds that keep arithmetic on user values sane (a day of backoff is already absurd).
 MAX_BACKOFF_SECONDS: Final = 86400
 MAX_BACKOFF_LIMIT: Final = 1000
+# elasticPolicy.lastCallTimeoutSeconds: how long c10d waits for more nodes once minReplicas
+# joined. torch's own default is 30 s, paid again on every re-rendezvous below maxReplicas;
+# the operator creates a job's pods together, so its workers join within seconds.
+DEFAULT_LAST_CALL_TIMEOUT_S: Final = 5
+MAX_LAST_CALL_TIMEOUT_S: Final = 3600
 MAX_GPUS_PER_REPLICA: Final = 64
 # A Kubernetes job name that every child name builds on: a DNS-1035 label (Services need one).
 JOB_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"

@@ -174,7 +174,14 @@ def _parse_replica_spec(
     return ReplicaSpec(replicas=replicas, restart_policy=policy, template=dict(template), gpus=gpus)
 
 
-_ELASTIC_FIELDS = ("minReplicas", "maxReplicas", "rdzvBackend", "rdzvPort", "maxRestarts")
+_ELASTIC_FIELDS = (
+    "minReplicas",
+    "maxReplicas",
+    "rdzvBackend",
+    "rdzvPort",
+    "maxRestarts",
+    "lastCallTimeoutSeconds",
+)
 
 
 def _parse_elastic(errors: list[FieldError], raw: Mapping[str, Any] | None) -> ElasticPolicy | None:
@@ -188,14 +195,20 @@ def _parse_elastic(errors: list[FieldError], raw: Mapping[str, Any] | None) -> E
         r.error("rdzvBackend", f"must be one of {', '.join(c.RDZV_BACKENDS)}, got {backend!r}")
     port = r.int_("rdzvPort", default=c.DEFAULT_RDZV_PORT, minimum=1, maximum=65535)
     restarts = r.int_("maxRestarts", default=3, minimum=0, maximum=c.MAX_BACKOFF_LIMIT)
+    last_call = r.int_(
+        "lastCallTimeoutSeconds",
+        default=c.DEFAULT_LAST_CALL_TIMEOUT_S,
+        minimum=0,
+        maximum=c.MAX_LAST_CALL_TIMEOUT_S,
+    )
     if lo is not None and hi is not None and lo > hi:
         r.error("minReplicas", f"{m.ELASTIC_MIN_ABOVE_MAX} ({lo} > {hi})")
         return None
-    if lo is None or hi is None or port is None or restarts is None:
+    if lo is None or hi is None or port is None or restarts is None or last_call is None:
         return None
     if backend not in c.RDZV_BACKENDS:
         return None
-    return ElasticPolicy(lo, hi, str(backend), port, restarts)
+    return ElasticPolicy(lo, hi, str(backend), port, restarts, last_call)
 
 
 _RUN_FIELDS = (

@@ -137,6 +137,13 @@ def _elastic_policy() -> Schema:
                 maximum=c.MAX_BACKOFF_LIMIT,
                 default=d.max_restarts,
             ),
+            "lastCallTimeoutSeconds": integer(
+                "Seconds the c10d rendezvous waits for more workers once minReplicas joined, "
+                "on every (re-)rendezvous below maxReplicas (torch's own default: 30).",
+                minimum=0,
+                maximum=c.MAX_LAST_CALL_TIMEOUT_S,
+                default=d.last_call_timeout_seconds,
+            ),
         },
         required=["minReplicas", "maxReplicas"],
         rules=[

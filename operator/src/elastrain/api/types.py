@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from elastrain.api import constants as c
+
 
 class RestartPolicy(StrEnum):
     """What happens when a replica's pod fails (see the README's restart semantics)."""
@@ -77,6 +79,7 @@ class ElasticPolicy:
     rdzv_backend: str = "c10d"
     rdzv_port: int = 29400
     max_restarts: int = 3
+    last_call_timeout_seconds: int = c.DEFAULT_LAST_CALL_TIMEOUT_S
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,10 @@ def _ddp_values(job: TrainingJob, role: str, index: int) -> dict[str, str]:
             "PET_MAX_RESTARTS": str(elastic.max_restarts if elastic else 0),
         }
     )
-    if elastic is None:
+    if elastic is not None:
+        # A user's own PET_RDZV_CONF in the container wins (``inject`` skips taken names).
+        values["PET_RDZV_CONF"] = f"last_call_timeout={elastic.last_call_timeout_seconds}"
+    else:
         # Elastic jobs get these from torchrun per rendezvous round; a pod-level value would
         # go stale on the first scale.
         values["WORLD_SIZE"] = str(_world_size(job))
