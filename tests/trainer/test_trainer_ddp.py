@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -68,6 +69,9 @@ def _compression_rank(rank: int, port: int, out: str) -> None:
             loss = float(task.loss_fn(task.model(inputs), targets))
         results[kind] = {"loss": loss, "params": task.model.state_dict()}
     torch.save(results, Path(out) / f"rank{rank}.pt")
+    # Rank 0 hosts the TCPStore: leaving before rank 1 is done with the group aborts rank 1.
+    dist.barrier()
+    gc.collect()
     dist.destroy_process_group()
 
 

@@ -88,11 +88,12 @@ def run_ddp(config: TrainConfig, factory: TaskFactory, env: DistEnv) -> int:
             dist.barrier()
         return code
     finally:
+        # DDP's reducer sits in reference cycles that keep the process group alive; left to
+        # interpreter shutdown, gloo's threads are torn down unjoined and the process aborts
+        # ("terminate called without an active exception"). Collect it here, also when the
+        # caller owns the group and destroys it later.
+        gc.collect()
         if owns_group:
-            # DDP's reducer sits in reference cycles that keep the process group alive; left to
-            # interpreter shutdown, gloo's threads are torn down unjoined and the process aborts
-            # ("terminate called without an active exception"). Collect before destroying.
-            gc.collect()
             dist.destroy_process_group()
 
 
@@ -276,8 +277,9 @@ class _Trainer:
         pos = self.position
         self.progress = Progress(config.steps, config.log_every, chief=self.rank == 0)
         stats_device = self._collective_device() if self.distributed else torch.device("cpu")
-        # The ranks agree on the loss and on stopping at sync steps only (see `_sync_gap`):
-        # the first step, then about every SYNC_INTERVAL_S, every checkpoint and the last step.
+        # The ranks agree on the loss and on stopping at sync steps only (see `_sync_gap`): the
+        # first step, then about every SYNC_INTERVAL_S, every checkpoint, every progress line
+        # and the last step.
         next_sync = pos.step + 1
         window_started, window_steps = time.monotonic(), 0
         loss = float("nan")
@@ -295,8 +297,10 @@ class _Trainer:
             window_steps += 1
             every = config.checkpoint_every
             checkpoint_due = pos.step == config.steps or bool(every and pos.step % every == 0)
+            # A progress line reports the loss of its own step, so log steps sync too.
+            log_due = pos.step % config.log_every == 0
             stopping = False
-            if pos.step >= next_sync or checkpoint_due:
+            if pos.step >= next_sync or checkpoint_due or log_due:
                 elapsed = time.monotonic() - window_started
                 stats = torch.stack(
                     [
