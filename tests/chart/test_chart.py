@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import functools
 import json
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from elastrain.controller import cli
+from elastrain.controller.config import OperatorConfig
 from elastrain_dev import validate_chart
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,7 +105,7 @@ def test_default_install_is_cluster_wide() -> None:
         "--metrics-port=8080",
         "--health-port=8081",
         "--log-format=json",
-        "--workers=4",
+        "--workers=16",
         "--progress-interval=15",
         "--stall-after=600",
     ]
@@ -288,6 +290,28 @@ def test_rendered_args_parse_with_the_operator_cli(values: Obj) -> None:
     assert config.peering == ("elastrain" if values.get("peering") else None)
     assert (config.metrics_port, config.health_port) == (8080, 8081)
     assert config.log_format == "json"
+
+
+def test_the_chart_defaults_are_the_operators_own() -> None:
+    """A chart installed with default values runs the operator as its own defaults would."""
+    container = operator_container(render())
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    from_chart = cli.config_from_args(parser.parse_args(container["args"]))
+    from_flags = cli.config_from_args(parser.parse_args([]))
+    assert from_flags == OperatorConfig()
+    assert from_chart == dataclasses.replace(OperatorConfig(), log_format="json")
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_the_operator_refuses_fewer_than_one_worker(
+    workers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args([f"--workers={workers}"])
+    assert "--workers: must be at least 1" in capsys.readouterr().err
 
 
 def test_service_monitor() -> None:

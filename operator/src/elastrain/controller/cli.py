@@ -17,6 +17,9 @@ import prometheus_client
 from elastrain.controller.config import OperatorConfig
 from elastrain.kube.client import DEFAULT_BURST, DEFAULT_QPS
 
+# The flags' defaults are OperatorConfig's: one place for each.
+_DEFAULTS = OperatorConfig()
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the flags (the Helm chart sets the namespaces, ports, log format, workers, peering,
@@ -28,9 +31,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NS",
         help="watch only this namespace (repeatable); absent: cluster-wide",
     )
-    parser.add_argument("--metrics-port", type=int, default=8080, help="0 disables /metrics")
     parser.add_argument(
-        "--health-port", type=int, default=8081, help="liveness at GET /healthz; 0 disables it"
+        "--metrics-port", type=int, default=_DEFAULTS.metrics_port, help="0 disables /metrics"
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=_DEFAULTS.health_port,
+        help="liveness at GET /healthz; 0 disables it",
     )
     parser.add_argument(
         "--peering",
@@ -46,7 +54,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=_DEFAULTS.workers,
+        help="jobs reconciled concurrently, >= 1",
+    )
     parser.add_argument(
         "--kube-qps", type=float, default=DEFAULT_QPS, help="client-side API rate limit"
     )
@@ -54,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress-interval",
         type=_non_negative,
-        default=15.0,
+        default=_DEFAULTS.progress_interval,
         metavar="SECONDS",
         help="read each running job's rank-0 trainer metrics this often into status.progress "
         "(at most one status write per job per interval); 0 disables",
@@ -62,7 +75,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stall-after",
         type=_non_negative,
-        default=600.0,
+        default=_DEFAULTS.stall_after,
         metavar="SECONDS",
         help="a Running job whose training step has not advanced for this long gets "
         "Stalled=True and a TrainingStalled Event; 0 disables",
@@ -93,7 +106,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         peering_priority=args.peering_priority,
         log_format=args.log_format,
         verbose=args.verbose,
-        workers=max(1, args.workers),
+        workers=args.workers,
         kube_qps=args.kube_qps,
         kube_burst=args.kube_burst,
         progress_interval=args.progress_interval,
