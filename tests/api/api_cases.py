@@ -267,6 +267,16 @@ BAD: list[Bad] = [
         _set("spec.elasticPolicy", {**ELASTIC, "lastCallTimeoutSeconds": -1}),
     ),
     bad(
+        "elastic-pending-timeout-zero",
+        "spec.elasticPolicy.pendingTimeoutSeconds",
+        _set("spec.elasticPolicy", {**ELASTIC, "pendingTimeoutSeconds": 0}),
+    ),
+    bad(
+        "elastic-pending-timeout-too-long",
+        "spec.elasticPolicy.pendingTimeoutSeconds",
+        _set("spec.elasticPolicy", {**ELASTIC, "pendingTimeoutSeconds": 604801}),
+    ),
+    bad(
         "elastic-no-max",
         "spec.elasticPolicy.maxReplicas",
         _set("spec.elasticPolicy", {"minReplicas": 1}),
@@ -434,6 +444,10 @@ GOOD: list[Good] = [
         ),
     ),
     good("elastic", _set("spec.elasticPolicy", ELASTIC)),
+    good(
+        "elastic-pending-timeout",
+        _set("spec.elasticPolicy", {**ELASTIC, "pendingTimeoutSeconds": 600}),
+    ),
     good("ps", _set("spec.replicaSpecs.ps", {"replicas": 2, "template": template()})),
     good(
         "elastic-with-zero-ps",

@@ -41,6 +41,9 @@ def test_replicas_default_to_one_and_elastic_defaults() -> None:
     elastic = job.spec.elastic_policy
     assert elastic is not None
     assert (elastic.rdzv_backend, elastic.rdzv_port, elastic.max_restarts) == ("c10d", 29400, 3)
+    assert elastic.pending_timeout_seconds is None  # never reported unless asked for
+    obj["spec"]["elasticPolicy"]["pendingTimeoutSeconds"] = 600
+    assert parse_training_job(obj).spec.elastic_policy.pending_timeout_seconds == 600  # type: ignore[union-attr]
 
 
 def test_full_spec_round_trips() -> None:

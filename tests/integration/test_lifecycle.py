@@ -268,3 +268,50 @@ def test_kubectl_scale_grows_and_shrinks_an_elastic_job(
     )
     job_after = cluster.wait_phase(ns, "elastic", "Running", operator=operator)
     assert job_after["status"]["restartCount"] == 0
+
+
+def test_elastic_workers_pending_past_their_timeout_are_reported_until_they_run(
+    cluster: Cluster, operator: Operator, ns: str
+) -> None:
+    # Every worker asks for a node label nobody has yet: all stay Pending (Unschedulable) and
+    # the job stays Created, as it would waiting for a cluster autoscaler's new node.
+    label = f"elastrain.dev/test-pending-{ns}"
+    job = training_job(
+        "pending",
+        "exec sleep 300",
+        workers=2,
+        node_selector={label: "yes"},
+        elasticPolicy={"minReplicas": 1, "maxReplicas": 2, "pendingTimeoutSeconds": 1},
+    )
+    cluster.apply(ns, job)
+
+    def reported() -> dict[str, object] | None:
+        cond = condition(cluster.job(ns, "pending"), "WorkersPending")
+        return cond if cond is not None and cond["status"] == "True" else None
+
+    cond = cluster.wait(reported, "WorkersPending=True")
+    assert cond["reason"] == "PendingTimeout"
+    assert "Unschedulable" in str(cond["message"])
+    assert "0 of 2 workers running" in str(cond["message"])
+    cluster.wait(
+        lambda: "WorkersPending" in {e["reason"] for e in cluster.events(ns, "pending")},
+        "a WorkersPending event",
+    )
+    assert cluster.job(ns, "pending")["status"]["phase"] == "Created"  # type: ignore[index]
+    # A node gets the label: the workers are scheduled, run, and the condition clears.
+    node = cluster.schedulable_node()["metadata"]["name"]
+    cluster.kubectl("label", "node", node, f"{label}=yes")
+    try:
+        cluster.wait_phase(ns, "pending", "Running", operator=operator)
+        cleared = cluster.wait(
+            lambda: (
+                (cond := condition(cluster.job(ns, "pending"), "WorkersPending")) is not None
+                and cond["status"] == "False"
+                and cond
+            ),
+            "WorkersPending=False",
+        )
+        assert cleared["reason"] == "WorkersScheduled"
+        assert cluster.job(ns, "pending")["status"]["restartCount"] == 0  # type: ignore[index]
+    finally:
+        cluster.kubectl("label", "node", node, f"{label}-")

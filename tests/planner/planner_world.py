@@ -117,6 +117,7 @@ class World:
                 continue
             obj = copy.deepcopy(obj)
             obj["metadata"]["uid"] = f"uid-{next(self._uids)}"
+            obj["metadata"]["creationTimestamp"] = self.ts()
             if obj["kind"] == "Pod":
                 obj["status"] = {"phase": "Pending"}
                 self.created_last.append(name)

@@ -49,6 +49,9 @@ METRICS_PORT_NAME: Final = "metrics"
 # The non-phase condition a job carries once it has reported progress: True while no training
 # step was seen for the operator's ``--stall-after``.
 CONDITION_STALLED: Final = "Stalled"
+# The non-phase condition of an elastic job with elasticPolicy.pendingTimeoutSeconds: True while
+# some of its workers have been Pending (created, not running) for longer than that.
+CONDITION_WORKERS_PENDING: Final = "WorkersPending"
 
 # Longest child suffix is "-evaluator-" plus up to 4 index digits; a pod name must be a DNS
 # label (<= 63), so the job name is capped at 63 - len("-evaluator-9999") = 48.
@@ -69,6 +72,9 @@ MAX_BACKOFF_LIMIT: Final = 1000
 # the operator creates a job's pods together, so its workers join within seconds.
 DEFAULT_LAST_CALL_TIMEOUT_S: Final = 5
 MAX_LAST_CALL_TIMEOUT_S: Final = 3600
+# elasticPolicy.pendingTimeoutSeconds: how long an elastic worker may stay Pending before the
+# job reports it (a cluster autoscaler adds a node in minutes; a week is a forgotten job).
+MAX_PENDING_TIMEOUT_S: Final = 604800
 MAX_GPUS_PER_REPLICA: Final = 64
 # A Kubernetes job name that every child name builds on: a DNS-1035 label (Services need one).
 JOB_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"

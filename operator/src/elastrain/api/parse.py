@@ -181,6 +181,7 @@ _ELASTIC_FIELDS = (
     "rdzvPort",
     "maxRestarts",
     "lastCallTimeoutSeconds",
+    "pendingTimeoutSeconds",
 )
 
 
@@ -201,6 +202,7 @@ def _parse_elastic(errors: list[FieldError], raw: Mapping[str, Any] | None) -> E
         minimum=0,
         maximum=c.MAX_LAST_CALL_TIMEOUT_S,
     )
+    pending = r.int_("pendingTimeoutSeconds", minimum=1, maximum=c.MAX_PENDING_TIMEOUT_S)
     if lo is not None and hi is not None and lo > hi:
         r.error("minReplicas", f"{m.ELASTIC_MIN_ABOVE_MAX} ({lo} > {hi})")
         return None
@@ -208,7 +210,7 @@ def _parse_elastic(errors: list[FieldError], raw: Mapping[str, Any] | None) -> E
         return None
     if backend not in c.RDZV_BACKENDS:
         return None
-    return ElasticPolicy(lo, hi, str(backend), port, restarts, last_call)
+    return ElasticPolicy(lo, hi, str(backend), port, restarts, last_call, pending)
 
 
 _RUN_FIELDS = (

@@ -144,6 +144,14 @@ def _elastic_policy() -> Schema:
                 maximum=c.MAX_LAST_CALL_TIMEOUT_S,
                 default=d.last_call_timeout_seconds,
             ),
+            "pendingTimeoutSeconds": integer(
+                "Seconds a worker may stay Pending (created, not running: unschedulable, "
+                "waiting for a node) before the job reports it with the WorkersPending "
+                "condition and a Warning Event. The job keeps running with the workers it has, "
+                "and a worker that gets scheduled later joins. Absent: never reported.",
+                minimum=1,
+                maximum=c.MAX_PENDING_TIMEOUT_S,
+            ),
         },
         required=["minReplicas", "maxReplicas"],
         rules=[

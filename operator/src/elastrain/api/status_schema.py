@@ -32,7 +32,8 @@ def _condition() -> Schema:
     time = "date-time"
     return obj(
         "A condition of the job: one phase (Created, Running, Restarting, Scaling, Suspended, "
-        "Succeeded, Failed) is True; Stalled is True while no training step was seen.",
+        "Succeeded, Failed) is True; Stalled is True while no training step was seen; "
+        "WorkersPending is True while elastic workers wait past pendingTimeoutSeconds.",
         {
             "type": string("Condition type."),
             "status": {

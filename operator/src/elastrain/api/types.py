@@ -80,6 +80,8 @@ class ElasticPolicy:
     rdzv_port: int = 29400
     max_restarts: int = 3
     last_call_timeout_seconds: int = c.DEFAULT_LAST_CALL_TIMEOUT_S
+    # Seconds a worker may stay Pending before the job reports it; None: never reported.
+    pending_timeout_seconds: int | None = None
 
 
 @dataclass(frozen=True)

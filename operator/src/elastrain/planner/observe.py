@@ -10,9 +10,11 @@ counted, deleted or adopted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from elastrain.api import constants as c
+from elastrain.api import timefmt
 from elastrain.api.ownership import owning_job
 
 # Pod phases (core/v1).
@@ -62,6 +64,8 @@ class PodView:
     reason: str | None
     # Why a pod that should be starting is not (unschedulable, image pull, crash loop...).
     waiting: str | None = None
+    # metadata.creationTimestamp: how long a Pending pod has waited.
+    created: datetime | None = None
 
     @property
     def live(self) -> bool:
@@ -190,6 +194,7 @@ def _view(
         exits=_exits(statuses),
         reason=reason if isinstance(reason, str) else None,
         waiting=_waiting(meta, phase, conditions, statuses),
+        created=timefmt.parse(meta.get("creationTimestamp")),
     )
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from elastrain.api import constants as c
 from elastrain.api import timefmt
 from elastrain.api.job_status import JobStatus
 from elastrain.api.types import ConditionType, TrainingJob
-from elastrain.planner import children, env, status, training
+from elastrain.planner import children, env, pending, status, training
 from elastrain.planner.model import Delete, Event, Observed, Plan, Transition
 from elastrain.planner.observe import PodObservation, PodView, observe_pods
 from elastrain.planner.progress import Progress
@@ -136,6 +137,18 @@ class State:
             self.transitions.append(stalled.transition)
         if stalled.recheck_at is not None:
             self.timers.append(stalled.recheck_at)
+        waiting = pending.workers_pending(
+            self.job,
+            self.pods.pods,
+            self.progress.up_count(c.ROLE_WORKER),
+            nxt["conditions"],
+            self.now,
+        )
+        nxt["conditions"] = waiting.conditions
+        if waiting.event is not None:
+            self.events.append(waiting.event)
+        if waiting.recheck_at is not None:
+            self.timers.append(waiting.recheck_at)
 
     # -- output ---------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from elastrain.api import constants as c
+from elastrain.api import timefmt
 from elastrain.api.job_status import JobCondition, RoleCounts
 from elastrain.api.types import ConditionType, TrainingJob
 from elastrain.planner import env
@@ -70,6 +71,40 @@ def had_condition(status: dict[str, Any], type_: str) -> bool:
     """Whether ``status`` holds a condition of ``type_``, True or not: the job was in that
     phase at some point (conditions are never removed, only flipped)."""
     return type_ in _by_type(status)
+
+
+def set_condition(
+    conditions: list[JobCondition],
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> list[JobCondition]:
+    """``conditions`` with the non-phase condition ``type_`` set. Unchanged when status, reason
+    and message are (re-planning an unchanged world writes nothing); ``lastTransitionTime``
+    kept while the status stays the same."""
+    stamp = timefmt.fmt(now)
+    message = clip(message)
+    current = next((x for x in conditions if x.get("type") == type_), None)
+    if current is not None and (
+        current.get("status"),
+        current.get("reason"),
+        current.get("message"),
+    ) == (status, reason, message):
+        return conditions
+    cond: JobCondition = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": stamp,
+        "lastUpdateTime": stamp,
+    }
+    if current is not None and current.get("status") == status:
+        cond["lastTransitionTime"] = current.get("lastTransitionTime", stamp)
+    others = [x for x in conditions if x.get("type") != type_]
+    return [*others, cond]
 
 
 def clip(message: str) -> str:

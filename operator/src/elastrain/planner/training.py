@@ -25,6 +25,7 @@ from elastrain.api import constants as c
 from elastrain.api import timefmt
 from elastrain.api.job_status import JobCondition, TrainingProgress
 from elastrain.api.types import ConditionType
+from elastrain.planner import status
 from elastrain.planner.model import Event, TrainerSample, Transition
 
 _RUNNING = ConditionType.RUNNING.value
@@ -132,7 +133,9 @@ def stall(
         if not was_stalled:
             return StallDecision(conditions)
         why = "the job is no longer Running" if not is_running else "stall detection is off"
-        return StallDecision(_set(conditions, current, "False", "NotRunning", why, now))
+        return StallDecision(
+            status.set_condition(conditions, c.CONDITION_STALLED, "False", "NotRunning", why, now)
+        )
     since = max(last_step, timefmt.parse(running.get("lastTransitionTime")) or last_step)
     deadline = timefmt.after(since, stall_after)
     step = progress.get("step") if progress is not None else None
@@ -141,7 +144,9 @@ def stall(
             return StallDecision(conditions, recheck_at=deadline)
         message = f"training step advanced to {step}"
         return StallDecision(
-            _set(conditions, current, "False", "Progressing", message, now),
+            status.set_condition(
+                conditions, c.CONDITION_STALLED, "False", "Progressing", message, now
+            ),
             event=Event("Normal", "TrainingResumed", message),
             recheck_at=deadline,
         )
@@ -152,30 +157,7 @@ def stall(
         f"no training step for {idle} (step {step}, last advanced at {timefmt.fmt(last_step)})"
     )
     return StallDecision(
-        _set(conditions, current, "True", "NoProgress", message, now),
+        status.set_condition(conditions, c.CONDITION_STALLED, "True", "NoProgress", message, now),
         event=Event("Warning", "TrainingStalled", message),
         transition=Transition("Stalled", "NoProgress", timefmt.truncate(now)),
     )
-
-
-def _set(
-    conditions: list[JobCondition],
-    current: JobCondition | None,
-    status: str,
-    reason: str,
-    message: str,
-    now: datetime,
-) -> list[JobCondition]:
-    stamp = timefmt.fmt(now)
-    cond: JobCondition = {
-        "type": c.CONDITION_STALLED,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": stamp,
-        "lastUpdateTime": stamp,
-    }
-    if current is not None and current.get("status") == status:
-        cond["lastTransitionTime"] = current.get("lastTransitionTime", stamp)
-    others = [x for x in conditions if x.get("type") != c.CONDITION_STALLED]
-    return [*others, cond]
