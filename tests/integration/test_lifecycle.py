@@ -297,7 +297,7 @@ def test_elastic_workers_pending_past_their_timeout_are_reported_until_they_run(
         lambda: "WorkersPending" in {e["reason"] for e in cluster.events(ns, "pending")},
         "a WorkersPending event",
     )
-    assert cluster.job(ns, "pending")["status"]["phase"] == "Created"  # type: ignore[index]
+    assert cluster.job(ns, "pending")["status"]["phase"] == "Created"
     # A node gets the label: the workers are scheduled, run, and the condition clears.
     node = cluster.schedulable_node()["metadata"]["name"]
     cluster.kubectl("label", "node", node, f"{label}=yes")
@@ -312,6 +312,6 @@ def test_elastic_workers_pending_past_their_timeout_are_reported_until_they_run(
             "WorkersPending=False",
         )
         assert cleared["reason"] == "WorkersScheduled"
-        assert cluster.job(ns, "pending")["status"]["restartCount"] == 0  # type: ignore[index]
+        assert cluster.job(ns, "pending")["status"]["restartCount"] == 0
     finally:
         cluster.kubectl("label", "node", node, f"{label}-")

@@ -145,6 +145,9 @@ class World:
     def ts(self) -> str:
         return self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def ts_after(self, seconds: float) -> str:
+        return (self.now + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 

@@ -344,7 +344,9 @@ def test_worker_failure_restarts_only_that_worker() -> None:
     }
 
 
-def test_terminating_pod_is_not_active_blocks_its_name_and_its_failure_counts_once() -> None:
+def test_a_pod_deleted_by_someone_else_blocks_its_name_and_its_failure_is_not_counted() -> None:
+    # Deleting a pod is a disruption (issue #15: "its pod deleted ... only the process kill is
+    # counted"): the SIGTERM exit that follows is its consequence.
     world = running_world(make_job(workers=2, policy="ExitCode"))
     world.pods["mnist-worker-0"]["metadata"]["deletionTimestamp"] = world.ts()  # kubectl delete
     p = world.step()
@@ -354,7 +356,8 @@ def test_terminating_pod_is_not_active_blocks_its_name_and_its_failure_counts_on
     world.fail("mnist-worker-0", 143)
     world.step()
     world.step()
-    assert world.status["restartCount"] == 1
+    assert world.status["restartCount"] == 0
+    assert world.status["tracking"]["disruption"]["cause"] == "mnist-worker-0"
     world.remove("mnist-worker-0")
     world.advance(10)
     p = world.step()

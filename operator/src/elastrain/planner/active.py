@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from elastrain.api import constants as c
 from elastrain.api import timefmt
-from elastrain.planner import children, parameter_servers, pod_group, status
+from elastrain.planner import children, parameter_servers, pod_group, restarts, status
 from elastrain.planner.model import Plan, Transition
+from elastrain.planner.observe import RUNNING
 from elastrain.planner.restarts import COUNTED, DISRUPTED, JOB_KEY, RELEASED, backoff_key
 from elastrain.planner.state import State, object_name
 
@@ -41,6 +42,9 @@ def run_active(state: State, job_restart: bool) -> Plan:
     complete = state.progress.complete()
     _update_recovery(state, complete)
     tracking = state.tracking
+    closes = restarts.close_disruption(tracking, _recovered(state), state.now)
+    if closes is not None:
+        state.timers.append(closes)
     if complete and (tracking.settled is None or state.progress.fully_settled()):
         tracking.settled = state.progress.desired_counts()
         tracking.wiring = state.topology
@@ -150,6 +154,17 @@ def _prune_backoff(state: State) -> None:
     keys = {backoff_key(role, index) for role, index in state.progress.desired()}
     keys.add(JOB_KEY)
     state.tracking.backoff = {k: b for k, b in state.tracking.backoff.items() if k in keys}
+
+
+def _recovered(state: State) -> bool:
+    """Every desired pod runs (or is done) and is Ready, and none is on its way out: the job
+    has recovered from a disruption, and the grace period of its window may start."""
+    progress = state.progress
+    return (
+        progress.fully_settled()
+        and all(p.ready for p in state.pods.pods if p.phase == RUNNING)
+        and not any(p.terminating for p in state.pods.pods)
+    )
 
 
 def _update_recovery(state: State, complete: bool) -> None:

@@ -16,6 +16,16 @@ Tracking layout (free-form under ``status.tracking``; not an API)::
                                                         the job runs complete at them
     wiring:  <hash>                                     env.topology it last ran complete with
     ps:      {<ps pod name>: <pod uid>}                 parameter servers observed healthy
+    disruption: {since, cause, ends}                    the open disruption window, if any
+
+A disruption (a pod evicted, preempted, on a lost node, or deleted by someone else) takes the
+job's other pods down with it: torchrun's agents lose the rendezvous store that worker 0
+hosts, and gloo peers lose their connections. Their in-place restarts and retryable failures
+are the disruption's consequences, not failures of their own, so while a disruption window is
+open they are recorded but not counted. The window opens when a disruption is seen, stays open
+until every desired pod runs and is Ready again with none terminating, and closes
+``DISRUPTION_GRACE_SECONDS`` after that (a peer's agent can fail once more while the group
+re-forms).
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ RELEASED = "released"  # deleted on purpose by the operator; its death means not
 
 # The backoff key of a whole-job restart (a parameter server was lost).
 JOB_KEY = "job"
+# How long after a disruption's recovery the other pods' restarts are still its consequences.
+DISRUPTION_GRACE_SECONDS = 60
 
 
 @dataclass
@@ -72,6 +84,20 @@ class Rejected:
 
 
 @dataclass
+class Disruption:
+    """An open disruption window: since when, which pod caused it, and when it closes (None
+    until the job has recovered)."""
+
+    since: str
+    cause: str
+    ends: str | None = None
+
+    def open_at(self, now: datetime) -> bool:
+        ends = timefmt.parse(self.ends)
+        return ends is None or now < ends
+
+
+@dataclass
 class Tracking:
     """The planner's bookkeeping, loaded from and dumped to ``status.tracking``."""
 
@@ -89,6 +115,8 @@ class Tracking:
     ps: dict[str, str] = field(default_factory=dict)
     # Creates the API server refused as invalid, at this spec generation: ``planner.rejections``.
     rejected: Rejected | None = None
+    # The open disruption window (see the module docstring), if any.
+    disruption: Disruption | None = None
 
     @classmethod
     def load(cls, raw: Any) -> Tracking:
@@ -130,6 +158,13 @@ class Tracking:
                 generation=_int(rejected.get("generation")),
                 message=str(rejected.get("message") or ""),
             )
+        disruption = raw.get("disruption")
+        if isinstance(disruption, dict) and _time(disruption.get("since")) is not None:
+            tracking.disruption = Disruption(
+                since=disruption["since"],
+                cause=str(disruption.get("cause") or ""),
+                ends=_time(disruption.get("ends")),
+            )
         return tracking
 
     def dump(self) -> dict[str, Any]:
@@ -168,6 +203,9 @@ class Tracking:
         if self.rejected is not None:
             r = self.rejected
             out["rejected"] = {"count": r.count, "generation": r.generation, "message": r.message}
+        if self.disruption is not None:
+            d = self.disruption
+            out["disruption"] = _compact({"since": d.since, "cause": d.cause, "ends": d.ends})
         return out
 
     def release(self, pod: PodView) -> None:
@@ -242,18 +280,27 @@ def account(
     """
     result = Counting()
     scheduled: set[str] = set()
+    window = _disruption_window(pods, tracking, now)
     for pod in pods:
         rec = tracking.pods.get(pod.uid) or PodRecord(pod.name)
         delta = pod.restarts - rec.restarts
         if delta > 0 and rec.outcome == RELEASED:
             rec.restarts = pod.restarts  # a pod we are deleting: its restarts mean nothing
+        elif delta > 0 and window is not None:
+            rec.restarts = pod.restarts
+            result.events.append(
+                Event(
+                    "Normal",
+                    "RestartNotCounted",
+                    f"pod {pod.name} restarted in place {delta} time(s){_last_exit(pod)} "
+                    f"after the disruption of {window.cause}; not counted against "
+                    "backoffLimit",
+                )
+            )
         elif delta > 0:
             _add(result, pod.role, delta)
             rec.restarts = pod.restarts
-            last = ""
-            if pod.exits:
-                name, code = pod.exits[0]
-                last = f" (container {name!r} last exited with code {code})"
+            last = _last_exit(pod)
             used = counted_before + result.total
             limit = job.spec.run_policy.backoff_limit
             result.events.append(
@@ -267,13 +314,61 @@ def account(
         spec = job.spec.replica_specs.get(pod.role)
         wanted = spec is not None and pod.index < spec.replicas
         if pod.phase == FAILED and rec.outcome is None and wanted and spec is not None:
-            _classify(job, pod, spec.restart_policy, rec, tracking, now, result, scheduled)
+            _classify(job, pod, spec.restart_policy, rec, tracking, now, result, scheduled, window)
         if rec.restarts or rec.outcome:
             tracking.pods[pod.uid] = rec
     # Records of pods that are gone can never be seen again (uids are unique): forget them.
     seen = {pod.uid for pod in pods}
     tracking.pods = {uid: rec for uid, rec in tracking.pods.items() if uid in seen}
     return result
+
+
+def _disruption_window(
+    pods: tuple[PodView, ...], tracking: Tracking, now: datetime
+) -> Disruption | None:
+    """The disruption window open at ``now``, opening one for a newly seen disruption and
+    forgetting one that has closed."""
+    cause = _disrupted(pods, tracking)
+    current = tracking.disruption
+    if current is not None and not current.open_at(now):
+        current = tracking.disruption = None
+    if cause is not None and (current is None or current.ends is not None):
+        # A new disruption, or one during the grace of the last: open (again) until recovery.
+        current = tracking.disruption = Disruption(since=timefmt.fmt(now), cause=cause)
+    return current
+
+
+def _disrupted(pods: tuple[PodView, ...], tracking: Tracking) -> str | None:
+    """The name of a pod disrupted now, if any: one with a disruption condition or reason, or
+    one terminating although the operator did not delete it. (A pod deleted and removed
+    between two observations is seen only as gone, which opens no window.)"""
+    for pod in pods:
+        outcome = tracking.outcome(pod)
+        if outcome == RELEASED:
+            continue
+        if pod.disruption is not None or (pod.terminating and outcome is None):
+            return pod.name
+    return None
+
+
+def close_disruption(tracking: Tracking, recovered: bool, now: datetime) -> datetime | None:
+    """Start the grace period once the job has ``recovered`` from the open disruption;
+    returns when the window closes (a time to plan again), None without an open window."""
+    current = tracking.disruption
+    if current is None:
+        return None
+    if current.ends is None:
+        if not recovered:
+            return None
+        current.ends = timefmt.fmt_after(now, DISRUPTION_GRACE_SECONDS)
+    return timefmt.parse(current.ends)
+
+
+def _last_exit(pod: PodView) -> str:
+    if not pod.exits:
+        return ""
+    name, code = pod.exits[0]
+    return f" (container {name!r} last exited with code {code})"
 
 
 def _add(result: Counting, role: str, n: int) -> None:
@@ -289,8 +384,13 @@ def _classify(
     now: datetime,
     result: Counting,
     scheduled: set[str],
+    window: Disruption | None = None,
 ) -> None:
-    """Decide what a newly failed pod means: disruption, retryable failure, or the job's end."""
+    """Decide what a newly failed pod means: disruption, retryable failure, or the job's end.
+
+    A retryable failure inside a disruption ``window`` is that disruption's consequence: the
+    pod is recreated like a disrupted one, without counting. A fatal one stays fatal.
+    """
     key = backoff_key(pod.role, pod.index)
     whole_job = pod.role == c.ROLE_PS
     what = (
@@ -298,7 +398,8 @@ def _classify(
         if whole_job
         else (f"recreating {pod.name}")
     )
-    if pod.disruption:
+    attributed = window is not None and not pod.disruption and _retryable(job, pod, policy)
+    if pod.disruption or attributed:
         rec.outcome = DISRUPTED
         if key not in scheduled:
             previous = tracking.backoff.get(key)
@@ -310,12 +411,12 @@ def _classify(
             )
             scheduled.add(key)
         result.job_restart = result.job_restart or whole_job
+        if attributed and window is not None:
+            note = f"after the disruption of {window.cause}: not counted against backoffLimit"
+        else:
+            note = "disruptions do not count against backoffLimit"
         result.events.append(
-            Event(
-                "Warning",
-                "PodDisrupted",
-                f"{pod.failure_text()}; {what} (disruptions do not count against backoffLimit)",
-            )
+            Event("Warning", "PodDisrupted", f"{pod.failure_text()}; {what} ({note})")
         )
         return
     if policy is RestartPolicy.NEVER:
@@ -341,6 +442,15 @@ def _classify(
     result.events.append(
         Event("Warning", "PodFailed", f"{pod.failure_text()}; {what} in {max(wait, 0):.0f}s")
     )
+
+
+def _retryable(job: TrainingJob, pod: PodView, policy: RestartPolicy) -> bool:
+    """Whether a failure of ``pod`` would be recreated (and counted) rather than end the job."""
+    if policy is RestartPolicy.NEVER:
+        return False
+    if policy is RestartPolicy.EXIT_CODE:
+        return all(job.spec.run_policy.is_retryable(code) for _, code in pod.exits)
+    return True
 
 
 def _next_backoff(job: TrainingJob, previous: Backoff | None, now: datetime) -> Backoff:
