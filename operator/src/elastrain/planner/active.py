@@ -42,9 +42,10 @@ def run_active(state: State, job_restart: bool) -> Plan:
     complete = state.progress.complete()
     _update_recovery(state, complete)
     tracking = state.tracking
-    closes = restarts.close_disruption(tracking, _recovered(state), state.now)
-    if closes is not None:
-        state.timers.append(closes)
+    if tracking.disruption is not None:  # only then is recovery worth computing
+        closes = restarts.close_disruption(tracking, _recovered(state), state.now)
+        if closes is not None:
+            state.timers.append(closes)
     if complete and (tracking.settled is None or state.progress.fully_settled()):
         tracking.settled = state.progress.desired_counts()
         tracking.wiring = state.topology
