@@ -49,21 +49,24 @@ def test_async_sgd_converges_and_the_job_outlives_a_crashed_worker(tmp_path: Pat
 
     # The ps reads ELASTRAIN_CLUSTER, worker 0 the TFJob-style TF_CONFIG: both must work.
     tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
-    ps = Proc([TRAIN, *ARGS, *ckpt], ps_env("ps", 0), tmp_path / "ps.log", tmp_path)
-    chief = Proc([TRAIN, *ARGS], clean_env(TF_CONFIG=tf_config), tmp_path / "w0.log", tmp_path)
-    other = Proc([TRAIN, "--mode", "ps", *ARGS], ps_env("worker", 1), tmp_path / "w1.log", tmp_path)
+    # Paced so that one worker alone needs 16 s for the job: the other's join (seconds, under
+    # load) cannot miss it. Worker 1 starts first and has pushed before worker 0 starts, so a
+    # fast worker 0 cannot finish the job alone either.
+    args = [*ARGS, "--step-delay", "0.1"]
+    ps = Proc([TRAIN, *args, *ckpt], ps_env("ps", 0), tmp_path / "ps.log", tmp_path)
+    other = Proc([TRAIN, "--mode", "ps", *args], ps_env("worker", 1), tmp_path / "w1.log", tmp_path)
+    started = [ps, other]
     try:
+        poll(lambda: "step " in other.text(), 180, "worker 1 to push gradients")
+        chief = Proc([TRAIN, *args], clean_env(TF_CONFIG=tf_config), tmp_path / "w0.log", tmp_path)
+        started.append(chief)
         # Both must have joined first: torch's dynamic RPC cannot admit a member after a crash.
-        poll(
-            lambda: "step " in other.text() and "step " in chief.text(),
-            180,
-            "both workers to push gradients",
-        )
+        poll(lambda: "step " in chief.text(), 180, "worker 0 to push gradients")
         os.kill(other.popen.pid, 9)  # a worker dies mid-run: the others take its tickets
         assert chief.wait(240) == 0, chief.tail()
         assert ps.wait(120) == 0, ps.tail()  # serves until every worker is done or gone
     finally:
-        for proc in (ps, chief, other):
+        for proc in started:
             proc.kill()
     summary = chief.summary()
     assert (summary["mode"], summary["steps"], summary["world_size"]) == ("ps", 80, 2)
