@@ -60,30 +60,23 @@ def workers_pending(
     timeout = elastic.pending_timeout_seconds if elastic is not None else None
     current = next((x for x in conditions if x.get("type") == c.CONDITION_WORKERS_PENDING), None)
     was_pending = current is not None and current.get("status") == "True"
-    phase = next(
-        (
-            x.get("type")
-            for x in conditions
-            if x.get("type") in _ACTIVE and x.get("status") == "True"
-        ),
-        None,
-    )
-    if timeout is None or phase is None:
+    active = status.current_phase({"conditions": conditions})[0] in _ACTIVE
+    if timeout is None or not active:
         if not was_pending:
             return PendingDecision(conditions)
-        why = "the job is no longer active" if phase is None else "pendingTimeoutSeconds is unset"
+        why = "the job is no longer active" if not active else "pendingTimeoutSeconds is unset"
         return PendingDecision(_set(conditions, "False", "NotActive", why, now))
-    waiting = [
-        p
+    # (worker, when its timeout runs out) for every Pending worker.
+    due = [
+        (p, timefmt.after(p.created, timeout))
         for p in pods
         if p.role == c.ROLE_WORKER
         and p.phase == PENDING
         and not p.terminating
         and p.created is not None
     ]
-    due = {p.name: timefmt.after(p.created, timeout) for p in waiting if p.created is not None}
-    overdue = sorted((p for p in waiting if due[p.name] <= now), key=lambda p: p.index)
-    recheck = min((t for t in due.values() if t > now), default=None)
+    overdue = sorted((p for p, at in due if at <= now), key=lambda p: p.index)
+    recheck = min((at for _, at in due if at > now), default=None)
     limit = human_duration(timeout)
     if not overdue:
         if not was_pending:

@@ -398,7 +398,8 @@ def _classify(
         if whole_job
         else (f"recreating {pod.name}")
     )
-    attributed = window is not None and not pod.disruption and _retryable(job, pod, policy)
+    fatal = _fatal(job, pod, policy)
+    attributed = window is not None and not pod.disruption and fatal is None
     if pod.disruption or attributed:
         rec.outcome = DISRUPTED
         if key not in scheduled:
@@ -419,19 +420,9 @@ def _classify(
             Event("Warning", "PodDisrupted", f"{pod.failure_text()}; {what} ({note})")
         )
         return
-    if policy is RestartPolicy.NEVER:
-        result.fatal = result.fatal or Fatal(
-            "PodFailed", f"{pod.failure_text()} and role {pod.role} has restartPolicy Never"
-        )
+    if fatal is not None:
+        result.fatal = result.fatal or fatal
         return
-    if policy is RestartPolicy.EXIT_CODE:
-        permanent = [e for e in pod.exits if not job.spec.run_policy.is_retryable(e[1])]
-        if permanent:
-            result.fatal = result.fatal or Fatal(
-                "ExitCodeNotRetryable",
-                f"{pod.failure_text(permanent[0])}, which is not a retryable exit code",
-            )
-            return
     rec.outcome = COUNTED
     _add(result, pod.role, 1)
     result.job_restart = result.job_restart or whole_job
@@ -444,13 +435,20 @@ def _classify(
     )
 
 
-def _retryable(job: TrainingJob, pod: PodView, policy: RestartPolicy) -> bool:
-    """Whether a failure of ``pod`` would be recreated (and counted) rather than end the job."""
+def _fatal(job: TrainingJob, pod: PodView, policy: RestartPolicy) -> Fatal | None:
+    """How a (non-disrupted) failure of ``pod`` ends the job, or None if it is retried."""
     if policy is RestartPolicy.NEVER:
-        return False
+        return Fatal(
+            "PodFailed", f"{pod.failure_text()} and role {pod.role} has restartPolicy Never"
+        )
     if policy is RestartPolicy.EXIT_CODE:
-        return all(job.spec.run_policy.is_retryable(code) for _, code in pod.exits)
-    return True
+        permanent = [e for e in pod.exits if not job.spec.run_policy.is_retryable(e[1])]
+        if permanent:
+            return Fatal(
+                "ExitCodeNotRetryable",
+                f"{pod.failure_text(permanent[0])}, which is not a retryable exit code",
+            )
+    return None
 
 
 def _next_backoff(job: TrainingJob, previous: Backoff | None, now: datetime) -> Backoff:
