@@ -44,7 +44,9 @@ class Reading:
 
 
 def read(port: int) -> Reading | None:
-    """Scrape `port`; None while nothing serves it (starting, or between rendezvous rounds)."""
+    """Scrape `port`; None while nothing serves it (starting, or between rendezvous rounds) or
+    while it serves no reading yet (a new round's process answers before its first sync step
+    sets its labelled gauges)."""
     before = time.time()
     try:
         text = scrape(port)
@@ -58,6 +60,8 @@ def read(port: int) -> Reading | None:
             if sample.name.startswith(PREFIX):
                 values[sample.name.removeprefix(PREFIX)] = sample.value
                 labels = dict(sample.labels)
+    if not values:
+        return None
     return Reading(values, labels, before, after)
 
 
