@@ -10,8 +10,11 @@ never reach. Every wait polls with a deadline; nothing asserts on how fast anyth
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
+import os
+import signal
 import time
 import urllib.error
 from collections.abc import Callable
@@ -50,7 +53,8 @@ def read(port: int) -> Reading | None:
     before = time.time()
     try:
         text = scrape(port)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError):
+        # Refused, or cut off mid-answer by a process that a new round is replacing.
         return None
     after = time.time()
     values: dict[str, float] = {}
@@ -183,6 +187,22 @@ def test_ddp_worker_0_serves_job_wide_progress_through_a_scale_up(tmp_path: Path
         assert joined["step"] >= joined["last_checkpoint_step"] > 0
         b = read_when(port_b, lambda r: r["step"] >= 1, 60, "pod B's rank to train")
         assert (b["world_size"], b["rendezvous_round"], b["restarts"]) == (3, 1, 0)
+        assert pod_a.popen.poll() is None, pod_a.tail()
+
+        # Pod B is deleted (a scale-down): its rank checkpoints and exits 143, pod A's ranks
+        # stop with it and exit EXIT_REGROUP, and pod A's agent re-rendezvouses without
+        # spending its one --max-restarts (plain torchrun would show restarts 1 here).
+        os.kill(procs[1].popen.pid, signal.SIGTERM)
+        assert procs[1].wait(120) == 143, procs[1].tail()
+        left = read_when(
+            port_a,
+            lambda r: r["world_size"] == 2 and r["rendezvous_round"] == 2 and r["step"] >= 1,
+            180,
+            "pod A training alone again after pod B left",
+        )
+        assert left["restarts"] == 0, pod_a.tail()
+        assert left["step"] >= joined["step"]  # resumed from the shared checkpoint
+        assert "re-rendezvous number 1 without spending a restart" in pod_a.text(), pod_a.tail()
         assert pod_a.popen.poll() is None, pod_a.tail()
     finally:
         for proc in procs:

@@ -16,7 +16,8 @@ from elastrain_trainer.checkpoint import CheckpointDir
 from elastrain_trainer.cli import main
 from elastrain_trainer.cluster import cluster_from_env, dist_env_from_env, has_ps_role
 from elastrain_trainer.config import _OPTIONS, TrainConfig, env_name, parse_config
-from elastrain_trainer.errors import UsageError
+from elastrain_trainer.errors import EXIT_REGROUP, UsageError
+from elastrain_trainer.launch import planned_departure
 from elastrain_trainer.ps import membership
 from elastrain_trainer.ps.layout import PushPlan, assign_shards
 from elastrain_trainer.sampler import ElasticDistributedSampler, rank_share
@@ -224,3 +225,26 @@ def test_the_leave_token_waits_for_a_join_on_its_own_connection_and_is_released(
     torch_view.set(membership.TOKEN_KEY, "Token_for_someone_else_join")
     ours.release(token)  # never takes somebody else's token
     assert torch_view.get(membership.TOKEN_KEY) == b"Token_for_someone_else_join"
+
+
+@pytest.mark.parametrize(
+    ("codes", "planned"),
+    [
+        ([EXIT_REGROUP], True),
+        ([EXIT_REGROUP, -15], True),  # the agent closed the other local rank
+        ([EXIT_REGROUP, 143], True),
+        ([143], False),  # this pod's own ranks were signalled: not a peer's departure
+        ([EXIT_REGROUP, 1], False),  # a crash among them counts, as with plain torchrun
+        ([-9], False),
+        ([], False),
+    ],
+)
+def test_only_a_peers_planned_departure_is_a_free_re_rendezvous(
+    codes: list[int], planned: bool
+) -> None:
+    assert planned_departure(codes) is planned
+
+
+def test_the_regroup_exit_code_comes_from_the_launcher() -> None:
+    assert dist_env_from_env({}).regroup_exit is None
+    assert dist_env_from_env({"ELASTRAIN_REGROUP_EXIT_CODE": "75"}).regroup_exit == 75

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from elastrain_trainer.errors import UsageError
+from elastrain_trainer.errors import REGROUP_EXIT_ENV, UsageError
 
 PS_ROLE = "ps"
 WORKER_ROLES = ("worker", "chief", "master")
@@ -141,6 +141,9 @@ class DistEnv:
     world_size: int
     local_rank: int
     restarts: int
+    # The exit code that tells the launcher "a peer left on purpose, I am healthy", when the
+    # launcher understands one (`elastrain-torchrun` does); None: exit as preempted.
+    regroup_exit: int | None = None
 
     @property
     def distributed(self) -> bool:
@@ -172,4 +175,5 @@ def dist_env_from_env(env: Mapping[str, str] | None = None) -> DistEnv:
         world_size=world,
         local_rank=number("LOCAL_RANK", 0),
         restarts=number("TORCHELASTIC_RESTART_COUNT", 0),
+        regroup_exit=number(REGROUP_EXIT_ENV, 0) or None,
     )

@@ -107,6 +107,7 @@ class _Trainer:
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
         self.restarts = env.restarts
+        self.regroup_exit = env.regroup_exit
         if config.batch_size < self.world:
             raise UsageError(
                 f"--batch-size {config.batch_size} is smaller than the world size {self.world}"
@@ -264,7 +265,10 @@ class _Trainer:
             stopped = self._loop(model, ddp, sampler, stop)
         finally:
             stop.uninstall()
-        return self._finish(stopped)
+        # Stopped with no signal of its own: another rank's pod is going away (a scale-down, an
+        # eviction) and this one is healthy. A signal that lands after the agreement makes it
+        # "preempted", which at worst spends a restart: never the other way round.
+        return self._finish(stopped, by_peer=stopped and not stop.requested)
 
     def _loop(
         self,
@@ -376,12 +380,13 @@ class _Trainer:
             raise UsageError("empty batch")
         return total
 
-    def _finish(self, stopped: bool) -> int:
+    def _finish(self, stopped: bool, by_peer: bool = False) -> int:
+        regroup = by_peer and self.regroup_exit is not None
         if self.rank == 0:
             progress = self.progress
             print_summary(
                 {
-                    "status": "preempted" if stopped else "completed",
+                    "status": "regroup" if regroup else "preempted" if stopped else "completed",
                     "mode": "ddp",
                     "steps": self.position.step,
                     "epoch": self.position.epoch,
@@ -395,6 +400,9 @@ class _Trainer:
                     "checkpoint_step": self.position.step if self.checkpoints else None,
                 }
             )
+        if regroup and self.regroup_exit is not None:
+            log.info("a peer stopped on purpose: exit %d to re-rendezvous", self.regroup_exit)
+            return self.regroup_exit
         return EXIT_PREEMPTED if stopped else EXIT_OK
 
 

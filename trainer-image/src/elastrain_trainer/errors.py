@@ -15,3 +15,10 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 # 128 + SIGTERM: the operator's ExitCode restart policy treats 128-255 as retryable.
 EXIT_PREEMPTED = 143
+# A peer stopped on purpose (its pod was deleted: a scale-down or an eviction) and this rank,
+# healthy, stopped with it after the shared checkpoint. Only `elastrain-torchrun`'s agent sees
+# it, and it re-rendezvouses without spending one of torchrun's --max-restarts; the agent says
+# so through REGROUP_EXIT_ENV, and without it (plain torchrun, plain wiring) a rank exits
+# EXIT_PREEMPTED as before. 75 is EX_TEMPFAIL: "try again", in the 1-127 range no signal uses.
+EXIT_REGROUP = 75
+REGROUP_EXIT_ENV = "ELASTRAIN_REGROUP_EXIT_CODE"
