@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import itertools
 import json
 import os
@@ -57,10 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -76,10 +72,10 @@ for _folder in (REPO / "tests" / "integration", REPO / "tests"):
     if str(_folder) not in sys.path:
         sys.path.append(str(_folder))
 
+from elastrain_dev.trainer_gauges import Reading, one_round, scrape_pods  # noqa: E402
 from elastrain_sandbox.embedded import Sandbox  # noqa: E402
 from elastrain_sandbox.ports import free_port  # noqa: E402
 from operator_harness import Cluster, Operator  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from sandbox_fixtures import KubeconfigKubectl  # noqa: E402
 
 if TYPE_CHECKING:  # the trainer (torch) is imported only where a figure needs it
@@ -109,12 +105,10 @@ JOB = "p5"
 STEP_DELAY = 0.05
 CHECKPOINT_EVERY = 20  # one checkpoint a second at 20 steps/s
 POLL = 0.1
-SCRAPE_TIMEOUT = 1.0
 START_TIMEOUT = 150.0  # submit -> training (pods, torch import, a 30 s rendezvous last call)
 KILL_TIMEOUT = 120.0
 SCALE_TIMEOUT = 150.0
 TIMEOUT_SCALE = {"embedded": 1.0, "real": 2.0}  # a bound on waiting, as the integration suite
-PREFIX = "elastrain_trainer_"
 
 
 class Unmeasured(Exception):
@@ -326,45 +320,6 @@ def measure_checkpoints(workdir: Path) -> dict[str, Any]:
 
 
 # ================================================================ the cluster figures
-@dataclass(frozen=True)
-class Reading:
-    """One trainer process's gauges, from its pod's endpoint."""
-
-    pod: str
-    rank: int
-    step: int
-    world_size: int
-    round: int
-    checkpoint: int
-
-    @property
-    def trained(self) -> bool:
-        """At least one step done by this process: a new process's step gauge is 0 until its
-        first step ends, then the job's step (above the checkpoint it resumed from)."""
-        return self.step >= 1
-
-
-def parse_readings(pod: str, text: str) -> list[Reading]:
-    """Every worker rank's gauges in one scrape."""
-    by_rank: dict[int, dict[str, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith(PREFIX) and sample.labels.get("role") == "worker":
-                rank = int(sample.labels.get("rank") or 0)
-                by_rank.setdefault(rank, {})[sample.name[len(PREFIX) :]] = float(sample.value)
-    return [
-        Reading(
-            pod=pod,
-            rank=rank,
-            step=int(values.get("step", 0)),
-            world_size=int(values.get("world_size", 0)),
-            round=int(values.get("rendezvous_round", -1)),
-            checkpoint=int(values.get("last_checkpoint_step", -1)),
-        )
-        for rank, values in sorted(by_rank.items())
-    ]
-
-
 def trainer_job() -> dict[str, Any]:
     """The elastic DDP job: the demo's restricted-PSS-clean spec, 2 of at most 3 workers."""
     args = f"--mode ddp --model mlp --steps 1000000 --step-delay {STEP_DELAY} --log-every 200"
@@ -416,21 +371,8 @@ class Watch:
     def poll(self) -> list[Reading]:
         """One GET of the pods, one scrape per pod with an IP (down endpoints are skipped)."""
         self.pods = self.cluster.pods(self.namespace, JOB)
-        found: list[Reading] = []
-        for pod in self.pods:
-            ip = (pod.get("status") or {}).get("podIP")
-            if not ip:
-                continue
-            url = f"http://{ip}:{METRICS_PORT}/metrics"
-            try:
-                with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT) as response:
-                    text = response.read().decode()
-            except (OSError, http.client.HTTPException):
-                # Down, refused, or cut off mid-answer by a trainer that is restarting.
-                continue
-            found.extend(parse_readings(pod["metadata"]["name"], text))
-        self.last = found
-        return found
+        self.last = scrape_pods(self.pods, METRICS_PORT)
+        return self.last
 
     def pod(self, index: int) -> dict[str, Any] | None:
         for pod in self.pods:
@@ -488,18 +430,11 @@ def _kill_trainer(watch: Watch, index: int) -> tuple[list[int], float]:
     return pids, started
 
 
-def _current(readings: list[Reading], world: int) -> Reading | None:
-    """A reading of a process that trains at ``world`` ranks, all ranks answering."""
-    ready = [r for r in readings if r.world_size == world and r.trained]
-    rounds = {r.round for r in ready}
-    return ready[0] if len(ready) == world and len(rounds) == 1 else None
-
-
 def _after_kill(watch: Watch, prefix: str, world: int, index: int) -> dict[str, Any]:
     """Kill worker ``index``'s trainer at ``world`` ranks; time until training again."""
 
     def checkpointed(readings: list[Reading]) -> Reading | None:
-        current = _current(readings, world)
+        current = one_round(readings, world)
         return current if current is not None and current.checkpoint >= 0 else None
 
     before = watch.until(f"{world} ranks training with a checkpoint", checkpointed, KILL_TIMEOUT)
@@ -533,7 +468,7 @@ def _after_kill(watch: Watch, prefix: str, world: int, index: int) -> dict[str, 
 
 def _after_scale(watch: Watch, cluster: Any, namespace: str) -> dict[str, Any]:
     """``kubectl scale`` 2 -> 3; time until 3 ranks train in a new round."""
-    before = watch.until("2 ranks training", lambda rs: _current(rs, 2), SCALE_TIMEOUT)
+    before = watch.until("2 ranks training", lambda rs: one_round(rs, 2), SCALE_TIMEOUT)
     old_round = before.round
     started = time.monotonic()
     cluster.kubectl("-n", namespace, "scale", "trainingjob", JOB, "--replicas=3")
@@ -584,7 +519,7 @@ def _measure_job(cluster: Any, operator: Any, kind: str) -> dict[str, Any]:
     started = time.monotonic()
     cluster.apply(namespace, trainer_job())
     try:
-        watch.until("2 ranks training", lambda rs: _current(rs, 2), START_TIMEOUT)
+        watch.until("2 ranks training", lambda rs: one_round(rs, 2), START_TIMEOUT)
     except Unmeasured as exc:
         why = f"the job never trained on 2 ranks: {exc}"
         return {key: value for k in CLUSTER_KEYS for key, value in ((k, None), (f"{k}_why", why))}

@@ -5,8 +5,8 @@
 * ``embedded`` (default): the embedded sandbox, a fresh one per module, with fast crash-loop
   back-off and eviction; node faults through its ``/sandbox/nodes`` admin endpoints.
 * ``real``: the real control plane with its node agent (``elastrain_sandbox.realcluster``,
-  binaries from ``$ELASTRAIN_CONTROL_PLANE_BIN``), a fresh one per module; node faults
-  through its ``NodeAdmin`` methods.
+  binaries from ``$ELASTRAIN_CONTROL_PLANE_BIN``), one for the session, whose modules each
+  leave no namespace behind; node faults through its ``NodeAdmin`` methods.
 * ``kubeconfig``: the cluster ``$KUBECONFIG`` names (else ``~/.kube/config``), as it is. The
   suite installs the CRD, creates its namespaces and runs the operator locally against it,
   and deletes what it created after each module. No node faults: those tests skip.
@@ -200,8 +200,29 @@ CLUSTERS: dict[str, Callable[[Path], AbstractContextManager[Cluster]]] = {
 
 
 # ---------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def shared_real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One real control plane for the whole session: starting one (etcd, four binaries, the
+    chart's RBAC) costs about ten seconds a module on this 2-core machine."""
+    with real_cluster(tmp_path_factory.mktemp("cluster")) as c:
+        c.install_crd()
+        yield c
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    """A fresh cluster per module; the real one is shared by the session, and each module's
+    namespaces are deleted (and gone) before the next module's operator starts. Node faults
+    restore their nodes themselves."""
+    if cluster_kind() == "real":
+        shared: Cluster = request.getfixturevalue("shared_real_cluster")
+        try:
+            yield shared
+        finally:
+            shared.delete_namespaces()
+        return
     with CLUSTERS[cluster_kind()](tmp_path_factory.mktemp("cluster")) as c:
         c.install_crd()
         yield c

@@ -188,6 +188,13 @@ class Cluster:
     def cleanup(self) -> None:
         """Delete this helper's namespaces, then the cluster-wide objects it created, and wait
         until they are gone (the next module's operator must not see them)."""
+        self.delete_namespaces()
+        for ref in reversed(self._created):
+            self.kubectl("delete", ref, "--ignore-not-found", "--timeout=120s")
+        self._created.clear()
+
+    def delete_namespaces(self) -> None:
+        """Delete this helper's namespaces and wait until they are gone."""
         for ns in self._namespaces:
             # Pods first, at once: a shell as PID 1 ignores SIGTERM, which would cost each
             # pod its whole grace period before the namespace can go.
@@ -203,9 +210,6 @@ class Cluster:
             timeout=120,
         )
         self._namespaces.clear()
-        for ref in reversed(self._created):
-            self.kubectl("delete", ref, "--ignore-not-found", "--timeout=120s")
-        self._created.clear()
 
     def close(self) -> None:
         self.api.close()

@@ -14,7 +14,9 @@ torchrun's, and PET_* environment defaults still apply.
    checkpoint; the ranks that got no signal exit EXIT_REGROUP. Plain torchrun reads any non-zero
    exit as a failure and spends one of `--max-restarts` on it, so after max-restarts scale-downs
    the next one fails the pod. This agent re-rendezvouses on EXIT_REGROUP without spending one,
-   as torch already does when nodes join: a membership change is not a failure.
+   as torch already does when nodes join: a membership change is not a failure. The leaving
+   agent also takes itself out of the c10d rendezvous before it exits; otherwise the others'
+   next round waits for its heartbeat to expire (3 x 5 s in torch 2.13) before it can form.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch.distributed.launcher.api as launcher_api
 from torch.distributed.elastic.agent.server.api import RunResult, WorkerGroup, WorkerState
 from torch.distributed.elastic.agent.server.local_elastic_agent import LocalElasticAgent
 from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.rendezvous import dynamic_rendezvous
 from torch.distributed.run import main as torchrun_main
 
 from elastrain_trainer.errors import EXIT_PREEMPTED, EXIT_REGROUP, REGROUP_EXIT_ENV
@@ -35,6 +40,8 @@ from elastrain_trainer.errors import EXIT_PREEMPTED, EXIT_REGROUP, REGROUP_EXIT_
 # What a local rank shows when the agent itself stopped it (torch closes the other local ranks
 # with SIGTERM as soon as one exits): not a failure of its own.
 _STOPPED_BY_AGENT = frozenset({-int(signal.SIGTERM), EXIT_PREEMPTED})
+# How long a leaving agent tries to take itself out of the rendezvous before it gives up.
+LEAVE_TIMEOUT_S = 5.0
 
 
 def planned_departure(exit_codes: Sequence[int]) -> bool:
@@ -65,6 +72,31 @@ class ElastrainAgent(LocalElasticAgent):
             )
             print(message, file=sys.stderr, flush=True)
         return result
+
+    def run(self, role: str = "default") -> Any:
+        try:
+            return super().run(role)
+        except SignalException:
+            # torch has stopped the workers (they checkpointed); now leave the rendezvous.
+            leave_rendezvous(self._worker_group.spec.rdzv_handler)
+            raise
+
+
+def leave_rendezvous(handler: object) -> bool:
+    """Take this node out of the participants of its c10d rendezvous, as torch does for a node
+    whose heartbeat expired, only at once. Uses torch's private rendezvous ops (checked on
+    2.13); if they are not there or fail, the others wait out the heartbeat as before."""
+    try:
+        if not isinstance(handler, dynamic_rendezvous.DynamicRendezvousHandler):
+            return False
+        handler._stop_heartbeats()
+        deadline = time.monotonic() + LEAVE_TIMEOUT_S
+        handler._op_executor.run(dynamic_rendezvous._RendezvousExitOp(), deadline)
+    except Exception as exc:  # a private API and a store that may be going away: never fatal
+        print(f"elastrain-torchrun: could not leave the rendezvous: {exc!r}", file=sys.stderr)
+        return False
+    print("elastrain-torchrun: left the rendezvous", file=sys.stderr, flush=True)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
