@@ -25,7 +25,7 @@ from cluster_api import Api, resource_path
 from elastrain_dev.trainer_gauges import METRICS_PORT, Reading, one_round, scrape_pods
 from elastrain_sandbox.admin import NodeAdmin
 from elastrain_sandbox.agent.container import processes_with_marker
-from operator_harness import Cluster, Operator
+from operator_harness import Cluster, Operator, condition
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,8 +51,9 @@ STEP_DELAY = 0.05
 MARGIN = 100  # steps that must be left before each event
 
 
-def trainer_job() -> dict[str, Any]:
-    """2 of 1..4 workers; checkpoints every 10 steps to the shared claim; backoffLimit 1."""
+def trainer_job(workers: int = 2, gpus: int = 0, **elastic: int) -> dict[str, Any]:
+    """``workers`` of 1..4 (one GPU each if ``gpus``); checkpoints every 10 steps to the
+    shared claim; backoffLimit 1; ``elastic`` adds to the elasticPolicy."""
     args = f"--mode ddp --model mlp --steps {STEPS} --lr 0.01 --step-delay {STEP_DELAY}"
     args += f" --log-every 100 --checkpoint-every {CHECKPOINT_EVERY} --checkpoint-dir /ckpt"
     args += f" --metrics-port {METRICS_PORT}"
@@ -63,7 +64,10 @@ def trainer_job() -> dict[str, Any]:
         "args": args.split(),
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            **({"limits": {"nvidia.com/gpu": str(gpus)}} if gpus else {}),
+        },
         "volumeMounts": [{"name": "ckpt", "mountPath": "/ckpt"}],
     }
     pod = {
@@ -83,9 +87,14 @@ def trainer_job() -> dict[str, Any]:
                 # spend these; a scale-down or an eviction must spend none.
                 "maxRestarts": 3,
                 "lastCallTimeoutSeconds": 1,
+                **elastic,
             },
             "replicaSpecs": {
-                "worker": {"replicas": 2, "restartPolicy": "OnFailure", "template": {"spec": pod}}
+                "worker": {
+                    "replicas": workers,
+                    "restartPolicy": "OnFailure",
+                    "template": {"spec": pod},
+                }
             },
             # One counted restart is allowed: the crash. A second (an eviction or a deletion
             # counted by mistake) fails the job.
@@ -370,3 +379,54 @@ def test_an_elastic_job_trains_through_scaling_a_crash_and_disruptions(
     # The last round resumed from a checkpoint at least as new as any seen before the loss.
     assert summary["resumed_from_step"] >= deleted.checkpoint, summary
     assert summary["final_loss"] < summary["first_loss"] / 2, summary
+
+
+def test_elastic_start_runs_at_min_and_pending_workers_join_when_a_gpu_node_comes(
+    nodes: NodeAdmin, cluster: Cluster, operator: Operator, ns: str
+) -> None:
+    """3 workers of one GPU each, on a cluster with one GPU: the job trains at world size 1,
+    its 2 Pending workers block nothing and are reported after pendingTimeoutSeconds; a node
+    with 2 GPUs is added (what a cluster autoscaler does), and they join the next round."""
+    small, big = f"gpu1-{ns}"[:63], f"gpu2-{ns}"[:63]
+    shared_claim(cluster, ns)
+    nodes.add_node(small, gpus=1)
+    added = [small]
+    try:
+        cluster.apply(ns, trainer_job(workers=3, gpus=1, pendingTimeoutSeconds=1))
+        training = Training(cluster, operator, ns)
+        alone = training.at(1, after_round=-1, timeout=180)
+        training.mark("training at world size 1 on the one GPU", alone)
+        job = cluster.wait_phase(ns, JOB, "Running", operator=operator)
+        assert job["status"]["replicaStatuses"]["worker"]["pending"] == 2, job["status"]
+        cond = cluster.wait(
+            lambda: (
+                (c := condition(cluster.job(ns, JOB), "WorkersPending")) is not None
+                and c["status"] == "True"
+                and c
+            ),
+            "WorkersPending=True",
+        )
+        assert cond["reason"] == "PendingTimeout", cond
+
+        _enough_left(alone, "the new node")
+        nodes.add_node(big, gpus=2)
+        added.append(big)
+        three = training.at(3, after_round=alone.round, timeout=180)
+        training.mark("a 2-GPU node added, training at world size 3", three)
+        assert three.checkpoint >= alone.checkpoint
+        assert {r.restarts for r in training.last if r.round == three.round} == {0}
+        cleared = cluster.wait(
+            lambda: (
+                (c := condition(cluster.job(ns, JOB), "WorkersPending")) is not None
+                and c["status"] == "False"
+                and c
+            ),
+            "WorkersPending=False",
+        )
+        assert cleared["reason"] == "WorkersScheduled", cleared
+        job = cluster.wait_phase(ns, JOB, "Succeeded", timeout=240, operator=operator)
+        training.mark("Succeeded", None)
+        assert job["status"]["restartCount"] == 0, training.describe()
+    finally:
+        for name in added:
+            nodes.remove_node(name)
