@@ -314,6 +314,17 @@ def test_the_operator_refuses_fewer_than_one_worker(
     assert "--workers: must be at least 1" in capsys.readouterr().err
 
 
+def test_the_peering_lifetime_is_at_least_ten_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    assert cli.config_from_args(parser.parse_args(["--peering-lifetime=10"])).peering_lifetime == 10
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--peering-lifetime=9"])
+    assert "--peering-lifetime: must be at least 10" in capsys.readouterr().err
+    args = operator_container(render({"peering": {"enabled": True, "lifetimeSeconds": 15}}))["args"]
+    assert "--peering-lifetime=15" in args
+
+
 def test_service_monitor() -> None:
     docs = render({"metrics": {"serviceMonitor": {"enabled": True, "labels": {"team": "ml"}}}})
     (monitor,) = of_kind(docs, "ServiceMonitor")

@@ -1,4 +1,5 @@
-"""Two operators with --peering: one works, the other stands by. --namespace limits the scope.
+"""Two operators with --peering: one works, the other stands by and takes over when the first
+dies. --namespace limits the scope.
 
 Its own module: it runs several operators side by side and installs kopf's peering CRD.
 """
@@ -66,12 +67,12 @@ def test_peered_operators_reconcile_each_job_once(cluster: Cluster, tmp_path: Pa
     first = Operator(
         cluster.operator_kubeconfig,
         tmp_path / "a.log",
-        *("--peering", "elastrain", "--peering-priority", "200"),
+        *("--peering", "elastrain", "--peering-priority", "200", "--peering-lifetime", "10"),
     )
     second = Operator(
         cluster.operator_kubeconfig,
         tmp_path / "b.log",
-        *("--peering", "elastrain", "--peering-priority", "100"),
+        *("--peering", "elastrain", "--peering-priority", "100", "--peering-lifetime", "10"),
     )
     standby = second
     try:
@@ -91,6 +92,14 @@ def test_peered_operators_reconcile_each_job_once(cluster: Cluster, tmp_path: Pa
             frozenset(),
         )
         assert standby.metrics()[reconciles] == 0
+
+        # The active operator dies without a goodbye: the standby takes over once the dead
+        # one's record runs out (10 s) and runs the next job.
+        first.kill()
+        cluster.wait(lambda: active(second), "the standby active", timeout=60)
+        cluster.apply(ns, training_job("after", "exit 0", workers=2))
+        cluster.wait_phase(ns, "after", "Succeeded", operator=second)
+        assert created_total(second, ns) == 1
     finally:
         first.kill()
         second.kill()

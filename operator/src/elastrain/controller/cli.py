@@ -17,6 +17,7 @@ import prometheus_client
 from elastrain.controller.config import OperatorConfig
 from elastrain.kube.client import DEFAULT_BURST, DEFAULT_QPS
 
+MIN_PEERING_LIFETIME = 10
 # The flags' defaults are OperatorConfig's: one place for each.
 _DEFAULTS = OperatorConfig()
 
@@ -51,6 +52,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="kopf peering priority, >= 1 (the highest live peer is the active one); "
         "absent: a random one per process",
+    )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=_peering_lifetime,
+        default=_DEFAULTS.peering_lifetime,
+        metavar="SECONDS",
+        help="how long this operator's peering record is valid, >= 10: a standby takes over "
+        "within about this long after the active operator dies",
     )
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -96,6 +105,14 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _peering_lifetime(raw: str) -> int:
+    value = _positive_int(raw)
+    if value < MIN_PEERING_LIFETIME:
+        # kopf renews a record 5-10 s before it runs out: below 10 s that is every second.
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_PEERING_LIFETIME}, not {value}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     """The typed configuration of parsed flags."""
     return OperatorConfig(
@@ -104,6 +121,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         health_port=args.health_port,
         peering=args.peering,
         peering_priority=args.peering_priority,
+        peering_lifetime=args.peering_lifetime,
         log_format=args.log_format,
         verbose=args.verbose,
         workers=args.workers,

@@ -16,6 +16,10 @@ class OperatorConfig:
     health_port: int = 8081  # 0: no liveness endpoint
     peering: str | None = None  # None: standalone
     peering_priority: int | None = None  # None: random per process (see cli.peering_priority)
+    # Seconds a peer's record stays valid: a standby takes over this long after the active
+    # operator dies without a goodbye (SIGKILL, node loss). kopf's own default; each operator
+    # renews its record 5-10 s before it runs out.
+    peering_lifetime: int = 60
     log_format: str = "plain"
     verbose: bool = False
     # Jobs reconciled concurrently. Each worker is an asyncio task that mostly waits on the API

@@ -63,7 +63,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.startup(id="startup", registry=registry)
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     """Pin kopf's settings, then build the run's Runtime over the (already complete) indexes."""
-    operator_settings.apply(settings)
+    operator_settings.apply(settings, peering_lifetime=memo.config.peering_lifetime)
     store = Store(
         kwargs[JOBS_INDEX],
         *(kwargs[child_index_id(kind)] for kind in CHILD_KINDS),

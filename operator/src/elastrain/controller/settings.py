@@ -37,11 +37,13 @@ class NoDiffBaseStorage(kopf.DiffBaseStorage):
         return None
 
 
-def apply(settings: kopf.OperatorSettings) -> None:
+def apply(settings: kopf.OperatorSettings, peering_lifetime: int = 60) -> None:
     """Configure ``settings`` in the startup handler, before any watch starts.
 
-    Peering (standalone or named, cluster-wide or namespaced) is set by ``kopf.run``'s arguments.
+    Peering (standalone or named, cluster-wide or namespaced) is set by ``kopf.run``'s arguments;
+    its record's lifetime here (kopf renews the record from these settings).
     """
+    settings.peering.lifetime = peering_lifetime
     p = settings.persistence
     p.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     p.diffbase_storage = NoDiffBaseStorage()
