@@ -73,6 +73,8 @@ class World:
         # Child names whose creates the API server refuses as invalid, with its message; the
         # last refusal goes into the next observation, as the reconciler reports it.
         self.refuse: dict[str, str] = {}
+        # Pods the scheduler leaves unplaced (no spec.nodeName) when they are created.
+        self.unplaced: set[str] = set()
         self.rejected: Rejection | None = None
 
     # -- planning ---------------------------------------------------------------------------
@@ -120,6 +122,8 @@ class World:
             obj["metadata"]["creationTimestamp"] = self.ts()
             if obj["kind"] == "Pod":
                 obj["status"] = {"phase": "Pending"}
+                if name not in self.unplaced:  # the scheduler binds it at once
+                    obj["spec"]["nodeName"] = "node-a"
                 self.created_last.append(name)
             store[name] = obj
         if p.delete_job:

@@ -10,6 +10,7 @@ from planner_world import World, make_job, replica
 def envs(job: dict) -> dict[str, dict]:
     world = World(job)
     world.step()
+    world.step()  # an elastic job's other workers follow its placed rendezvous host
     return {name: world.env(name) for name in world.pod_names()}
 
 

@@ -451,6 +451,7 @@ def test_elastic_job_is_not_running_before_min_workers_have_started() -> None:
     job = make_job(workers=2, elasticPolicy={"minReplicas": 1, "maxReplicas": 2})
     world = World(job)
     seen = [e.reason for e in world.step().events]
+    seen += [e.reason for e in world.step().events]  # worker 1 follows the placed worker 0
     scheduled = {"type": "PodScheduled", "status": "True"}
     creating = {"name": "trainer", "state": {"waiting": {"reason": "ContainerCreating"}}}
     world.pods["mnist-worker-0"]["status"] = {}  # no phase written yet

@@ -11,6 +11,7 @@ ELASTIC = {"minReplicas": 1, "maxReplicas": 4, "pendingTimeoutSeconds": 60}
 
 
 def unschedulable(world: World, name: str) -> None:
+    world.pods[name]["spec"].pop("nodeName", None)
     world.pods[name]["status"] = {
         "phase": "Pending",
         "conditions": [
@@ -27,6 +28,7 @@ def unschedulable(world: World, name: str) -> None:
 def elastic_world(workers: int = 3, **policy: Any) -> World:
     """worker-0 runs, the others cannot be scheduled."""
     world = World(make_job(workers=workers, elasticPolicy={**ELASTIC, **policy}))
+    world.step()
     world.step()
     world.run("mnist-worker-0")
     for name in sorted(world.pods)[1:]:
@@ -105,6 +107,7 @@ def test_a_finished_job_is_no_longer_pending() -> None:
 def test_without_a_timeout_pending_workers_are_never_reported() -> None:
     world = World(make_job(workers=2, elasticPolicy={"minReplicas": 1, "maxReplicas": 2}))
     world.step()
+    world.step()
     world.run("mnist-worker-0")
     unschedulable(world, "mnist-worker-1")
     world.settle()
@@ -130,3 +133,23 @@ def test_a_worker_created_later_gets_its_own_full_timeout() -> None:
     cond = world.condition("WorkersPending")
     assert cond is not None and cond["status"] == "True"
     assert "mnist-worker-1" in cond["message"] and "1 of 2 workers running" in cond["message"]
+
+
+def test_the_rendezvous_host_is_placed_before_the_other_workers_are_created() -> None:
+    """With one GPU free, the scheduler might give it to worker 2, leaving worker 0 (the c10d
+    store every agent connects to) Pending: nothing would train, not even at minReplicas. So
+    worker 0 goes first, the others once it has a node, and a lost worker 0 holds back the
+    replacements of the others until its own replacement is placed."""
+    world = World(make_job(workers=3, elasticPolicy=ELASTIC))
+    world.unplaced = {"mnist-worker-0"}
+    assert [c["metadata"]["name"] for c in world.step().creates if c["kind"] == "Pod"] == [
+        "mnist-worker-0"
+    ]
+    assert world.step().creates == []  # still unplaced: nothing more
+    world.pods["mnist-worker-0"]["spec"]["nodeName"] = "gpu-node"
+    created = [c["metadata"]["name"] for c in world.step().creates if c["kind"] == "Pod"]
+    assert created == ["mnist-worker-1", "mnist-worker-2"]
+    # Non-elastic jobs need every pod anyway: all are created at once.
+    static = World(make_job(workers=3))
+    static.unplaced = {"mnist-worker-0"}
+    assert len([c for c in static.step().creates if c["kind"] == "Pod"]) == 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from elastrain.api import constants as c
 from elastrain.api import timefmt
-from elastrain.planner import children, parameter_servers, pod_group, restarts, status
+from elastrain.planner import children, env, parameter_servers, pod_group, restarts, status
 from elastrain.planner.model import Plan, Transition
 from elastrain.planner.observe import RUNNING
 from elastrain.planner.restarts import COUNTED, DISRUPTED, JOB_KEY, RELEASED, backoff_key
@@ -120,10 +120,13 @@ def _create_pods(state: State, gang: bool, gang_blocked: bool) -> bool:
         state.timers.append(job_ready_at)
         return False
     created: set[str] = set()
+    host = _rendezvous_host(state)
     for role, index in state.progress.desired():
         name = children.pod_name(state.job, role, index)
         if name in state.pods.names_in_use:
             continue
+        if host is not None and (role, index) != host and not _placed(state, host):
+            continue  # the host's scheduling is a pod event: it brings the next reconcile
         ready_at = state.not_before(backoff_key(role, index))
         if ready_at is not None and state.now < ready_at:
             state.timers.append(ready_at)
@@ -134,6 +137,24 @@ def _create_pods(state: State, gang: bool, gang_blocked: bool) -> bool:
         created.add(name)
         _note_replacement(state, role, index)
     return bool(created)
+
+
+def _rendezvous_host(state: State) -> tuple[str, int] | None:
+    """An elastic job's rank-0 pod, which hosts the c10d rendezvous store: created first, and
+    the others only once it is placed. Were it the one left Pending (one GPU free, and the
+    scheduler picked worker 2 for it), every other worker would wait on a store that is not
+    there, and the job would not even run at ``minReplicas`` (dlrover #1175). None for other
+    jobs, whose pods must all run anyway."""
+    if state.job.spec.elastic_policy is None:
+        return None
+    role = c.ROLE_CHIEF if env.replicas(state.job, c.ROLE_CHIEF) > 0 else c.ROLE_WORKER
+    return role, 0
+
+
+def _placed(state: State, host: tuple[str, int]) -> bool:
+    """Whether the rendezvous host's pod exists, is not going away, and has a node."""
+    pod = state.pods.by_name(children.pod_name(state.job, *host))
+    return pod is not None and not pod.terminating and pod.scheduled
 
 
 def _note_replacement(state: State, role: str, index: int) -> None:

@@ -66,6 +66,8 @@ class PodView:
     waiting: str | None = None
     # metadata.creationTimestamp: how long a Pending pod has waited.
     created: datetime | None = None
+    # spec.nodeName is set: the scheduler has placed the pod.
+    scheduled: bool = True
 
     @property
     def live(self) -> bool:
@@ -195,6 +197,7 @@ def _view(
         reason=reason if isinstance(reason, str) else None,
         waiting=_waiting(meta, phase, conditions, statuses),
         created=timefmt.parse(meta.get("creationTimestamp")),
+        scheduled=bool(_dict(raw.get("spec")).get("nodeName")),
     )
 
 
