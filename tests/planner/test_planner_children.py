@@ -227,3 +227,16 @@ def test_a_pod_group_someone_else_owns_is_never_replaced_or_deleted() -> None:
     assert not p.deletes
     world.job["spec"]["runPolicy"] = {}
     assert not world.step().deletes
+
+
+def test_pods_run_as_non_root_by_default_and_a_template_may_opt_out() -> None:
+    _, created = first_plan(make_job(roles={"worker": replica(1)}))
+    pod = created["Pod/mnist-worker-0"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (main,) = pod["spec"]["containers"]
+    assert main["securityContext"]["allowPrivilegeEscalation"] is False
+    root = replica(1)
+    root["template"]["spec"]["securityContext"] = {"runAsUser": 0}
+    _, created = first_plan(make_job(roles={"worker": root}))
+    assert "runAsNonRoot" not in created["Pod/mnist-worker-0"]["spec"]["securityContext"]

@@ -27,6 +27,7 @@ from elastrain_sandbox.apiserver.execstream import ExecBackend
 from elastrain_sandbox.apiserver.requestlog import RequestLog
 from elastrain_sandbox.apiserver.server import ApiServer
 from elastrain_sandbox.apiserver.store import Store
+from elastrain_sandbox.binds import require_private
 from elastrain_sandbox.controllers import nodes as nodes_mod
 from elastrain_sandbox.controllers.gc import GarbageCollector
 from elastrain_sandbox.controllers.nodes import NodeLifecycle
@@ -109,6 +110,7 @@ class SandboxRuntime:
         await self._runner.setup()
         # Bind the socket ourselves so the port chosen for --port 0 is known without poking
         # at aiohttp's internals.
+        require_private(cfg.host, "the sandbox API server")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((cfg.host, cfg.port))

@@ -15,7 +15,7 @@ from elastrain.api import constants as c
 from elastrain.api import quantity
 from elastrain.api.kinds import LABEL_POD_GROUP, POD_GROUP
 from elastrain.api.types import RestartPolicy, TrainingJob
-from elastrain.planner import env
+from elastrain.planner import env, security
 from elastrain.planner.observe import ANNOTATION_TOPOLOGY
 
 # The second scheduler that scheduler-plugins' chart installs (and Kubeflow's default gang
@@ -184,11 +184,12 @@ def _pod_group_spec(job: TrainingJob) -> dict[str, Any]:
 
 
 def build_pod_spec(job: TrainingJob, role: str, index: int, *, gang: bool) -> dict[str, Any]:
-    """Pod ``<job>-<role>-<index>`` from the role's template, wired and labelled.
+    """Pod ``<job>-<role>-<index>`` from the role's template, wired, labelled and hardened.
 
     The user's template labels and annotations are kept; ours are added on top (the parser
     refuses templates that set our labels). ``gang`` adds the PodGroup label and, if no
-    scheduler is named anywhere, the gang scheduler.
+    scheduler is named anywhere, the gang scheduler. Security fields the template leaves unset
+    get the restricted profile's values (:mod:`elastrain.planner.security`).
     """
     spec = job.spec.replica_specs[role]
     template = copy.deepcopy(spec.template)
@@ -228,7 +229,12 @@ def build_pod_spec(job: TrainingJob, role: str, index: int, *, gang: bool) -> di
 
     metadata = _meta(job, name, labels)
     metadata["annotations"] = annotations
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": security.harden(pod_spec),
+    }
 
 
 def _with_gpus(container: dict[str, Any], gpus: int) -> dict[str, Any]:

@@ -33,6 +33,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from elastrain_sandbox.binds import require_private
+
 log = logging.getLogger(__name__)
 
 SERVICE_HOST = "kubernetes.default.svc"
@@ -144,6 +146,7 @@ class ApiForwarder:
 
     async def start(self, ports: tuple[int, ...] = (SERVICE_PORT, 0)) -> int:
         """Listen on the first of ``ports`` that is free (0: any); the port taken."""
+        require_private(self.listen_host, "the node agent's API relay")
         error: OSError | None = None
         for port in ports:
             try:

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from elastrain_sandbox import containerlogs, execsession
+from elastrain_sandbox.binds import require_private
 from elastrain_sandbox.execsession import ExecBackend
 
 PodLookup = Callable[[str, str], dict[str, Any] | None]
@@ -51,6 +52,7 @@ class KubeletApi:
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
+        require_private(host, "the node agent's kubelet API")
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self._logs)

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from elastrain_sandbox.agent import hostcmd
 from elastrain_sandbox.agent.instance import InstanceId, b36, host_lock, remove_runtime_dir_if_idle
+from elastrain_sandbox.binds import BRIDGE_POOL
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ VETH_PREFIX = "etv"
 NETNS_PREFIX = "etns-"
 POD_SEQ_WIDTH = 4
 # 10.213.0.0/16 cut into 64 /22 slots: 1021 pod addresses per sandbox, 64 sandboxes per host.
-SUBNET_POOL = ipaddress.IPv4Network("10.213.0.0/16")
+SUBNET_POOL = BRIDGE_POOL
 SUBNET_PREFIX = 22
 LOOPBACK_SLOTS = range(2, 255)  # 127.<slot>.x.y; 127.0.x and 127.1.x are left to other uses
 NETNS_DIR = Path("/run/netns")
