@@ -7,7 +7,7 @@ from typing import Any
 
 from elastrain.api.quantity import pod_requests
 from elastrain.controller.monitor import metrics_port
-from elastrain.controller.store import slim
+from elastrain.controller.store import Store, slim
 from elastrain.planner.observe import observe_pods
 
 OWNER = {
@@ -122,3 +122,22 @@ def test_a_slim_pod_drops_what_nobody_reads_and_leaves_the_original_alone() -> N
 def test_other_kinds_keep_their_spec() -> None:
     service = {"kind": "Service", "metadata": {"name": "mnist"}, "spec": {"clusterIP": "None"}}
     assert slim(service)["spec"] == {"clusterIP": "None"}
+
+
+def test_a_buried_ghost_is_hidden_by_uid_and_a_namesake_is_not() -> None:
+    """``Store.bury`` (the ghost sweep) hides the one object, in every view, and nothing else:
+    a pod recreated under the same name has a new uid and shows."""
+    key = ("team-a", "mnist")
+    job = {"metadata": {"name": "mnist", "namespace": "team-a", "uid": "job-uid"}}
+    ghost = {"metadata": {"name": "mnist-worker-1", "uid": "old"}}
+    other = {"metadata": {"name": "mnist-worker-0", "uid": "w0"}}
+    pods = {key: [other, ghost]}
+    store = Store({key: [job]}, pods, {}, None)
+    store.bury("old")
+    assert store.pods(key) == [other]
+    assert store.objects("Pod", key) == [other]
+    pods[key] = [other, ghost, {"metadata": {"name": "mnist-worker-1", "uid": "new"}}]
+    assert [p["metadata"]["uid"] for p in store.pods(key)] == ["w0", "new"]
+    assert store.job_keys() == [key]
+    store.bury("job-uid")
+    assert store.job(key) is None and store.job_keys() == []

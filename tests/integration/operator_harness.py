@@ -56,7 +56,8 @@ class Operator:
             str(self.health_port),
             *(extra or self.extra),
         ]
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        # Unbuffered: a SIGKILLed operator (the crash tests, every teardown) keeps its last lines.
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -134,6 +135,8 @@ class Cluster:
         # The operator's own credentials: the chart's ServiceAccount where the cluster enforces
         # RBAC and the suite installed it (real), else the same as the tests'.
         self.operator_kubeconfig = self.kubeconfig_path
+        # kube-apiserver's audit log of the operator's requests, where the suite enables one.
+        self.audit_log: Path | None = None
         self.kubectl = kubectl
         self.api = Api(self.kubeconfig_path)
         self.kind = kind
@@ -167,14 +170,23 @@ class Cluster:
         conditions = ((self.crd(TJ) or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
-    def namespace(self, prefix: str) -> str:
+    def namespace(self, prefix: str, *, pod_security: str = "restricted") -> str:
         """A new namespace, once its ``default`` ServiceAccount exists (a real cluster's
-        ServiceAccount controller adds it a moment later, and refuses pods until then)."""
+        ServiceAccount controller adds it a moment later, and refuses pods until then).
+
+        It enforces the ``restricted`` Pod Security Standard unless ``pod_security`` names
+        another level: every pod the operator builds there must pass the real API server's
+        PodSecurity admission (the embedded one does not implement it)."""
         name = f"{prefix}-{len(self._namespaces) + 1}{self.suffix}"
+        labels = {
+            "elastrain.dev/test": "integration",
+            "pod-security.kubernetes.io/enforce": pod_security,
+            "pod-security.kubernetes.io/enforce-version": "latest",
+        }
         body = {
             "apiVersion": "v1",
             "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"elastrain.dev/test": "integration"}},
+            "metadata": {"name": name, "labels": labels},
         }
         Api.check(self.api.call("POST", "/api/v1/namespaces", body), "POST", "namespaces")
         self._namespaces.append(name)

@@ -21,6 +21,7 @@ from elastrain.controller.expectations import Expectations
 from elastrain.controller.monitor import Monitor, ProgressReader
 from elastrain.controller.queue import WorkQueue
 from elastrain.controller.reconcile import Reconciler
+from elastrain.controller.relist import GhostSweeper
 from elastrain.controller.store import JobKey, Store
 from elastrain.controller.workers import Workers
 from elastrain.kube.client import Kube
@@ -51,11 +52,13 @@ class Runtime:
     reconciler: Reconciler
     workers: Workers
     monitor: Monitor
+    sweeper: GhostSweeper
     metrics_server: Any = None
 
     async def stop(self) -> None:
         """Cancel the workers and the monitor, close the metrics server and the API client."""
         await self.monitor.stop()
+        await self.sweeper.stop()
         await self.workers.stop()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
@@ -115,6 +118,9 @@ def start(config: OperatorConfig, store: Store, kube: Kube | None = None) -> Run
     workers.start()
     monitor = Monitor(store, metrics.cluster, progress)
     monitor.start()
+    sweeper = GhostSweeper(
+        kube, store, queue.add, on_ghost=lambda kind: metrics.index_ghosts.labels(kind).inc()
+    )
     return Runtime(
         config=config,
         metrics=metrics,
@@ -127,5 +133,6 @@ def start(config: OperatorConfig, store: Store, kube: Kube | None = None) -> Run
         reconciler=reconciler,
         workers=workers,
         monitor=monitor,
+        sweeper=sweeper,
         metrics_server=server,
     )

@@ -90,6 +90,8 @@ async def job_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_:
     """Any change of a job: tick off our status write, update the phase gauge, enqueue it."""
     rt = runtime(memo)
     key = (body.metadata.namespace or "", body.metadata.name or "")
+    if event.get("type") is None:  # replayed from a (re-)listing: deletions may have been missed
+        rt.sweeper.listed(TRAINING_JOB.kind)
     if event.get("type") == "DELETED":
         rt.metrics.set_job_phase(key, None)
         rt.expectations.forget(key)
@@ -118,6 +120,8 @@ async def child_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **
     key = owner_job_key(body)
     if key is not None:
         rt = runtime(memo)
+        if event.get("type") is None:  # a (re-)listing (``elastrain.controller.relist``)
+            rt.sweeper.listed(str(body.get("kind")))
         deleted = event.get("type") == "DELETED"
         rt.expectations.observe_child(key, str(body.get("kind")), dict(body), deleted)
         rt.queue.add(key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from elastrain.api.kinds import CHILD_KINDS, TRAINING_JOB
 from elastrain.api.ownership import owning_job
 
 JobKey = tuple[str, str]
@@ -59,15 +60,17 @@ def owner_job_key(body: Mapping[str, Any]) -> JobKey | None:
     return str((body.get("metadata") or {}).get("namespace") or ""), owner.name
 
 
-def _values(index: Mapping[JobKey, Iterable[dict[str, Any]]] | None, key: JobKey) -> list[Any]:
-    if index is None:
-        return []
-    store = index.get(key)
-    return list(store) if store is not None else []
+def uid_of(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("uid") or "")
 
 
 class Store:
-    """The four indexes the reconcile reads instead of listing the API."""
+    """The four indexes the reconcile reads instead of listing the API.
+
+    Objects the API has deleted but an index still holds (*ghosts*, see
+    :mod:`elastrain.controller.relist`) are :meth:`bury`-ed by uid and never shown again: uids
+    are never reused, so a namesake created later is shown as usual.
+    """
 
     def __init__(
         self,
@@ -76,25 +79,57 @@ class Store:
         services: Mapping[JobKey, Iterable[dict[str, Any]]],
         pod_groups: Mapping[JobKey, Iterable[dict[str, Any]]] | None,
     ) -> None:
+        # In the order of ``CHILD_KINDS`` after the jobs (``index_of`` relies on it).
         self._jobs = jobs
         self._pods = pods
         self._services = services
         self._pod_groups = pod_groups
+        self._buried: set[str] = set()
+
+    def _values(
+        self, index: Mapping[JobKey, Iterable[dict[str, Any]]] | None, key: JobKey
+    ) -> list[Any]:
+        if index is None:
+            return []
+        store = index.get(key)
+        if store is None:
+            return []
+        return [obj for obj in store if not self._buried or uid_of(obj) not in self._buried]
 
     def job_keys(self) -> list[JobKey]:
         """Every job currently known."""
-        return list(self._jobs.keys())
+        if not self._buried:
+            return list(self._jobs.keys())
+        return [key for key in list(self._jobs.keys()) if self.job(key) is not None]
 
     def job(self, key: JobKey) -> dict[str, Any] | None:
         """The latest job body seen by the watch, or None once it is gone."""
-        found = _values(self._jobs, key)
+        found = self._values(self._jobs, key)
         return found[0] if found else None
 
     def pods(self, key: JobKey) -> list[dict[str, Any]]:
-        return _values(self._pods, key)
+        return self._values(self._pods, key)
 
     def services(self, key: JobKey) -> list[dict[str, Any]]:
-        return _values(self._services, key)
+        return self._values(self._services, key)
 
     def pod_groups(self, key: JobKey) -> list[dict[str, Any]]:
-        return _values(self._pod_groups, key)
+        return self._values(self._pod_groups, key)
+
+    def index_of(self, kind: str) -> Mapping[JobKey, Iterable[dict[str, Any]]] | None:
+        """The raw index of ``kind`` (``TrainingJob``, ``Pod``, ...), ghosts included."""
+        kinds = (TRAINING_JOB.kind, *(k.kind for k in CHILD_KINDS))
+        indexes = (self._jobs, self._pods, self._services, self._pod_groups)
+        return dict(zip(kinds, indexes, strict=True)).get(kind)
+
+    def objects(self, kind: str, key: JobKey) -> list[dict[str, Any]]:
+        """What the Store shows of ``kind`` under ``key`` (buried ghosts hidden)."""
+        return self._values(self.index_of(kind), key)
+
+    def bury(self, uid: str) -> None:
+        """Hide the object ``uid`` for good: the API deleted it, but its index missed the event."""
+        if uid:
+            self._buried.add(uid)
+
+    def buried(self) -> int:
+        return len(self._buried)

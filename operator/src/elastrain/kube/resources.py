@@ -46,6 +46,36 @@ async def delete(kube: Kube, kind: str, namespace: str, name: str, uid: str | No
     return True
 
 
+async def list_uids(
+    kube: Kube, kind: str, namespace: str, label_selector: str | None = None, page: int = 500
+) -> set[str]:
+    """The uids of every ``kind`` object in ``namespace`` (matching ``label_selector``), read in
+    pages of ``page`` so that a large namespace never becomes one huge response."""
+    uids: set[str] = set()
+    token = ""
+    while True:
+        query = [("limit", str(page))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if token:
+            query.append(("continue", token))
+        result = await kube.request("GET", by_kind(kind).collection_path(namespace), query=query)
+        for item in result.get("items") or []:
+            uids.add(str((item.get("metadata") or {}).get("uid") or ""))
+        token = (result.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return uids
+
+
+async def get_uid(kube: Kube, kind: str, namespace: str, name: str) -> str | None:
+    """The uid of the ``kind`` object ``name`` now, or None when there is none."""
+    try:
+        obj = await kube.request("GET", by_kind(kind).object_path(namespace, name))
+    except errors.NotFound:
+        return None
+    return str((obj.get("metadata") or {}).get("uid") or "") or None
+
+
 async def patch_job_status(
     kube: Kube, namespace: str, name: str, resource_version: str, patch: dict[str, Any]
 ) -> dict[str, Any]:

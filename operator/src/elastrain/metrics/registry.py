@@ -103,6 +103,13 @@ class Metrics:
             ["error"],
             registry=r,
         )
+        self.index_ghosts = Counter(
+            "elastrain_index_ghosts_total",
+            "Objects the operator's watch index still held after the API server had deleted "
+            "them (a deletion missed across a re-list), found and dropped, by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.job_to_pod_creation = Histogram(
             "elastrain_job_to_pod_creation_seconds",
             "From a job's creationTimestamp to its first pod created (Volcano's latency).",
