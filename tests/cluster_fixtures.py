@@ -29,6 +29,7 @@ from typing import Any
 
 import chart_rbac
 import pytest
+import rbac_audit
 from cluster_api import Api, SandboxNodeAdmin
 from elastrain_sandbox.admin import NodeAdmin
 from elastrain_sandbox.agent.backoff import BackoffPolicy
@@ -113,12 +114,15 @@ def real_cluster(root: Path) -> Iterator[Cluster]:
     bin_dir = os.environ.get(BIN_ENV)
     if not bin_dir:
         pytest.skip(f"{CLUSTER_ENV}=real needs ${BIN_ENV} (`make control-plane` prints it)")
+    (root / "state").mkdir(parents=True, exist_ok=True)
+    audit_log = root / "state" / "operator-audit.log"
     real = module.RealCluster(
         root / "state",
         root / "admin.kubeconfig",
         Path(bin_dir),
         nodes=2,
         agent_options=AGENT_OPTIONS,
+        apiserver_args=rbac_audit.apiserver_args(root / "state" / "audit-policy.yaml", audit_log),
     )
     kubectl = None
     cluster = None
@@ -139,8 +143,11 @@ def real_cluster(root: Path) -> Iterator[Cluster]:
             cluster.api,
             real.kubeconfig_path,
             root / "operator.kubeconfig",
+            namespace=rbac_audit.OPERATOR_NAMESPACE,
             helm_args=("--set", "peering.enabled=true"),
         )
+        # ... and what it asks is audited: a denied request fails its module (``cluster``).
+        cluster.audit_log = audit_log
         yield cluster
     finally:
         if cluster is not None:
@@ -207,6 +214,13 @@ def shared_real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cl
     with real_cluster(tmp_path_factory.mktemp("cluster")) as c:
         c.install_crd()
         yield c
+        if c.audit_log is not None:  # the figure of the session: what the suites exercised
+            seen = rbac_audit.calls(c.audit_log)
+            idle = rbac_audit.unseen(seen)
+            print(
+                f"\nRBAC audit: {len(seen)} operator requests, all in elastrain.kube.access; "
+                f"accesses never used in this run: {', '.join(idle) or 'none'}"
+            )
 
 
 @pytest.fixture(scope="module")
@@ -218,10 +232,14 @@ def cluster(
     restore their nodes themselves."""
     if cluster_kind() == "real":
         shared: Cluster = request.getfixturevalue("shared_real_cluster")
+        start = rbac_audit.size(shared.audit_log) if shared.audit_log else 0
         try:
             yield shared
         finally:
             shared.delete_namespaces()
+        if shared.audit_log is not None:
+            wrong = rbac_audit.unexpected(rbac_audit.calls(shared.audit_log, start))
+            assert not wrong, f"the operator's requests against its RBAC: {wrong}"
         return
     with CLUSTERS[cluster_kind()](tmp_path_factory.mktemp("cluster")) as c:
         c.install_crd()

@@ -17,7 +17,9 @@ import pytest
 import yaml
 from elastrain.controller import cli
 from elastrain.controller.config import OperatorConfig
+from elastrain.kube import access
 from elastrain_dev import validate_chart
+from rbac_audit import granted
 
 REPO = Path(__file__).resolve().parents[2]
 HELM = REPO / ".tools" / "bin" / "helm"
@@ -28,13 +30,9 @@ OPERATOR_RULES = [
     {
         "apiGroups": ["elastrain.dev"],
         "resources": ["trainingjobs"],
-        "verbs": ["get", "list", "watch", "patch", "update", "delete"],
+        "verbs": ["get", "list", "watch", "delete"],
     },
-    {
-        "apiGroups": ["elastrain.dev"],
-        "resources": ["trainingjobs/status"],
-        "verbs": ["get", "patch", "update"],
-    },
+    {"apiGroups": ["elastrain.dev"], "resources": ["trainingjobs/status"], "verbs": ["patch"]},
     {
         "apiGroups": ["elastrain.dev"],
         "resources": ["trainingjobs/finalizers"],
@@ -46,7 +44,6 @@ OPERATOR_RULES = [
         "verbs": ["get", "list", "watch", "create", "delete"],
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {
         "apiGroups": ["scheduling.x-k8s.io"],
         "resources": ["podgroups"],
@@ -56,7 +53,7 @@ OPERATOR_RULES = [
 CRD_READ = {
     "apiGroups": ["apiextensions.k8s.io"],
     "resources": ["customresourcedefinitions"],
-    "verbs": ["get", "list", "watch"],
+    "verbs": ["list", "watch"],
 }
 
 
@@ -134,7 +131,7 @@ def test_peering_cluster_wide() -> None:
     assert role["rules"][-1] == {
         "apiGroups": ["kopf.dev"],
         "resources": ["clusterkopfpeerings"],
-        "verbs": ["get", "list", "watch", "patch"],
+        "verbs": ["list", "watch", "patch"],
     }
     (peering,) = of_kind(docs, "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "elastrain"
@@ -162,6 +159,45 @@ def test_peering_crds_can_be_left_to_someone_else() -> None:
     crds = {c["metadata"]["name"] for c in of_kind(docs, "CustomResourceDefinition")}
     assert crds == {"trainingjobs.elastrain.dev"}
     assert len(of_kind(docs, "ClusterKopfPeering")) == 1
+
+
+@pytest.mark.parametrize("name", sorted(validate_chart.VALUE_SETS))
+def test_rbac_has_no_wildcards_and_no_access_to_secrets(name: str) -> None:
+    """Least privilege in every value set: each rule names its groups, resources and verbs, and
+    none reaches Secrets (an operator that can read them can read every team's credentials)."""
+    docs = render(validate_chart.VALUE_SETS[name])
+    rules = [r for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+    assert rules or not validate_chart.VALUE_SETS[name].get("rbac", {}).get("create", True)
+    for rule in rules:
+        for key in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule.get(key, []), f"{name}: a wildcard in {key}: {rule}"
+        assert "secrets" not in rule["resources"], f"{name}: {rule}"
+        assert not rule.get("nonResourceURLs"), f"{name}: {rule}"
+
+
+@pytest.mark.parametrize("name", sorted(validate_chart.VALUE_SETS))
+def test_rbac_grants_exactly_what_the_operator_calls(name: str) -> None:
+    """Both directions against the operator's table of API accesses (``kube/access.py``): each
+    call it makes is granted, and nothing it never calls is. The real control plane then
+    checks the table against the requests the operator really sends (``tests/rbac_audit.py``)."""
+    values = validate_chart.VALUE_SETS[name]
+    if not values.get("rbac", {}).get("create", True):
+        pytest.skip("rbac.create=false: the user brings the rules")
+    docs = render(values)
+    namespaced = bool(values.get("watchNamespaces"))
+    peering = bool(values.get("peering", {}).get("enabled"))
+    want = access.needed(namespaced=namespaced, peering=peering)
+    roles = [d for d in docs if d["kind"] in ("ClusterRole", "Role")]
+    if namespaced:  # each watched namespace's Role, plus the cluster-scoped CRD reader
+        cluster = {a for d in roles if d["kind"] == "ClusterRole" for a in granted(d["rules"])}
+        for role in (d for d in roles if d["kind"] == "Role"):
+            got = granted(role["rules"]) | cluster
+            assert sorted(map(str, got - want)) == [], f"granted, never called: {role['metadata']}"
+            assert sorted(map(str, want - got)) == [], f"called, not granted: {role['metadata']}"
+        return
+    got = {a for d in roles for a in granted(d["rules"])}
+    assert sorted(map(str, got - want)) == [], "granted, never called"
+    assert sorted(map(str, want - got)) == [], "called, not granted"
 
 
 def test_external_rbac_and_service_account() -> None:

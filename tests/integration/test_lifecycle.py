@@ -86,11 +86,13 @@ def test_never_fails_the_job_on_the_first_failure(
 
 
 def test_exit_code_policy_recreates_retryable_and_fails_permanent(
-    cluster: Cluster, operator: Operator, ns: str
+    cluster: Cluster, operator: Operator
 ) -> None:
     # A hostPath is shared by successive pods of the job on one node (pinned: a real cluster's
     # nodes are separate hosts): the first pod exits 137 (retryable, recreated as a new pod),
-    # the second exits 2 (permanent: the job fails).
+    # the second exits 2 (permanent: the job fails). The restricted Pod Security Standard
+    # forbids hostPath volumes, so this one namespace is privileged.
+    ns = cluster.namespace("exit-code-policy", pod_security="privileged")
     path = f"/tmp/elastrain-test-marks/{ns}"  # noqa: S108 (on the node, for its pods)
     marks = [{"name": "marks", "hostPath": {"path": path, "type": "DirectoryOrCreate"}}]
     script = "[ -f /marks/first ] || { touch /marks/first; exit 137; }; exit 2"

@@ -49,15 +49,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/*
 What the operator does inside a watched namespace (or, with a ClusterRole, in all of them).
-Only the verbs it uses: it never updates pods or services, it recreates them.
+Exactly the accesses of operator/src/elastrain/kube/access.py (tests/chart holds them equal):
+it never updates pods or services, it recreates them.
 */}}
 {{- define "elastrain.namespacedRules" -}}
+# get: the operator confirms that an object its watch index still holds is gone (a deletion
+# missed across a re-list); it never reads a job's spec any other way, and never writes one.
 - apiGroups: ["elastrain.dev"]
   resources: ["trainingjobs"]
-  verbs: ["get", "list", "watch", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["elastrain.dev"]
   resources: ["trainingjobs/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 # Children carry ownerReferences with blockOwnerDeletion: true; clusters that enforce
 # OwnerReferencesPermissionEnforcement require update on the owner's finalizers for that.
 - apiGroups: ["elastrain.dev"]
@@ -69,14 +72,11 @@ Only the verbs it uses: it never updates pods or services, it recreates them.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
 - apiGroups: ["scheduling.x-k8s.io"]
   resources: ["podgroups"]
   verbs: ["get", "list", "watch", "create", "delete"]
 {{- end -}}
 
 {{- define "elastrain.peeringVerbs" -}}
-verbs: ["get", "list", "watch", "patch"]
+verbs: ["list", "watch", "patch"]
 {{- end -}}

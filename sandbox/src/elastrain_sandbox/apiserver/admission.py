@@ -14,7 +14,11 @@ import threading
 from typing import Any
 
 from elastrain_sandbox.apiserver import errors
-from elastrain_sandbox.apiserver.meta import dns_label_errors, dns_subdomain_errors
+from elastrain_sandbox.apiserver.meta import (
+    annotation_size_errors,
+    dns_label_errors,
+    dns_subdomain_errors,
+)
 from elastrain_sandbox.apiserver.resources import ResourceType
 from elastrain_sandbox.apiserver.store import AdmissionRequest
 
@@ -51,6 +55,8 @@ def _label_causes(obj: dict[str, Any]) -> list[Cause]:
     for k, v in (obj["metadata"].get("annotations") or {}).items():
         if not isinstance(v, str):
             out.append((_INVALID, f"metadata.annotations[{k}]", "Invalid value: must be a string"))
+    annotations = obj["metadata"].get("annotations")
+    out += [(_INVALID, "metadata.annotations", m) for m in annotation_size_errors(annotations)]
     return out
 
 

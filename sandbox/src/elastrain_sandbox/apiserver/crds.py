@@ -20,7 +20,12 @@ from collections import OrderedDict
 from typing import Any
 
 from elastrain_sandbox.apiserver import errors, requestctx
-from elastrain_sandbox.apiserver.meta import dns_subdomain_errors, set_condition, timestamp
+from elastrain_sandbox.apiserver.meta import (
+    annotation_size_errors,
+    dns_subdomain_errors,
+    set_condition,
+    timestamp,
+)
 from elastrain_sandbox.apiserver.resources import ResourceType, ScaleSpec
 from elastrain_sandbox.apiserver.store import AdmissionRequest, Store, WatchEvent
 from elastrain_sandbox.validation import CompiledSchema, FieldCause, SchemaError, invalid_status
@@ -268,6 +273,10 @@ class CustomResourceAdmission:
                 _cause("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {m}')
                 for m in dns_subdomain_errors(name)
             ]
+        causes += [
+            _cause("metadata.annotations", "FieldValueTooLong", m)
+            for m in annotation_size_errors(obj["metadata"].get("annotations"))
+        ]
         report_unknown_fields(schema.pruned_fields(obj))
         obj = schema.prepare(obj)
         causes += schema.validate(obj, old)

@@ -45,6 +45,20 @@ def clone(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
+# apimachinery's TotalAnnotationSizeLimitB: keys and values of one object together.
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+
+
+def annotation_size_errors(annotations: object) -> list[str]:
+    """kube-apiserver's limit on an object's annotations (ValidateAnnotations), for every kind."""
+    if not isinstance(annotations, dict):
+        return []
+    size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in annotations.items())
+    if size > ANNOTATIONS_MAX_BYTES:
+        return [f"Too long: must have at most {ANNOTATIONS_MAX_BYTES} bytes"]
+    return []
+
+
 def dns_subdomain_errors(name: str) -> list[str]:
     if len(name) > 253:
         return ["must be no more than 253 characters"]
