@@ -115,7 +115,9 @@ class FaultProxy:
         )
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -145,10 +147,13 @@ class FaultProxy:
         return self._gate
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        # Watches first: an open one would hold the runner's graceful shutdown for its timeout.
+        for transport in list(self._watches):
+            transport.close()
         if self._session is not None:
             await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     # ------------------------------------------------------------------ requests
     def _draw(self, rate: float) -> bool:
