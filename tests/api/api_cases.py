@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[2]
 # The user-facing examples, and every manifest under examples/ (the demo's included).
@@ -543,3 +544,44 @@ UPDATES: list[Update] = [
     ),
     Update("restart-policy", (), (_set(f"{W}.restartPolicy", "Never"),), None),
 ]
+
+
+# Fields whose values the API and the parser both constrain, with values near their limits.
+FUZZ_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "spec.replicaSpecs.worker.replicas": st.integers(-1, 10000),
+    "spec.replicaSpecs.worker.restartPolicy": st.sampled_from(["Never", "ExitCode", "Sometimes"]),
+    "spec.replicaSpecs.worker.gpus": st.integers(-1, 65),
+    "spec.replicaSpecs.ps": st.sampled_from(
+        [None, {"template": template()}, {"replicas": 0, "template": template()}]
+    ),
+    "spec.replicaSpecs.chief": st.sampled_from(
+        [None, {"template": template()}, {"replicas": 2, "template": template()}]
+    ),
+    "spec.elasticPolicy": st.sampled_from(
+        [None, ELASTIC, {"minReplicas": 3, "maxReplicas": 2}, {"minReplicas": 2, "maxReplicas": 8}]
+    ),
+    "spec.nprocPerNode": st.sampled_from([None, "auto", "two", 0, 1, 8]),
+    "spec.successPolicy": st.sampled_from([None, "AllWorkers", "Chief", "Any"]),
+    "spec.runPolicy.backoffLimit": st.integers(-1, 1001),
+    "spec.runPolicy.cleanPodPolicy": st.sampled_from(["All", "Running", "None", "Some"]),
+    "spec.runPolicy.retryableExitCodes": st.sampled_from([None, [137], [0], [137, 137], [256]]),
+    "spec.runPolicy.schedulingPolicy": st.sampled_from(
+        [None, {"minAvailable": 1}, {"minAvailable": 3}, {"queue": "Q"}]
+    ),
+    "spec.runPolicy.restartBackoff": st.sampled_from(
+        [None, {"initialSeconds": 5, "maxSeconds": 1}, {"initialSeconds": 0}]
+    ),
+    "metadata.name": st.sampled_from(["ok", "x" * 48, "x" * 49, "Bad", "a-", "a1"]),
+}
+
+
+def set_path(obj: Obj, path: str, value: Any) -> None:
+    """Set the dotted ``path`` of ``obj`` to ``value`` (None removes it)."""
+    *parents, last = path.split(".")
+    node = obj
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is None:
+        node.pop(last, None)
+    else:
+        node[last] = copy.deepcopy(value)

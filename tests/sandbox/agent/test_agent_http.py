@@ -112,6 +112,11 @@ def test_http_agent_runs_pods_of_the_embedded_server(sb: Sandbox, tmp_path: Path
             sb.store.delete("pods", "sleeper", ns)  # graceful: the agent finishes it
             await wait_for(lambda: _pod(sb, ns, "sleeper") is None, 30, "sleeper deleted")
             await wait_for(lambda: not processes_with_marker(marker), 10, "sleeper's processes")
+            # Its last pod gone, the namespace is no longer watched: each watch holds a
+            # connection, and a long-lived agent sees many namespaces come and go.
+            assert source.followed_namespaces() == [ns]
+            sb.store.delete("pods", "done", ns)
+            await wait_for(lambda: source.followed_namespaces() == [], 30, "namespace unwatched")
         finally:
             await agent.stop()
         assert not processes_with_marker(marker)

@@ -120,6 +120,28 @@ class HttpSource:
         if type_ != "DELETED":
             await self._follow_namespace(namespace)
         self._deliver(SourceEvent("pods", type_, obj, old))
+        if type_ == "DELETED" and not self._hosts_pods_in(namespace):
+            await self._unfollow_namespace(namespace)
+
+    def followed_namespaces(self) -> list[str]:
+        """The namespaces whose pods, Services, ConfigMaps and Secrets are being watched."""
+        return sorted(self._namespaces)
+
+    def _hosts_pods_in(self, namespace: str) -> bool:
+        return any(
+            p["metadata"].get("namespace") == namespace
+            for informer in self._node_pods.values()
+            for p in informer.items()
+        )
+
+    async def _unfollow_namespace(self, namespace: str) -> None:
+        """Stop the watches of a namespace none of this agent's pods is in any more: each holds
+        a connection, and a long-lived agent sees many namespaces come and go (a test session
+        creates one per test); kept, they once exhausted the connection pool."""
+        self._ns_ready.pop(namespace, None)
+        group = self._namespaces.pop(namespace, None)
+        for informer in (group or {}).values():
+            await informer.stop()
 
     async def _follow_namespace(self, namespace: str) -> None:
         ready = self._ns_ready.get(namespace)

@@ -93,7 +93,12 @@ class KubeClient:
         if self._shut:
             raise SourceError(0, "the client is shut down")
         if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False)
+            # No connection cap: every watch holds a connection of its own (a kubelet would
+            # multiplex them over HTTP/2), and aiohttp's default cap of 100 let watches starve
+            # heartbeats and status writes.
+            connector = aiohttp.TCPConnector(
+                ssl=self._ssl if self._ssl is not None else False, limit=0
+            )
             self._session = aiohttp.ClientSession(
                 base_url=None, connector=connector, headers=self._headers
             )
@@ -145,7 +150,7 @@ class KubeClient:
                     raise SourceError(resp.status, str(message or raw[:200]))
                 return out if isinstance(out, dict) else {}
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise SourceError(0, f"{method} {path}: {exc or type(exc).__name__}") from exc
+            raise SourceError(0, f"{method} {path}: {str(exc) or type(exc).__name__}") from exc
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Obj:
         return await self.request("GET", path, params=params)
@@ -181,4 +186,4 @@ class KubeClient:
                 finally:
                     self._watches.discard(resp)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            raise SourceError(0, f"watch {path}: {exc or type(exc).__name__}") from exc
+            raise SourceError(0, f"watch {path}: {str(exc) or type(exc).__name__}") from exc
