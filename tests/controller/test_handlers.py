@@ -139,13 +139,33 @@ def test_the_podgroup_crd_appearing_replans_every_job() -> None:
         assert await rt.pod_groups.served() is False
         kube.served[POD_GROUP.api_prefix] = [POD_GROUP.plural]
         assert await rt.pod_groups.served() is False  # cached for a minute...
-        await handlers.podgroup_crd(memo=memo)
+        await handlers.podgroup_crd(event={"type": "ADDED"}, memo=memo)
         assert await rt.pod_groups.served() is True  # ...unless the CRD's event says otherwise
         assert queued(rt) == 2
 
     with_runtime(scenario, jobs)
     assert handlers.is_pod_group_crd("podgroups.scheduling.x-k8s.io")
     assert not handlers.is_pod_group_crd("trainingjobs.elastrain.dev")
+
+
+def test_a_podgroup_crd_not_yet_in_discovery_is_asked_after_until_it_is() -> None:
+    """A real kube-apiserver serves a new CRD's group a moment after the CRD's events (found
+    by the gang test on the real control plane): the handler keeps asking, then re-plans."""
+
+    async def scenario(rt: app.Runtime, memo: kopf.Memo, kube: FakeKube) -> None:
+        await rt.workers.stop()
+
+        async def serve_later() -> None:
+            await asyncio.sleep(0.3)
+            kube.served[POD_GROUP.api_prefix] = [POD_GROUP.plural]
+
+        later = asyncio.create_task(serve_later())
+        await handlers.podgroup_crd(event={"type": "ADDED"}, memo=memo)
+        await later
+        assert await rt.pod_groups.served() is True
+        assert queued(rt) == 1
+
+    with_runtime(scenario, {KEY: [make_job()]})
 
 
 def test_the_runtime_reconciles_what_the_handlers_enqueue() -> None:
@@ -161,7 +181,7 @@ def test_the_runtime_reconciles_what_the_handlers_enqueue() -> None:
 
 def test_a_handler_before_startup_says_so() -> None:
     with pytest.raises(RuntimeError, match="startup"):
-        asyncio.run(handlers.podgroup_crd(memo=kopf.Memo()))
+        asyncio.run(handlers.podgroup_crd(event={"type": "ADDED"}, memo=kopf.Memo()))
 
 
 KUBECONFIG = """

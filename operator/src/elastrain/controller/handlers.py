@@ -140,6 +140,10 @@ for _kind in CHILD_KINDS:
     _watch(child_event)
 
 
+# How long after a PodGroup CRD event the operator keeps asking discovery whether it is served.
+CRD_SERVED_WAIT = 30.0
+
+
 def is_pod_group_crd(name: str | None, **_: Any) -> bool:
     """kopf's ``when`` filter: only the PodGroup CustomResourceDefinition."""
     return name == POD_GROUP.crd_name
@@ -153,10 +157,19 @@ def is_pod_group_crd(name: str | None, **_: Any) -> bool:
     when=is_pod_group_crd,
     registry=registry,
 )
-async def podgroup_crd(memo: kopf.Memo, **_: Any) -> None:
+async def podgroup_crd(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """The PodGroup CRD appeared, changed or went: re-check it and re-plan every job, so that
-    gang jobs waiting for it start within seconds instead of at their next 60 s requeue."""
+    gang jobs waiting for it start within seconds instead of at their next 60 s requeue.
+
+    A CRD that exists but is not served yet (discovery lags it on a real API server) is asked
+    after again for up to :data:`CRD_SERVED_WAIT` seconds, and every job re-planned once it is.
+    """
     rt = runtime(memo)
     rt.pod_groups.invalidate()
     for key in rt.store.job_keys():
         rt.queue.add(key)
+    if event.get("type") == "DELETED" or await rt.pod_groups.served():
+        return
+    if await rt.pod_groups.wait_until_served(CRD_SERVED_WAIT):
+        for key in rt.store.job_keys():
+            rt.queue.add(key)

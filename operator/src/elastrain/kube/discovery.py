@@ -56,3 +56,17 @@ class CrdProbe:
     def invalidate(self) -> None:
         """Ask discovery again on the next :meth:`served`."""
         self._checked = -float("inf")
+
+    async def wait_until_served(self, timeout: float, interval: float = 1.0) -> bool:
+        """Ask again every ``interval`` seconds until ``kind`` is served or ``timeout`` passes.
+
+        kube-apiserver lists a new CRD's group in discovery a moment after the CRD appears,
+        even after it is Established, and no further CRD event announces that moment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.invalidate()
+            if await self.served():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(interval)
