@@ -278,6 +278,11 @@ BAD: list[Bad] = [
         _set("spec.elasticPolicy", {**ELASTIC, "pendingTimeoutSeconds": 604801}),
     ),
     bad(
+        "elastic-trim-without-pending-timeout",
+        "spec.elasticPolicy.trimPendingWorkers",
+        _set("spec.elasticPolicy", {**ELASTIC, "trimPendingWorkers": True}),
+    ),
+    bad(
         "elastic-no-max",
         "spec.elasticPolicy.maxReplicas",
         _set("spec.elasticPolicy", {"minReplicas": 1}),
@@ -449,6 +454,13 @@ GOOD: list[Good] = [
         "elastic-pending-timeout",
         _set("spec.elasticPolicy", {**ELASTIC, "pendingTimeoutSeconds": 600}),
     ),
+    good(
+        "elastic-trim-pending",
+        _set(
+            "spec.elasticPolicy",
+            {**ELASTIC, "pendingTimeoutSeconds": 600, "trimPendingWorkers": True},
+        ),
+    ),
     good("ps", _set("spec.replicaSpecs.ps", {"replicas": 2, "template": template()})),
     good(
         "elastic-with-zero-ps",
@@ -558,7 +570,14 @@ FUZZ_FIELDS: dict[str, st.SearchStrategy[Any]] = {
         [None, {"template": template()}, {"replicas": 2, "template": template()}]
     ),
     "spec.elasticPolicy": st.sampled_from(
-        [None, ELASTIC, {"minReplicas": 3, "maxReplicas": 2}, {"minReplicas": 2, "maxReplicas": 8}]
+        [
+            None,
+            ELASTIC,
+            {"minReplicas": 3, "maxReplicas": 2},
+            {"minReplicas": 2, "maxReplicas": 8},
+            {**ELASTIC, "trimPendingWorkers": True},
+            {**ELASTIC, "trimPendingWorkers": True, "pendingTimeoutSeconds": 60},
+        ]
     ),
     "spec.nprocPerNode": st.sampled_from([None, "auto", "two", 0, 1, 8]),
     "spec.successPolicy": st.sampled_from([None, "AllWorkers", "Chief", "Any"]),

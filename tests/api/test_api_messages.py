@@ -29,6 +29,11 @@ SPEC_RULES = [
     ("elastic-replicas-above-max", f"{W}.replicas", m.WORKERS_OUTSIDE_ELASTIC_RANGE),
     ("elastic-replicas-below-min", f"{W}.replicas", m.WORKERS_OUTSIDE_ELASTIC_RANGE),
     ("elastic-min-above-max", "spec.elasticPolicy.minReplicas", m.ELASTIC_MIN_ABOVE_MAX),
+    (
+        "elastic-trim-without-pending-timeout",
+        "spec.elasticPolicy.trimPendingWorkers",
+        m.TRIM_NEEDS_PENDING_TIMEOUT,
+    ),
     ("all-workers-zero", f"{W}.replicas", m.NO_WORKERS_WITH_ALL_WORKERS),
     ("chief-policy-nobody", "spec.successPolicy", m.CHIEF_WITHOUT_PODS),
     ("ps-without-workers", f"{W}.replicas", m.NO_WORKERS_WITH_PS),

@@ -317,3 +317,45 @@ def test_elastic_workers_pending_past_their_timeout_are_reported_until_they_run(
         assert cluster.job(ns, "pending")["status"]["restartCount"] == 0
     finally:
         cluster.kubectl("label", "node", node, f"{label}-")
+
+
+def test_trim_pending_workers_gives_them_up_until_the_count_changes(
+    cluster: Cluster, operator: Operator, ns: str
+) -> None:
+    """elasticPolicy.trimPendingWorkers: past the timeout, the Pending workers above
+    minReplicas are deleted and not recreated; the spec keeps its count, and changing that count
+    ends the trim."""
+    label = f"elastrain.dev/test-trim-{ns}"
+    elastic = {
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "pendingTimeoutSeconds": 1,
+        "trimPendingWorkers": True,
+    }
+    job = training_job(
+        "trim", "exec sleep 300", workers=3, node_selector={label: "yes"}, elasticPolicy=elastic
+    )
+    cluster.apply(ns, job)
+
+    def trimmed() -> dict[str, object] | None:
+        cond = condition(cluster.job(ns, "trim"), "WorkersPending")
+        return cond if cond is not None and cond["reason"] == "WorkersTrimmed" else None
+
+    cond = cluster.wait(trimmed, "WorkersPending=True (WorkersTrimmed)")
+    assert "trimmed to 1 of 3 workers" in str(cond["message"])
+    cluster.wait(
+        lambda: [p["metadata"]["name"] for p in cluster.pods(ns, "trim")] == ["trim-worker-0"],
+        "only worker 0 left",
+    )
+    node = cluster.schedulable_node()["metadata"]["name"]
+    cluster.kubectl("label", "node", node, f"{label}=yes")
+    try:
+        done = cluster.wait_phase(ns, "trim", "Running", operator=operator)
+        assert done["spec"]["replicaSpecs"]["worker"]["replicas"] == 3
+        assert done["status"]["restartCount"] == 0
+        assert [p["metadata"]["name"] for p in cluster.pods(ns, "trim")] == ["trim-worker-0"]
+        # A new count (kubectl scale, an HPA) is a new wish: planned from scratch.
+        cluster.kubectl("-n", ns, "scale", "trainingjob", "trim", "--replicas=2")
+        cluster.wait(lambda: len(cluster.pods(ns, "trim")) == 2, "worker 1 created again")
+    finally:
+        cluster.kubectl("label", "node", node, f"{label}-")

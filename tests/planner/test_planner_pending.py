@@ -153,3 +153,70 @@ def test_the_rendezvous_host_is_placed_before_the_other_workers_are_created() ->
     static = World(make_job(workers=3))
     static.unplaced = {"mnist-worker-0"}
     assert len([c for c in static.step().creates if c["kind"] == "Pod"]) == 3
+
+
+def trimmed_world() -> World:
+    """worker-0 runs, workers 1 and 2 are Pending past the timeout under trimPendingWorkers."""
+    world = elastic_world(trimPendingWorkers=True)
+    world.advance(60)
+    return world
+
+
+def test_trim_gives_the_pending_workers_up_and_keeps_the_spec() -> None:
+    world = trimmed_world()
+    plan = world.step()
+    assert ("Warning", "WorkersTrimmed") in events(plan)
+    cond = world.condition("WorkersPending")
+    assert cond is not None and cond["status"] == "True" and cond["reason"] == "WorkersTrimmed"
+    assert "trimmed to 1 of 3 workers" in cond["message"]
+    assert world.status["tracking"]["trimmed"] == {"to": 1, "spec": 3}
+    world.settle()
+    # The Pending workers are deleted as a scale-down, never recreated, nothing counted; the
+    # spec still asks for 3.
+    assert world.pod_names() == ["mnist-worker-0"]
+    assert world.phase == "Running"
+    assert world.status["restartCount"] == 0
+    assert world.job["spec"]["replicaSpecs"]["worker"]["replicas"] == 3
+    world.advance(600)
+    world.settle()
+    assert world.pod_names() == ["mnist-worker-0"]
+    assert not [e for e in world.plan().events if e.reason == "WorkersTrimmed"]
+
+
+def test_trim_never_drops_below_a_running_worker() -> None:
+    """Only the highest indices go: worker 2 runs, so Pending worker 1 stays (the scheduler
+    may place a higher index first)."""
+    world = elastic_world(workers=4, trimPendingWorkers=True)
+    world.run("mnist-worker-2")
+    world.settle()
+    world.advance(60)
+    world.settle()
+    assert world.status["tracking"]["trimmed"] == {"to": 3, "spec": 4}
+    assert world.pod_names() == ["mnist-worker-0", "mnist-worker-1", "mnist-worker-2"]
+
+
+def test_trim_keeps_min_replicas() -> None:
+    world = elastic_world(minReplicas=2, trimPendingWorkers=True)
+    world.advance(60)
+    world.settle()
+    assert world.status["tracking"]["trimmed"] == {"to": 2, "spec": 3}
+    assert world.pod_names() == ["mnist-worker-0", "mnist-worker-1"]
+
+
+def test_a_new_worker_count_ends_the_trim() -> None:
+    world = trimmed_world()
+    world.settle()
+    assert world.pod_names() == ["mnist-worker-0"]
+    world.job["spec"]["replicaSpecs"]["worker"]["replicas"] = 2  # kubectl scale, an HPA
+    world.job["metadata"]["generation"] = 2
+    world.settle()
+    assert "trimmed" not in world.status["tracking"]
+    assert world.pod_names() == ["mnist-worker-0", "mnist-worker-1"]
+
+
+def test_without_trim_pending_workers_are_only_reported() -> None:
+    world = elastic_world()
+    world.advance(60)
+    world.settle()
+    assert "trimmed" not in world.status["tracking"]
+    assert world.pod_names() == ["mnist-worker-0", "mnist-worker-1", "mnist-worker-2"]

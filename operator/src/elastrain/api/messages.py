@@ -40,6 +40,7 @@ NPROC_PER_NODE: Final = 'must be an integer >= 1 or "auto"'
 
 # spec.elasticPolicy
 ELASTIC_MIN_ABOVE_MAX: Final = "must not exceed spec.elasticPolicy.maxReplicas"
+TRIM_NEEDS_PENDING_TIMEOUT: Final = "needs spec.elasticPolicy.pendingTimeoutSeconds"
 # Elastic scaling is torchrun's c10d rendezvous; a job with parameter servers is wired
 # statically through TF_CONFIG, which every pod would need rewritten on each scale.
 ELASTIC_WITH_PS: Final = (

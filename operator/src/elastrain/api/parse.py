@@ -182,6 +182,7 @@ _ELASTIC_FIELDS = (
     "maxRestarts",
     "lastCallTimeoutSeconds",
     "pendingTimeoutSeconds",
+    "trimPendingWorkers",
 )
 
 
@@ -203,6 +204,9 @@ def _parse_elastic(errors: list[FieldError], raw: Mapping[str, Any] | None) -> E
         maximum=c.MAX_LAST_CALL_TIMEOUT_S,
     )
     pending = r.int_("pendingTimeoutSeconds", minimum=1, maximum=c.MAX_PENDING_TIMEOUT_S)
+    trim = r.bool_("trimPendingWorkers", default=False)
+    if trim and "pendingTimeoutSeconds" not in r.obj:
+        r.error("trimPendingWorkers", m.TRIM_NEEDS_PENDING_TIMEOUT)
     if lo is not None and hi is not None and lo > hi:
         r.error("minReplicas", f"{m.ELASTIC_MIN_ABOVE_MAX} ({lo} > {hi})")
         return None
@@ -210,7 +214,7 @@ def _parse_elastic(errors: list[FieldError], raw: Mapping[str, Any] | None) -> E
         return None
     if backend not in c.RDZV_BACKENDS:
         return None
-    return ElasticPolicy(lo, hi, str(backend), port, restarts, last_call, pending)
+    return ElasticPolicy(lo, hi, str(backend), port, restarts, last_call, pending, bool(trim))
 
 
 _RUN_FIELDS = (

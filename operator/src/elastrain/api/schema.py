@@ -152,6 +152,15 @@ def _elastic_policy() -> Schema:
                 minimum=1,
                 maximum=c.MAX_PENDING_TIMEOUT_S,
             ),
+            "trimPendingWorkers": boolean(
+                "Past pendingTimeoutSeconds, give the Pending workers up instead of only "
+                "reporting them: the job keeps the workers it has (at least minReplicas, never "
+                "a lower index than one that runs), deletes the Pending ones above them and "
+                "creates no more, until the worker count of the spec changes (kubectl scale, "
+                "an HPA, an edit). Shown in the WorkersPending condition and a WorkersTrimmed "
+                "Event. Needs pendingTimeoutSeconds.",
+                default=d.trim_pending_workers,
+            ),
         },
         required=["minReplicas", "maxReplicas"],
         rules=[
@@ -160,7 +169,13 @@ def _elastic_policy() -> Schema:
                 "self.minReplicas <= self.maxReplicas",
                 m.at("spec.elasticPolicy.minReplicas", m.ELASTIC_MIN_ABOVE_MAX),
                 field_path=".minReplicas",
-            )
+            ),
+            rule(
+                "!has(self.trimPendingWorkers) || !self.trimPendingWorkers || "
+                "has(self.pendingTimeoutSeconds)",
+                m.at("spec.elasticPolicy.trimPendingWorkers", m.TRIM_NEEDS_PENDING_TIMEOUT),
+                field_path=".trimPendingWorkers",
+            ),
         ],
     )
 

@@ -82,6 +82,8 @@ class ElasticPolicy:
     last_call_timeout_seconds: int = c.DEFAULT_LAST_CALL_TIMEOUT_S
     # Seconds a worker may stay Pending before the job reports it; None: never reported.
     pending_timeout_seconds: int | None = None
+    # Past that timeout, give the Pending workers up (``planner.trim``) rather than only report.
+    trim_pending_workers: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ blocking or failing it, and join the next rendezvous round once they run. Nobody
 that they never come, so with ``elasticPolicy.pendingTimeoutSeconds`` a worker Pending for
 longer than that (counted from its creation) turns ``WorkersPending`` True, with a Warning
 Event that names the workers and why they wait; once none is overdue it turns False with a
-Normal Event. The job itself is untouched: it keeps its phase and its desired worker count.
+Normal Event. The job keeps its phase and, unless ``trimPendingWorkers`` gives the overdue
+workers up (``trim``), its desired worker count.
 Decided purely from the observed pods and the clock, like ``training.stall``.
 """
 
@@ -19,9 +20,10 @@ from elastrain.api import constants as c
 from elastrain.api import timefmt
 from elastrain.api.job_status import JobCondition
 from elastrain.api.types import ConditionType, TrainingJob
-from elastrain.planner import env, status
+from elastrain.planner import env, status, trim
 from elastrain.planner.model import Event
 from elastrain.planner.observe import PENDING, PodView
+from elastrain.planner.restarts import Trimmed
 from elastrain.planner.training import human_duration
 
 # Phases in which a Pending worker is worth reporting: not finished, not suspended.
@@ -46,6 +48,8 @@ class PendingDecision:
     conditions: list[JobCondition]
     event: Event | None = None
     recheck_at: datetime | None = None
+    # The worker count to give the overdue workers up at (``trim``), if the job says so.
+    trim_to: int | None = None
 
 
 def workers_pending(
@@ -54,6 +58,7 @@ def workers_pending(
     running_workers: int,
     conditions: list[JobCondition],
     now: datetime,
+    trimmed: Trimmed | None = None,
 ) -> PendingDecision:
     """The ``WorkersPending`` condition over ``conditions`` (the plan's, phase already set)."""
     elastic = job.spec.elastic_policy
@@ -94,6 +99,18 @@ def workers_pending(
         f"{status.plural(len(overdue), 'worker')} Pending for more than {limit}: {named}{more}; "
         f"{running_workers} of {desired} workers running"
     )
+    to = trim.trim_to(job, pods, overdue)
+    if to is not None or trimmed is not None:
+        of = trimmed.spec if trimmed is not None else desired
+        message += (
+            f"; trimmed to {to if to is not None else desired} of {of} workers "
+            "(trimPendingWorkers) until the spec's worker count changes"
+        )
+        decided = _set(conditions, "True", "WorkersTrimmed", message, now)
+        if to is None:
+            return PendingDecision(decided, recheck_at=recheck)
+        given_up = Event("Warning", "WorkersTrimmed", status.clip(message))
+        return PendingDecision(decided, event=given_up, recheck_at=recheck, trim_to=to)
     decided = _set(conditions, "True", "PendingTimeout", message, now)
     event = None if was_pending else Event("Warning", "WorkersPending", status.clip(message))
     return PendingDecision(decided, event=event, recheck_at=recheck)

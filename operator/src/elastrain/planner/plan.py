@@ -27,7 +27,7 @@ from elastrain.api.errors import FieldError, SpecInvalid
 from elastrain.api.job_status import JobStatus
 from elastrain.api.parse import parse_training_job
 from elastrain.api.types import ConditionType, TrainingJob
-from elastrain.planner import active, finish, rejections, status, suspend
+from elastrain.planner import active, finish, rejections, status, suspend, trim
 from elastrain.planner.model import Event, Observed, Plan
 from elastrain.planner.restarts import account
 from elastrain.planner.state import State
@@ -86,7 +86,10 @@ def plan_job(job: TrainingJob, observed: Observed) -> Plan:
     """
     if job.deletion_timestamp:
         return Plan()
+    job, trim_ended = trim.effective(job)
     state = State(job, observed)
+    if trim_ended:
+        state.tracking.trimmed = None
     before = status.current_phase(state.prev)
     if before[0] in status.TERMINAL:
         return finish.finished(state, before[0], before[1])

@@ -84,6 +84,14 @@ class Rejected:
 
 
 @dataclass
+class Trimmed:
+    """An elastic job trimmed to ``to`` workers while the spec asks for ``spec`` (``trim``)."""
+
+    to: int
+    spec: int
+
+
+@dataclass
 class Disruption:
     """An open disruption window: since when, which pod caused it, and when it closes (None
     until the job has recovered)."""
@@ -117,6 +125,8 @@ class Tracking:
     rejected: Rejected | None = None
     # The open disruption window (see the module docstring), if any.
     disruption: Disruption | None = None
+    # The worker count given up to, past pendingTimeoutSeconds (``planner.trim``), if any.
+    trimmed: Trimmed | None = None
 
     @classmethod
     def load(cls, raw: Any) -> Tracking:
@@ -165,6 +175,9 @@ class Tracking:
                 cause=str(disruption.get("cause") or ""),
                 ends=_time(disruption.get("ends")),
             )
+        trimmed = raw.get("trimmed")
+        if isinstance(trimmed, dict) and _int(trimmed.get("spec")) > _int(trimmed.get("to")):
+            tracking.trimmed = Trimmed(to=_int(trimmed.get("to")), spec=_int(trimmed.get("spec")))
         return tracking
 
     def dump(self) -> dict[str, Any]:
@@ -206,6 +219,8 @@ class Tracking:
         if self.disruption is not None:
             d = self.disruption
             out["disruption"] = _compact({"since": d.since, "cause": d.cause, "ends": d.ends})
+        if self.trimmed is not None:
+            out["trimmed"] = {"to": self.trimmed.to, "spec": self.trimmed.spec}
         return out
 
     def release(self, pod: PodView) -> None:

@@ -20,7 +20,7 @@ from elastrain.api import constants as c
 from elastrain.api import timefmt
 from elastrain.api.job_status import JobStatus
 from elastrain.api.types import ConditionType, TrainingJob
-from elastrain.planner import children, env, pending, status, training
+from elastrain.planner import children, env, pending, status, training, trim
 from elastrain.planner.model import Delete, Event, Observed, Plan, Transition
 from elastrain.planner.observe import PodObservation, PodView, observe_pods
 from elastrain.planner.progress import Progress
@@ -143,10 +143,13 @@ class State:
             self.progress.up_count(c.ROLE_WORKER),
             nxt["conditions"],
             self.now,
+            self.tracking.trimmed,
         )
         nxt["conditions"] = waiting.conditions
         if waiting.event is not None:
             self.events.append(waiting.event)
+        if waiting.trim_to is not None:
+            trim.record(self.tracking, self.job, waiting.trim_to)
         if waiting.recheck_at is not None:
             self.timers.append(waiting.recheck_at)
 
