@@ -57,14 +57,7 @@ def _set(path: str, value: Any) -> Callable[[Obj], None]:
     """A mutation that sets (or, with value DELETE, removes) a dotted path, creating parents."""
 
     def apply(obj: Obj) -> None:
-        *parents, last = path.split(".")
-        node = obj
-        for key in parents:
-            node = node.setdefault(key, {})
-        if value is DELETE:
-            node.pop(last, None)
-        else:
-            node[last] = copy.deepcopy(value)
+        set_path(obj, path, None if value is DELETE else value)
 
     return apply
 

@@ -11,6 +11,7 @@ chaos left stopped, switch faults off).
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -28,6 +29,28 @@ LONG = "exec sleep 3600"
 CRASH_ONCE = "if [ -f /mark/once ]; then exec sleep 3600; fi; touch /mark/once; exit 1"
 KINDS = ("done", "fails", "scaled", "suspended", "resumed", "deleted", "crash-once")
 SETTLE_S = 240.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A scenario's size: ``make test`` uses the defaults, ``make soak`` sets the variables."""
+
+    jobs: int
+    seconds: float
+    seed: int
+
+    @classmethod
+    def from_env(cls, jobs: int) -> Settings:
+        seed = int(os.environ.get("ELASTRAIN_SOAK_SEED", "0")) or random.randrange(1, 1 << 30)  # noqa: S311
+        return cls(
+            int(os.environ.get("ELASTRAIN_SOAK_JOBS", str(jobs))),
+            float(os.environ.get("ELASTRAIN_SOAK_SECONDS", "25")),
+            seed,
+        )
+
+
+# pytest-timeout for a scenario: its churn window plus ten minutes to settle and check.
+TIMEOUT_S = int(float(os.environ.get("ELASTRAIN_SOAK_SECONDS", "25"))) + 600
 
 
 @dataclass
@@ -102,6 +125,13 @@ class Outcome:
     violations: list[str]
     converged_after: float
     chaos: str
+
+    def report(self, scenario: str, seed: int, extra: str = "") -> str:
+        """Print the figures line, fail on any violation, and return the line."""
+        figures = self.figures(scenario, seed) + extra
+        print(figures)
+        assert not self.violations, f"{figures}\n" + "\n".join(self.violations[:30])
+        return figures
 
     def figures(self, scenario: str, seed: int) -> str:
         return (

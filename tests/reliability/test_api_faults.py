@@ -10,8 +10,6 @@ inputs call for. The faults injected, by kind, are printed with the figures.
 
 from __future__ import annotations
 
-import os
-import random
 import threading
 from pathlib import Path
 
@@ -21,14 +19,10 @@ from elastrain_sandbox.faultproxy import KINDS, FaultRates
 from fault_proxy_harness import proxied
 from operator_harness import Cluster, Operator
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(int(os.environ.get("ELASTRAIN_SOAK_SECONDS", "25")) + 600),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(churn.TIMEOUT_S)]
 
-JOBS = int(os.environ.get("ELASTRAIN_SOAK_JOBS", "21"))
-CHURN_S = float(os.environ.get("ELASTRAIN_SOAK_SECONDS", "25"))
-SEED = int(os.environ.get("ELASTRAIN_SOAK_SEED", "0")) or random.randrange(1, 1 << 30)  # noqa: S311
+SIZE = churn.Settings.from_env(jobs=21)
+JOBS, CHURN_S, SEED = SIZE.jobs, SIZE.seconds, SIZE.seed
 
 
 def test_invariants_hold_while_the_api_misbehaves(cluster: Cluster, tmp_path: Path) -> None:
@@ -59,8 +53,6 @@ def test_invariants_hold_while_the_api_misbehaves(cluster: Cluster, tmp_path: Pa
             )
         finally:
             operator.kill()
-    figures = outcome.figures("api faults", SEED) + f", requests {dict(proxy.requests)}"
-    print(figures)
-    assert not outcome.violations, f"{figures}\n" + "\n".join(outcome.violations[:30])
+    figures = outcome.report("api faults", SEED, f", requests {dict(proxy.requests)}")
     # Every kind of fault was really fed to the operator, not just configured.
     assert all(proxy.injected[k] > 0 for k in KINDS), figures
