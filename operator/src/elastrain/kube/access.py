@@ -107,9 +107,5 @@ DENIED_BY_DESIGN: Final = frozenset(
 
 def needed(*, namespaced: bool, peering: bool) -> set[Access]:
     """What an operator run needs: cluster-wide or per namespace, with or without peering."""
-    peering_resource = "kopfpeerings" if namespaced else "clusterkopfpeerings"
-    return {
-        u.access
-        for u in USES
-        if u.when == "always" or (peering and u.access.resource == peering_resource)
-    }
+    scope: Scope = "namespaced" if namespaced else "cluster"
+    return {u.access for u in USES if u.when == "always" or (peering and u.scope == scope)}

@@ -90,6 +90,13 @@ class Trimmed:
     to: int
     spec: int
 
+    @classmethod
+    def load(cls, raw: Any) -> Trimmed | None:
+        """``status.tracking.trimmed`` parsed leniently: None unless it trims something."""
+        if isinstance(raw, dict) and _int(raw.get("spec")) > _int(raw.get("to")):
+            return cls(to=_int(raw.get("to")), spec=_int(raw.get("spec")))
+        return None
+
 
 @dataclass
 class Disruption:
@@ -175,9 +182,7 @@ class Tracking:
                 cause=str(disruption.get("cause") or ""),
                 ends=_time(disruption.get("ends")),
             )
-        trimmed = raw.get("trimmed")
-        if isinstance(trimmed, dict) and _int(trimmed.get("spec")) > _int(trimmed.get("to")):
-            tracking.trimmed = Trimmed(to=_int(trimmed.get("to")), spec=_int(trimmed.get("spec")))
+        tracking.trimmed = Trimmed.load(raw.get("trimmed"))
         return tracking
 
     def dump(self) -> dict[str, Any]:

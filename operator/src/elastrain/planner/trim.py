@@ -29,7 +29,9 @@ from elastrain.planner.restarts import Tracking, Trimmed
 def effective(job: TrainingJob) -> tuple[TrainingJob, bool]:
     """``job`` with its worker count as trimmed, and whether a recorded trim has ended (the
     spec's count moved on, or the policy was turned off): the plan then drops it."""
-    trimmed = Tracking.load(job.status.get("tracking")).trimmed
+    # Only the trim entry: the plan loads the whole of ``status.tracking`` once, in ``State``.
+    tracking = job.status.get("tracking")
+    trimmed = Trimmed.load(tracking.get("trimmed") if isinstance(tracking, dict) else None)
     if trimmed is None:
         return job, False
     elastic = job.spec.elastic_policy
