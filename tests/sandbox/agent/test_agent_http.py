@@ -7,6 +7,7 @@ agent wrote through HTTP: list+watch informers, ``pods/status`` patches, the fin
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,33 @@ def test_http_source_relists_after_the_watch_breaks(sb: Sandbox) -> None:
             sb.store.delete("pods", "p1", ns, grace_period_seconds=0)
             await wait_for(lambda: ("pods", "DELETED", "p1") in seen, 20, "p1 DELETED")
             assert source.lookup("Pod", ns, "p1") is None
+        finally:
+            await source.stop()
+
+    run(body)
+
+
+def test_stopping_an_informer_passes_the_callers_own_cancellation_on(sb: Sandbox) -> None:
+    """A task cancelled while it waits in ``Informer.stop`` (a node informer's handler stopping
+    a namespace's informers, as ``HttpSource.stop`` cancels it) ends cancelled, instead of
+    taking the cancellation for the informer's and running on, which hung the agent's stop."""
+
+    async def body() -> None:
+        source = HttpSource(sb.kubeconfig_path, nodes=["node-0"])
+        await source.start(lambda ev: None)
+        try:
+            informer = source.watch_node("node-0")
+            await informer.synced.wait()
+
+            async def stopper() -> None:
+                await informer.stop()
+                await asyncio.sleep(3600)  # reached only if the cancellation was swallowed
+
+            outer = asyncio.create_task(stopper())
+            await asyncio.sleep(0)  # outer now waits for the informer's task to end
+            outer.cancel()
+            await asyncio.wait([outer], timeout=10)
+            assert outer.done() and outer.cancelled()
         finally:
             await source.stop()
 

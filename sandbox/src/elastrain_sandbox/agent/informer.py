@@ -10,7 +10,6 @@ the changes (ADDED, MODIFIED, DELETED) it missed, with the old object where ther
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -54,11 +53,21 @@ class Informer:
         self._task = asyncio.create_task(self._run(), name=f"informer {self.path}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Cancel the informer's task and wait for it. A cancellation of the caller itself is
+        passed on, never taken for the informer's own: a handler of one informer stops
+        others (``HttpSource`` unwatching a namespace), and the swallowed cancellation of
+        that handler's task once left ``HttpSource.stop`` waiting on it for ever."""
+        task = self._task
+        if task is None:
+            return
+        self._task = None
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
 
     def items(self) -> list[Obj]:
         return list(self.cache.values())
