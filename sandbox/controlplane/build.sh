@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the real Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, etcd) from their Go modules into a cache outside the repo.
+# kube-scheduler, etcd) and the metrics-server add-on from their Go modules into a cache
+# outside the repo.
 #
 #   sandbox/controlplane/build.sh            # build if needed, print the bin dir
 #   ELASTRAIN_CACHE=/some/dir build.sh       # cache root (default ~/.cache/elastrain)
@@ -24,15 +25,16 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 modversion() { sed -nE "s#^(require)?[[:space:]]*$1 (v[^ ]+).*#\2#p" "$2" | head -n1; }
 k8s_version="$(modversion k8s.io/kubernetes "$here/go.mod")"
 etcd_version="$(modversion go.etcd.io/etcd/server/v3 "$here/etcd/go.mod")"
-if [[ -z "$k8s_version" || -z "$etcd_version" ]]; then
-    echo "build.sh: cannot read the kubernetes/etcd versions from go.mod" >&2
+ms_version="$(modversion sigs.k8s.io/metrics-server "$here/metrics-server/go.mod")"
+if [[ -z "$k8s_version" || -z "$etcd_version" || -z "$ms_version" ]]; then
+    echo "build.sh: cannot read the kubernetes/etcd/metrics-server versions from go.mod" >&2
     exit 1
 fi
 
 cache_root="${ELASTRAIN_CACHE:-$HOME/.cache/elastrain}/control-plane/$k8s_version"
 bin="$cache_root/bin"
 stamp="$cache_root/STAMP"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd metrics-server)
 
 # Keep Go's module and build caches out of the repo (they are GBs).
 repo_root="$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || echo "$here")"
@@ -55,6 +57,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     k8s_ldflags+=" -X $pkg.gitTreeState=clean"
 done
 etcd_ldflags="-s -w"
+ms_ldflags="-s -w -X k8s.io/client-go/pkg/version.gitVersion=$ms_version"
 build_flags=(-trimpath -buildvcs=false -p "$jobs")
 
 # The stamp: inputs of the build, the go version and the flags. Bump
@@ -67,9 +70,11 @@ stamp_value="$(
         echo "GOOS=$(go env GOOS) GOARCH=$(go env GOARCH) CGO_ENABLED=$CGO_ENABLED"
         echo "k8s_ldflags=$k8s_ldflags"
         echo "etcd_ldflags=$etcd_ldflags"
+        echo "ms_ldflags=$ms_ldflags"
         echo "flags=-trimpath -buildvcs=false"
         cd "$here"
-        sha256sum go.mod go.sum cmd/*/main.go etcd/go.mod etcd/go.sum etcd/cmd/*/main.go
+        sha256sum go.mod go.sum cmd/*/main.go etcd/go.mod etcd/go.sum etcd/cmd/*/main.go \
+            metrics-server/go.mod metrics-server/go.sum
     } | sha256sum | cut -d' ' -f1
 )"
 
@@ -87,12 +92,12 @@ if command -v flock >/dev/null 2>&1; then
 fi
 
 if [[ "${ELASTRAIN_CP_FORCE:-0}" != 1 ]] && up_to_date; then
-    echo "control plane up to date: kubernetes $k8s_version, etcd $etcd_version"
+    echo "control plane up to date: kubernetes $k8s_version, etcd $etcd_version, metrics-server $ms_version"
     echo "bin: $bin"
     exit 0
 fi
 
-echo "building control plane: kubernetes $k8s_version, etcd $etcd_version ($(go version | cut -d' ' -f3), -p $jobs)"
+echo "building control plane: kubernetes $k8s_version, etcd $etcd_version, metrics-server $ms_version ($(go version | cut -d' ' -f3), -p $jobs)"
 echo "GOMODCACHE=$(go env GOMODCACHE) GOCACHE=$(go env GOCACHE)"
 tmp="$(mktemp -d "$cache_root/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -107,6 +112,11 @@ t=$SECONDS
 (cd "$here/etcd" && go build "${build_flags[@]}" -ldflags="$etcd_ldflags" -o "$tmp/" ./cmd/etcd)
 echo "built etcd in $((SECONDS - t))s"
 
+t=$SECONDS
+(cd "$here/metrics-server" && go build "${build_flags[@]}" -ldflags="$ms_ldflags" -o "$tmp/" \
+    sigs.k8s.io/metrics-server/cmd/metrics-server)
+echo "built metrics-server in $((SECONDS - t))s"
+
 mkdir -p "$bin"
 for b in "${binaries[@]}"; do
     mv -f "$tmp/$b" "$bin/$b"
@@ -114,6 +124,7 @@ done
 {
     echo "kubernetes $k8s_version"
     echo "etcd $etcd_version"
+    echo "metrics-server $ms_version"
     go version
 } > "$cache_root/VERSIONS"
 echo "$stamp_value" > "$stamp"

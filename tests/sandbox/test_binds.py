@@ -56,7 +56,7 @@ def test_the_kubelet_api_and_the_api_relay_refuse_a_public_address(tmp_path: Pat
         tmp_path, lambda ns, name: None, cert=tmp_path, key=tmp_path, client_ca=None
     )
     with pytest.raises(BindRefused, match="kubelet API"):
-        asyncio.run(kubelet.start("0.0.0.0", 0))  # noqa: S104
+        asyncio.run(kubelet.start("0.0.0.0"))  # noqa: S104
     relay = ApiForwarder("::", ("127.0.0.1", 1), ipaddress.ip_network("127.0.0.0/8"))
     with pytest.raises(BindRefused, match="API relay"):
         asyncio.run(relay.start((0,)))

@@ -30,7 +30,6 @@ from elastrain_sandbox.agent.source import SourceError
 from elastrain_sandbox.controlplane.cluster import RealControlPlane
 from elastrain_sandbox.controlplane.pki import Pki
 from elastrain_sandbox.loopthread import LoopThread
-from elastrain_sandbox.ports import free_port
 
 START_TIMEOUT = 120.0
 CALL_TIMEOUT = 60.0
@@ -47,13 +46,11 @@ class NodeSide:
         state_dir: Path,
         control_plane: RealControlPlane,
         *,
-        port: int,
         heartbeat: float,
         agent_options: dict[str, Any],
     ) -> None:
         self.state_dir = state_dir
         self.control_plane = control_plane
-        self.port = port
         self.source = HttpSource(control_plane.kubeconfig_path, nodes=[])
         url = urllib.parse.urlsplit(control_plane.url)
         upstream = (str(url.hostname), int(url.port or 443))
@@ -64,7 +61,8 @@ class NodeSide:
             api_access=ApiAccess(upstream, self.source),
             **agent_options,
         )
-        self.kubelet = Kubelet(self.agent, self.source, port=port, heartbeat=heartbeat)
+        self.heartbeat = heartbeat
+        self.kubelet: Kubelet | None = None
         self.api: KubeletApi | None = None
         self._started: list[str] = []
 
@@ -90,8 +88,10 @@ class NodeSide:
             key=serving.key,
             client_ca=keys.ca.cert,
             exec_backend=self.agent,
+            running=self.agent.running,
         )
-        await self.api.start(host, self.port)
+        await self.api.start(host)
+        self.kubelet = Kubelet(self.agent, self.source, ports=self.api, heartbeat=self.heartbeat)
         await self.kubelet.start()
 
     async def _wait_default_account(self) -> None:
@@ -110,7 +110,8 @@ class NodeSide:
             await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
-        await self.kubelet.stop()
+        if self.kubelet is not None:
+            await self.kubelet.stop()
         if self.api is not None:
             await self.api.stop()
         if self._started:
@@ -118,14 +119,18 @@ class NodeSide:
         else:
             await self.source.stop()
 
+    def _kubelet(self) -> Kubelet:
+        assert self.kubelet is not None, "start() first"
+        return self.kubelet
+
     async def add_node(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
-        return await self.kubelet.add_node(name, NodeShape(**options))
+        return await self._kubelet().add_node(name, NodeShape(**options))
 
     async def remove_node(self, name: str) -> None:
-        await self.kubelet.remove_node(name)
+        await self._kubelet().remove_node(name)
 
     async def set_node_ready(self, name: str, ready: bool | None) -> dict[str, Any]:
-        return await self.kubelet.set_node_ready(name, ready)
+        return await self._kubelet().set_node_ready(name, ready)
 
 
 class RealCluster:
@@ -135,7 +140,8 @@ class RealCluster:
     a silent node before marking it NotReady (default: the controller's own, 50 s); the agent
     then renews leases four times per grace period so a live node never flaps. ``agent=False``
     starts the control plane alone (pods stay Pending). ``apiserver_args`` are extra
-    kube-apiserver flags (the benchmarks' audit log).
+    kube-apiserver flags (the benchmarks' audit log). ``metrics_server`` adds the real
+    metrics-server, scraping the agent's nodes (``kubectl top``, HorizontalPodAutoscalers).
     """
 
     def __init__(
@@ -152,8 +158,10 @@ class RealCluster:
         agent_options: dict[str, Any] | None = None,
         node_monitor_grace_period: float | None = None,
         apiserver_args: Sequence[str] = (),
+        metrics_server: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.metrics_server = metrics_server
         self.nodes = nodes
         self.cpus_per_node = cpus_per_node
         self.memory_per_node = memory_per_node
@@ -198,6 +206,9 @@ class RealCluster:
             return self
         try:
             self._thread.start(START_TIMEOUT)
+            if self.metrics_server:
+                assert self.agent is not None
+                self.control_plane.start_metrics_server(self.agent.host_ip)
         except BaseException:
             self.stop()
             raise
@@ -207,7 +218,6 @@ class RealCluster:
         self._node = NodeSide(
             self.state_dir / "agent",
             self.control_plane,
-            port=free_port(),
             heartbeat=self.heartbeat,
             agent_options=self.agent_options,
         )

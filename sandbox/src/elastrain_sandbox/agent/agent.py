@@ -42,6 +42,7 @@ from elastrain_sandbox.agent.network import SUBNET_PREFIX, PodNetwork, open_netw
 from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
 from elastrain_sandbox.agent.source import ClusterSource, SourceError, SourceEvent
 from elastrain_sandbox.agent.storesource import StoreSource
+from elastrain_sandbox.agent.usage import Running
 from elastrain_sandbox.apiserver.store import Store
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,17 @@ class NodeAgent:
         knows the partition has taken effect before it acts on the node's pods.
         """
         return self._nodes.get(name)
+
+    def running(self) -> list[Running]:
+        """Every container with a live process, by node (the resource-metrics endpoint)."""
+        found = []
+        for rt in self._runtimes.values():
+            node = self._node_of(rt)
+            if node is None:
+                continue
+            for name, cid, since in rt.running_containers():
+                found.append(Running(node, rt.namespace, rt.name, name, cid, since))
+        return found
 
     def serve(self, name: str) -> None:
         """Serve node ``name`` too (a node this agent registered after it started)."""

@@ -4,7 +4,8 @@
 For each node it registers:
 
 * the Node object (capacity and allocatable cpu, memory, pods, ``nvidia.com/gpu``;
-  ``addresses`` InternalIP = the agent's ``host_ip``, Hostname; the daemon endpoint's port;
+  ``addresses`` InternalIP = the agent's ``host_ip``, Hostname; the daemon endpoint's port,
+  one per node (``KubeletApi.open_node``);
   ``nodeInfo``; conditions with Ready True);
 * a Lease in ``kube-node-lease``, owned by the Node, renewed every ``heartbeat`` seconds: the
   node lifecycle controller marks a node whose lease goes stale NotReady (Ready Unknown), then
@@ -30,7 +31,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from elastrain_sandbox.agent.agent import NodeAgent
 from elastrain_sandbox.agent.httpsource import HttpSource
@@ -74,16 +75,29 @@ class NodeShape:
 WEBSOCKET_FEATURE = "ExtendWebSocketsToKubelet"
 
 
+class DaemonPorts(Protocol):
+    """Who listens for each node's kubelet API (``KubeletApi``)."""
+
+    async def open_node(self, node: str) -> int: ...
+
+    async def close_node(self, node: str) -> None: ...
+
+
 class Kubelet:
     """Registers and heartbeats the agent's nodes; ``start()`` after ``agent.start()``."""
 
     def __init__(
-        self, agent: NodeAgent, source: HttpSource, *, port: int, heartbeat: float = 10.0
+        self,
+        agent: NodeAgent,
+        source: HttpSource,
+        *,
+        ports: DaemonPorts,
+        heartbeat: float = 10.0,
     ) -> None:
         self.agent = agent
         self.source = source
         self.client = source.client
-        self.port = port
+        self.ports = ports
         self.heartbeat = heartbeat
         self._nodes: dict[str, NodeShape] = {}
         self._cut: set[str] = set()
@@ -115,7 +129,8 @@ class Kubelet:
             taints=shape.taints,
             address=self.agent.host_ip,
         )
-        node["status"]["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self.port}}
+        port = await self.ports.open_node(name)
+        node["status"]["daemonEndpoints"] = {"kubeletEndpoint": {"Port": port}}
         # Our kubelet API speaks WebSocket exec: kube-apiserver then proxies kubectl's stream
         # to it as it is, instead of translating it to SPDY (which it does not speak).
         node["status"]["declaredFeatures"] = [WEBSOCKET_FEATURE]
@@ -140,6 +155,7 @@ class Kubelet:
         self._nodes.pop(name, None)
         self._cut.discard(name)
         self.agent.machine_gone(name)
+        await self.ports.close_node(name)
         await self.source.unwatch_node(name)
         with contextlib.suppress(SourceError):
             await self.client.request("DELETE", f"/api/v1/nodes/{name}")

@@ -210,6 +210,15 @@ class PodRuntime:
         for proc in self._processes.values():
             proc.kill_now()
 
+    def running_containers(self) -> list[tuple[str, str, float]]:
+        """(name, container ID, running since) of each container with a live process."""
+        since = {r.name: r.running_since for r in (*self.init_records, *self.records)}
+        return [
+            (name, proc.spec.container_id, since.get(name) or self.start_time)
+            for name, proc in self._processes.items()
+            if proc.running
+        ]
+
     @property
     def has_running_containers(self) -> bool:
         """Whether any container process of this pod is still alive."""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from elastrain_sandbox.controlplane import pki
+from elastrain_sandbox.controlplane import metricsserver, pki
 from elastrain_sandbox.controlplane.pki import KeyPair, Pki
 from elastrain_sandbox.ports import free_port
 
@@ -155,6 +155,9 @@ class RealControlPlane:
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={keys.front_proxy_client.cert}",
             f"--proxy-client-key-file={keys.front_proxy_client.key}",
+            # No kube-proxy routes ClusterIPs here: aggregated APIs (metrics-server) are
+            # reached at their Endpoints.
+            "--enable-aggregator-routing=true",
             "--profiling=false",
             *self.apiserver_args,
         )
@@ -202,6 +205,45 @@ class RealControlPlane:
         )
         self._wait_http(f"https://127.0.0.1:{sched_port}/healthz", "kube-scheduler", insecure=True)
 
+    def start_metrics_server(self, host: str) -> None:
+        """Start metrics-server on ``host`` (the node agent's bridge address) and register it
+        with the aggregator; return once ``metrics.k8s.io`` answers (``metricsserver``)."""
+        keys = self.keys
+        assert keys is not None, "start() first"
+        binary = self.bin_dir / metricsserver.BINARY
+        if not binary.is_file():
+            raise ControlPlaneError(f"{binary} not found: run `make control-plane`")
+        directory = self.state_dir / "pki"
+        client = keys.client(directory, "metrics-server-client", metricsserver.USER)
+        service = f"{metricsserver.NAME}.{metricsserver.NAMESPACE}.svc"
+        serving = keys.serving(
+            directory, "metrics-server", dns=(service, f"{service}.cluster.local"), ips=(host,)
+        )
+        kubeconfig = self.state_dir / "metrics-server.kubeconfig"
+        write_kubeconfig(kubeconfig, self.url, keys.ca.cert, client)
+        api = metricsserver.AdminApi(self.url, keys)
+        port = metricsserver.port()
+        for obj in metricsserver.rbac_objects():
+            api.create(obj)
+        self._spawn(
+            metricsserver.BINARY,
+            *metricsserver.args(
+                host=host,
+                port=port,
+                kubeconfig=kubeconfig,
+                serving=serving,
+                client=client,
+                keys=keys,
+            ),
+        )
+        for obj in metricsserver.routing_objects(host, port, keys.ca.cert.read_bytes()):
+            api.create(obj)
+        try:
+            metricsserver.wait_available(api, self._check_running)
+        except TimeoutError as exc:
+            proc = self._procs[-1]
+            raise ControlPlaneError(f"{exc}\n{proc.name} log:\n{proc.tail()}") from exc
+
     def stop(self) -> None:
         """Stop the components one by one, newest first, so etcd goes last: a kube-apiserver
         whose etcd is already gone hangs in its shutdown. SIGTERM, then SIGKILL after the grace."""
@@ -243,11 +285,7 @@ class RealControlPlane:
         deadline = time.monotonic() + START_TIMEOUT
         last = ""
         while time.monotonic() < deadline:
-            for proc in self._procs:
-                if proc.popen.poll() is not None:
-                    raise ControlPlaneError(
-                        f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}"
-                    )
+            self._check_running()
             try:
                 with urllib.request.urlopen(url, timeout=5, context=context) as resp:
                     if resp.status == 200:
@@ -256,6 +294,14 @@ class RealControlPlane:
                 last = str(exc)
             time.sleep(0.2)
         raise ControlPlaneError(f"{what} not ready at {url} after {START_TIMEOUT:.0f}s ({last})")
+
+    def _check_running(self) -> None:
+        """ControlPlaneError, quoting its log, if any component has exited."""
+        for proc in self._procs:
+            if proc.popen.poll() is not None:
+                raise ControlPlaneError(
+                    f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}"
+                )
 
     def _ssl_context(self, insecure: bool) -> ssl.SSLContext | None:
         if self.keys is None:

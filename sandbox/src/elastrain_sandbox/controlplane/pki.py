@@ -162,10 +162,15 @@ class Pki:
             directory, f"node-{node}", self.signer, _name(f"system:node:{node}", "system:nodes")
         )
 
+    def client(self, directory: Path, stem: str, common_name: str) -> KeyPair:
+        """A client identity of the cluster CA (an add-on's user, such as metrics-server)."""
+        return _leaf(directory, stem, self.signer, _name(common_name))
+
     def serving(
         self, directory: Path, stem: str, *, dns: tuple[str, ...], ips: tuple[str, ...]
     ) -> KeyPair:
-        """A serving certificate from the cluster CA (a kubelet's daemon endpoint)."""
+        """A serving certificate from the cluster CA (a kubelet's daemon endpoint, an
+        aggregated API server)."""
         return _leaf(directory, stem, self.signer, _name(stem), server=True, dns=dns, ips=ips)
 
 
