@@ -12,20 +12,17 @@ resumes from the newest checkpoint, on the job's shared (RWX) checkpoint volume.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cluster_api import Api, resource_path
+from cluster_api import Api
 from elastrain_dev.trainer_gauges import METRICS_PORT, Reading, one_round, scrape_pods
 from elastrain_sandbox.admin import NodeAdmin
-from elastrain_sandbox.agent.container import processes_with_marker
 from operator_harness import Cluster, Operator, condition
+from trainer_harness import CLAIM, TRAINER_IMAGE, kill_container, shared_claim
 
 pytestmark = [
     pytest.mark.slow,
@@ -39,8 +36,6 @@ pytestmark = [
 ]
 
 JOB = "elastic"
-CLAIM = "elastic-ckpt"
-TRAINER_IMAGE = "ghcr.io/elastrain/trainer:0.1.0"
 CHECKPOINT_EVERY = 10
 # Paced at most 20 steps/s, so that four trainers leave this 2-core machine to the control
 # plane; enough steps that the job cannot finish before the last event (each event consumes
@@ -104,49 +99,6 @@ def trainer_job(workers: int = 2, gpus: int = 0, **elastic: int) -> dict[str, An
             },
         },
     }
-
-
-def shared_claim(cluster: Cluster, ns: str) -> None:
-    """The job's RWX checkpoint volume. The node agent backs every claim with one host dir
-    shared by all its nodes; the real control plane's scheduler also needs the claim Bound,
-    so there a PersistentVolume is pre-bound to it."""
-    claim: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": CLAIM},
-        "spec": {
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "",
-            "resources": {"requests": {"storage": "1Gi"}},
-        },
-    }
-    if cluster.kind == "real":
-        volume = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": f"{ns}-ckpt"},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "persistentVolumeReclaimPolicy": "Retain",
-                "hostPath": {"path": f"/elastrain-test/{ns}"},
-                "claimRef": {"namespace": ns, "name": CLAIM},
-            },
-        }
-        path = resource_path("v1", "persistentvolumes")
-        Api.check(cluster.api.call("POST", path, volume), "POST", path)
-        claim["spec"]["volumeName"] = f"{ns}-ckpt"
-    path = resource_path("v1", "persistentvolumeclaims", ns)
-    Api.check(cluster.api.call("POST", path, claim), "POST", path)
-    if cluster.kind == "real":
-        cluster.wait(
-            lambda: (
-                ((cluster.api.get(f"{path}/{CLAIM}") or {}).get("status") or {}).get("phase")
-                == "Bound"
-            ),
-            "the checkpoint claim Bound",
-        )
 
 
 class Training:
@@ -232,19 +184,6 @@ def _evict(cluster: Cluster, ns: str, pod: str) -> None:
     Api.check(cluster.api.call("POST", path, body), "POST", "eviction")
 
 
-def _kill_container(pod: dict[str, Any]) -> list[int]:
-    """SIGKILL every process of the pod's container (torchrun's agent and its trainer): the
-    container crashes with 137, as on an OOM kill or a segfault of the launcher."""
-    status = (pod["status"].get("containerStatuses") or [{}])[0]
-    container = str(status.get("containerID", "")).split("://", 1)[-1]
-    pids = processes_with_marker(container) if container else []
-    assert pids, f"no process of {pod['metadata']['name']}'s container on this host: {status}"
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return pids
-
-
 def _replaced(
     training: Training, before: dict[str, str], names: list[str]
 ) -> Callable[[list[Reading]], Reading | None]:
@@ -295,7 +234,7 @@ def test_an_elastic_job_trains_through_scaling_a_crash_and_disruptions(
     # is taken for the disruption's consequence, docs/lifecycle.md).
     _enough_left(two, "the crash")
     pod = next(p for p in training.pods if p["metadata"]["name"] == f"{JOB}-worker-1")
-    _kill_container(pod)
+    kill_container(pod)
     cluster.wait(lambda: training.status().get("restartCount") == 1, "the crash counted")
     crashed = training.at(2, after_round=two.round, timeout=180)
     training.mark("crashed worker-1 restarted in place, training", crashed)

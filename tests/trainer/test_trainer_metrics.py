@@ -2,7 +2,7 @@
 
 The operator fills `status.progress` from one endpoint per job: worker 0's first process (the
 port given by --metrics-port). So these tests scrape exactly that endpoint while a real job
-trains (torchrun with the operator's c10d environment, or a ps cluster over TensorPipe) and
+trains (torchrun with the operator's c10d environment, or a ps cluster over HTTP) and
 check each value against something the test knows independently: the flags it launched with,
 the other rank's endpoint, the ps's own update count, a bound that a worker-local figure could
 never reach. Every wait polls with a deadline; nothing asserts on how fast anything ran.

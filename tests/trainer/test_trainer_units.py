@@ -3,23 +3,25 @@ checkpoint files, ps layout, and the CLI's usage errors."""
 
 from __future__ import annotations
 
+import io
 import json
-import threading
-from datetime import timedelta
+import pickle
+import zipfile
 from pathlib import Path
 from typing import cast
 
 import pytest
 import torch
-import torch.distributed as dist
 from elastrain_trainer.checkpoint import CheckpointDir
 from elastrain_trainer.cli import main
 from elastrain_trainer.cluster import cluster_from_env, dist_env_from_env, has_ps_role
 from elastrain_trainer.config import _OPTIONS, TrainConfig, env_name, parse_config
 from elastrain_trainer.errors import EXIT_REGROUP, UsageError
 from elastrain_trainer.launch import planned_departure
-from elastrain_trainer.ps import membership
+from elastrain_trainer.metrics import TrainerMetrics
 from elastrain_trainer.ps.layout import PushPlan, assign_shards
+from elastrain_trainer.ps.server import GONE_AFTER_S, ParameterShard, handlers
+from elastrain_trainer.ps.transport import ShardClient, ShardServer, TransportError, decode, encode
 from elastrain_trainer.sampler import ElasticDistributedSampler, rank_share
 from torch.utils.data import Dataset
 
@@ -198,33 +200,80 @@ def test_cli_usage_errors_exit_2_with_one_readable_line(
     assert "Traceback" not in err
 
 
-def test_the_leave_token_waits_for_a_join_on_its_own_connection_and_is_released() -> None:
-    """torch's membership token, as `rpc.shutdown` reads it, through a second store client."""
-    master = dist.TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=30))
-    torch_view = dist.PrefixStore(membership.STORE_PREFIX, master)  # what the RPC agent sees
-    ours = membership.MembershipStore("127.0.0.1", master.port, timedelta(seconds=30))
-    torch_view.set(membership.TOKEN_KEY, "Token_for_worker0_r2_join")  # a join in progress
-    took = threading.Event()
+def _shard(staleness: int, workers: int = 2) -> ParameterShard:
+    plan = PushPlan(workers=workers, global_batch=8, steps=5, num_samples=64, seed=1)
+    config = TrainConfig(staleness=staleness, checkpoint_every=0)
+    params = {"w": torch.zeros(3)}
+    return ParameterShard(0, params, config, plan, None, TrainerMetrics("ps", 0))
 
-    def leave() -> None:
-        ours.acquire(membership.leave_token("worker1_r1"))
-        took.set()
 
-    leaver = threading.Thread(target=leave, daemon=True)
-    leaver.start()
-    assert not took.wait(0.5)  # the join still holds it
-    torch_view.set(membership.TOKEN_KEY, "")  # the join ends the way torch ends it
-    torch_view.set("Token_for_worker0_r2_join", "Done")
-    assert took.wait(30)
-    # torch's own compare_set now finds the token already holding its name and goes ahead.
-    token = membership.leave_token("worker1_r1")
-    assert torch_view.compare_set(membership.TOKEN_KEY, "", token).decode() == token
-    ours.release(token)  # torch failed before releasing: the job's token is free again
-    assert torch_view.get(membership.TOKEN_KEY) == b""
-    assert torch_view.get(token) == b"Done"
-    torch_view.set(membership.TOKEN_KEY, "Token_for_someone_else_join")
-    ours.release(token)  # never takes somebody else's token
-    assert torch_view.get(membership.TOKEN_KEY) == b"Token_for_someone_else_join"
+def test_a_push_staler_than_the_bound_is_refused_over_the_wire() -> None:
+    shard = _shard(staleness=1)
+    listener = ShardServer(0, handlers(shard), host="127.0.0.1").start()
+    client = ShardClient("127.0.0.1", listener.port)
+    try:
+        version, values = client.call("pull", 0)
+        assert version == 0 and torch.equal(values["w"], torch.zeros(3))
+        grad = {"w": torch.ones(3)}
+        assert client.call("push", 0, version, grad) is True  # 0 updates since the pull
+        assert client.call("push", 1, version, grad) is True  # 1: within the bound
+        assert client.call("push", 1, version, grad) is False  # 2 > 1: refused, not applied
+        assert shard.version == 2
+        assert shard.metrics.stale_gradients._value.get() == 1
+        fresh, _ = client.call("pull", 1)
+        assert client.call("push", 1, fresh, grad) is True
+        with pytest.raises(TransportError, match="no method"):
+            client.call("no_such_method")
+    finally:
+        client.close()
+        listener.stop()
+
+
+def test_the_wire_admits_tensors_and_plain_values_but_no_code() -> None:
+    value = {"v": 3, "t": torch.arange(4), "l": [1.5, None, "x"]}
+    back = decode(encode(value))
+    assert back["v"] == 3 and back["l"] == [1.5, None, "x"]
+    assert torch.equal(back["t"], torch.arange(4))
+    hostile = pickle.dumps(Exploit(), protocol=2)
+    with pytest.raises(pickle.UnpicklingError):
+        decode(_as_torch_file(hostile))
+
+
+class Exploit:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("pwned",))
+
+
+def _as_torch_file(payload: bytes) -> bytes:
+    """A torch.save zip whose data.pkl is ``payload``."""
+    buffer = io.BytesIO()
+    torch.save({"x": 1}, buffer)
+    original = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as patched:
+        for info in original.infolist():
+            data = payload if info.filename.endswith("data.pkl") else original.read(info)
+            patched.writestr(info, data)
+    return out.getvalue()
+
+
+def test_a_silent_worker_is_gone_once_others_finish_and_a_replacement_is_back() -> None:
+    shard = _shard(staleness=-1, workers=2)
+    shard.join(0)
+    shard.join(1)
+    start = shard.last_seen[1]
+    shard.reap(now=start + GONE_AFTER_S + 1)
+    assert not shard.gone  # nobody has finished: a quiet worker may still be on its way
+    shard.finish(0)
+    shard.reap(now=start + GONE_AFTER_S / 2)
+    assert not shard.gone and not shard.finished.is_set()
+    shard.join(1)  # worker 1 crashed and its replacement came back in time
+    assert shard.ledger.restarts == 1
+    shard.reap(now=shard.last_seen[1] + GONE_AFTER_S + 1)
+    assert shard.gone == {1} and shard.finished.is_set()  # silent too long: not waited for
+    shard.finished.clear()
+    shard.join(1)  # a replacement after all: back in, and waited for again
+    assert shard.gone == set() and 1 not in shard.done
 
 
 @pytest.mark.parametrize(

@@ -1,1 +1,1 @@
-"""Parameter-server mode: asynchronous SGD over torch.distributed.rpc (TensorPipe)."""
+"""Parameter-server mode: asynchronous SGD, workers as HTTP clients of the ps (``transport``)."""

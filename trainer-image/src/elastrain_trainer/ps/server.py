@@ -1,6 +1,9 @@
 """One parameter-server shard: owns some parameters and their optimizer, applies pushes.
 
-RPC handlers run on TensorPipe's thread pool, so every state change happens under one lock.
+Requests are served on threads (``transport.ShardServer``), so every state change happens
+under one lock. Each request names its worker, which is how the shard knows who is alive: a
+worker that has gone quiet for ``GONE_AFTER_S`` once others have finished is counted as gone,
+and a worker that joins again (a replacement pod) is back in.
 ps-0 additionally hands out push tickets (the job's data position and step count) and keeps the
 job-level facts: first loss, worker joins, throughput, and the pushes finished with their losses,
 which every worker reports when it asks for its next ticket. Those facts travel back with each
@@ -18,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.distributed.rpc as rpc
 
 from elastrain_trainer.checkpoint import CheckpointDir
 from elastrain_trainer.config import TrainConfig
@@ -28,6 +30,11 @@ from elastrain_trainer.ps.layout import PushPlan
 from elastrain_trainer.runtime import build_optimizer
 
 log = logging.getLogger(__name__)
+
+# How long a worker that has not finished may stay silent, once some worker has finished,
+# before the shard stops waiting for it. A crashed worker's replacement is back well within
+# this (its pod is recreated in seconds); a worker mid-step is never silent this long.
+GONE_AFTER_S = 60.0
 
 
 @dataclass
@@ -76,22 +83,28 @@ class ParameterShard:
         self.version = 0
         self.ledger = JobLedger(recent_losses=deque(maxlen=plan.workers))
         self.done: set[int] = set()
-        self.rpc_names: dict[int, str] = {}
+        self.last_seen: dict[int, float] = {}
         self.gone: set[int] = set()
         self.finished = threading.Event()
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
 
-    # -- RPC handlers (called through the module-level functions in rpc_api) -----------------
+    # -- requests (``handlers`` maps the wire's method names to these) ----------------------
 
-    def pull(self) -> tuple[int, dict[str, torch.Tensor]]:
+    def _seen(self, worker: int) -> None:
+        """Note that ``worker`` is alive (call with the lock held)."""
+        self.last_seen[worker] = time.monotonic()
+
+    def pull(self, worker: int) -> tuple[int, dict[str, torch.Tensor]]:
         with self._lock:
+            self._seen(worker)
             return self.version, {n: p.detach().clone() for n, p in self.params.items()}
 
-    def push(self, version: int, grads: dict[str, torch.Tensor]) -> bool:
+    def push(self, worker: int, version: int, grads: dict[str, torch.Tensor]) -> bool:
         """Apply one worker's gradient unless it is staler than the bound; True if applied."""
         snapshot = None
         with self._lock:
+            self._seen(worker)
             if self.staleness >= 0 and self.version - version > self.staleness:
                 self.metrics.stale_gradients.inc()
                 return False
@@ -106,11 +119,14 @@ class ParameterShard:
             self._write(snapshot)
         return True
 
-    def next_ticket(self, done_loss: float | None) -> tuple[int | None, dict[str, Any]]:
+    def next_ticket(
+        self, worker: int, done_loss: float | None
+    ) -> tuple[int | None, dict[str, Any]]:
         """ps-0: the next push ticket (None when the job's pushes are all handed out) and the
         job's facts after counting the caller's previous push, whose loss is `done_loss` (None
         on a worker's first request)."""
         with self._lock:
+            self._seen(worker)
             ledger = self.ledger
             if done_loss is not None:
                 ledger.finished += 1
@@ -125,10 +141,14 @@ class ParameterShard:
             self.metrics.epoch.set(self.plan.epoch_of(ledger.tickets - 1))
             return ledger.tickets - 1, self.job_facts()
 
-    def join(self, worker: int, rpc_name: str) -> dict[str, Any]:
+    def join(self, worker: int) -> dict[str, Any]:
+        """A worker starts (or starts again: a replacement takes the place of the one gone)."""
         with self._lock:
             self.ledger.joins[worker] = self.ledger.joins.get(worker, 0) + 1
-            self.rpc_names[worker] = rpc_name
+            self._seen(worker)
+            if worker in self.gone:
+                log.info("worker %d is back", worker)
+            self.gone.discard(worker)
             self.done.discard(worker)
             self.metrics.restarts.set(self.ledger.restarts)
             self.metrics.rendezvous_round.set(self.ledger.restarts)
@@ -136,37 +156,30 @@ class ParameterShard:
 
     def finish(self, worker: int) -> dict[str, Any]:
         with self._lock:
+            self._seen(worker)
             self.done.add(worker)
         self.reap()
         with self._lock:
             return self.job_facts()
 
-    def reap(self) -> None:
-        """Once some worker has finished, count joined workers that no longer answer as gone.
+    def reap(self, now: float | None = None) -> None:
+        """Once some worker has finished, count workers silent for ``GONE_AFTER_S`` as gone.
 
-        A crashed worker never reports; without this the ps would wait for it forever.
+        A crashed worker that nobody replaces never reports; without this the ps would wait
+        for it forever. Its replacement, if one comes later, joins and is back in.
         """
+        now = time.monotonic() if now is None else now
         with self._lock:
-            quiet = {w: n for w, n in self.rpc_names.items() if w not in self.done}
-            if not self.done:
-                quiet = {}
-        for worker, name in quiet.items():
-            if not _answers(name):
-                log.warning("worker %d (%s) is gone; not waiting for it", worker, name)
-                with self._lock:
-                    self.gone.add(worker)
-                    self.done.add(worker)
-        with self._lock:
+            if self.done:
+                for worker, seen in self.last_seen.items():
+                    if worker not in self.done and now - seen > GONE_AFTER_S:
+                        log.warning(
+                            "worker %d silent for %.0fs; not waiting for it", worker, now - seen
+                        )
+                        self.gone.add(worker)
+                        self.done.add(worker)
             if len(self.done) >= self.plan.workers:
                 self.finished.set()
-
-    def workers_still_joined(self) -> list[str]:
-        """RPC names of workers still in the group (a finished worker leaves right after its
-        `finish` reply arrives; the ps must not close before that reply is delivered)."""
-        with self._lock:
-            names = set(self.rpc_names.values())
-        members = {info.name for info in rpc.api._get_current_rpc_agent().get_worker_infos()}
-        return sorted(n for n in names & members if _answers(n))
 
     def job_facts(self) -> dict[str, Any]:
         """ps-0's job-wide figures (call with the lock held). `step` counts global steps done:
@@ -247,52 +260,12 @@ class ParameterShard:
         return True
 
 
-_SHARD: ParameterShard | None = None
-
-
-def serve(shard: ParameterShard) -> None:
-    """Make `shard` the target of this process's RPC handlers."""
-    global _SHARD
-    _SHARD = shard
-
-
-def _shard() -> ParameterShard:
-    if _SHARD is None:
-        raise RuntimeError("this process serves no parameter shard")
-    return _SHARD
-
-
-# Module-level functions: RPC pickles them by qualified name, so workers call these.
-def rpc_pull() -> tuple[int, dict[str, torch.Tensor]]:
-    return _shard().pull()
-
-
-def rpc_push(version: int, grads: dict[str, torch.Tensor]) -> bool:
-    return _shard().push(version, grads)
-
-
-def rpc_next_ticket(done_loss: float | None) -> tuple[int | None, dict[str, Any]]:
-    return _shard().next_ticket(done_loss)
-
-
-def rpc_join(worker: int, rpc_name: str) -> dict[str, Any]:
-    return _shard().join(worker, rpc_name)
-
-
-PROBE_TIMEOUT_S = 10
-
-
-def _answers(name: str) -> bool:
-    try:
-        return bool(rpc.rpc_sync(name, rpc_alive, timeout=PROBE_TIMEOUT_S))
-    except Exception:  # refused, reset or timed out: all mean the worker is gone
-        return False
-
-
-def rpc_alive() -> bool:
-    """Liveness probe the ps sends to a worker that has gone quiet at the end of the job."""
-    return True
-
-
-def rpc_finish(worker: int) -> dict[str, Any]:
-    return _shard().finish(worker)
+def handlers(shard: ParameterShard) -> dict[str, Any]:
+    """The wire's method names (``transport``) and what serves them."""
+    return {
+        "pull": shard.pull,
+        "push": shard.push,
+        "ticket": shard.next_ticket,
+        "join": shard.join,
+        "finish": shard.finish,
+    }

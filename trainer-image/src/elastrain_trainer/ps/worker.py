@@ -1,7 +1,8 @@
 """A ps-mode worker: take a ticket, pull parameters, compute a gradient, push it; repeat.
 
 Workers hold no state worth saving: parameters and the data position live on the ps, so a
-worker that dies loses at most its in-flight push, and a replacement simply joins and continues.
+worker that dies loses at most its in-flight push, and a replacement simply joins and continues
+(a worker is a client of each ps, ``transport``: nothing else knows it exists).
 
 A worker's metrics show the job, not the worker: each ticket request reports the previous push's
 loss to ps-0 and brings back ps-0's job-wide facts (global steps done, loss of the latest global
@@ -15,18 +16,18 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
-import torch.distributed.rpc as rpc
 
 from elastrain_trainer.cluster import ClusterSpec
 from elastrain_trainer.config import TrainConfig
 from elastrain_trainer.data import fetch
 from elastrain_trainer.errors import EXIT_OK, EXIT_PREEMPTED
 from elastrain_trainer.metrics import TrainerMetrics
-from elastrain_trainer.ps import server
 from elastrain_trainer.ps.layout import PushPlan, evaluation_indices
+from elastrain_trainer.ps.transport import ShardClient
 from elastrain_trainer.runtime import Progress, StopSignal, print_summary
 from elastrain_trainer.task import Task
 
@@ -35,10 +36,8 @@ log = logging.getLogger(__name__)
 # A push rejected as stale is recomputed on fresh parameters this many times before the worker
 # gives up on that ticket (only reachable with a very tight --staleness and many workers).
 MAX_STALE_RETRIES = 8
-
-
-def ps_name(index: int) -> str:
-    return f"ps{index}"
+# How long a worker waits for every ps to accept connections when it starts.
+PS_WAIT_S = 600.0
 
 
 class Worker:
@@ -60,20 +59,25 @@ class Worker:
         self.device = torch.device("cpu")
         self.params = dict(task.model.named_parameters())
         self.shards = sorted(set(owner.values()))
-        # False once the ps reports a crashed worker, or if this worker fails: then leaving the
-        # RPC group must not try to notify every member.
-        self.group_healthy = False
+        self.clients = {
+            s: ShardClient(cluster.ps[s].host, cluster.ps[s].port) for s in range(len(cluster.ps))
+        }
+        self._pool = ThreadPoolExecutor(max(1, len(self.clients)), thread_name_prefix="ps-call")
 
-    def _call(self, shard: int, fn: Any, *args: Any) -> Any:
-        return rpc.rpc_sync(ps_name(shard), fn, args=args)
+    def _call(self, shard: int, method: str, *args: Any) -> Any:
+        return self.clients[shard].call(method, self.cluster.index, *args)
+
+    def _each(self, method: str, args: dict[int, tuple[Any, ...]]) -> dict[int, Any]:
+        """``method`` on several shards at once (one request each, in parallel)."""
+        futures = {s: self._pool.submit(self._call, s, method, *a) for s, a in args.items()}
+        return {s: f.result() for s, f in futures.items()}
 
     def _pull(self) -> dict[int, int]:
         """Fetch every shard's parameters in parallel into the local model; shard -> version."""
-        futures = {s: rpc.rpc_async(ps_name(s), server.rpc_pull) for s in self.shards}
+        answers = self._each("pull", dict.fromkeys(self.shards, ()))
         versions: dict[int, int] = {}
         with torch.no_grad():
-            for shard, fut in futures.items():
-                version, values = fut.wait()
+            for shard, (version, values) in answers.items():
                 versions[shard] = version
                 for name, value in values.items():
                     self.params[name].copy_(value)
@@ -94,13 +98,14 @@ class Worker:
             self.task.model.zero_grad(set_to_none=True)
             loss = self._loss(indices)
             loss.backward()
-            futures: dict[int, torch.futures.Future[bool]] = {}
-            for shard in pending:
-                grads = {n: self._grad(n) for n, owner in self.owner.items() if owner == shard}
-                futures[shard] = rpc.rpc_async(
-                    ps_name(shard), server.rpc_push, args=(versions[shard], grads)
+            pushes = {
+                shard: (
+                    versions[shard],
+                    {n: self._grad(n) for n, owner in self.owner.items() if owner == shard},
                 )
-            pending = {s for s, f in futures.items() if not f.wait()}
+                for shard in pending
+            }
+            pending = {s for s, applied in self._each("push", pushes).items() if not applied}
             rejected += len(pending)
             if not pending:
                 break
@@ -113,13 +118,21 @@ class Worker:
         return torch.zeros_like(self.params[name]) if grad is None else grad.detach()
 
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            self._pool.shutdown(wait=False)
+            for client in self.clients.values():
+                client.close()
+
+    def _run(self) -> int:
         index = self.cluster.index
-        me = rpc.get_worker_info().name
-        for shard in self.shards:
-            facts = self._call(shard, server.rpc_join, index, me)
+        for shard, client in self.clients.items():
+            client.wait_until_up(PS_WAIT_S)
+            facts = self._call(shard, "join")
             if shard == 0:
                 self._publish(facts)
-        self.group_healthy = True
+        log.info("worker %d joined %d parameter server(s)", index, len(self.clients))
         chief = index == 0
         progress = Progress(self.config.steps, self.config.log_every, chief=False)
         stop = StopSignal().install()
@@ -127,7 +140,7 @@ class Worker:
         done_loss: float | None = None  # the previous push's, reported with the next request
         try:
             while not stop.requested:
-                ticket, facts = self._call(0, server.rpc_next_ticket, done_loss)
+                ticket, facts = self._call(0, "ticket", done_loss)
                 self._publish(facts)
                 if ticket is None:
                     break
@@ -154,11 +167,10 @@ class Worker:
         if stop.requested:
             log.warning("worker %d stopped by signal; its state lives on the ps", index)
             return EXIT_PREEMPTED
-        for shard in self.shards[1:]:
-            self._call(shard, server.rpc_finish, index)
-        facts = self._call(0, server.rpc_finish, index)
+        for shard in sorted(self.clients)[1:]:
+            self._call(shard, "finish")
+        facts = self._call(0, "finish")
         self._publish(facts)
-        self.group_healthy = not facts["gone"]
         if chief:
             self._summary(facts)
         return EXIT_OK
