@@ -84,9 +84,11 @@ control-plane: ## Build (or find, cached) the real Kubernetes control plane from
 # time, the integration suite again on the real control plane with the node agent as its
 # kubelet. Both spend most of their time waiting on pods and API servers, so together they take
 # little more than the longer one; each has its own temp dir and log, shown when both are done.
-# The real trainer's elastic scenario (two minutes) runs once, on the real control plane, the
-# reference; it passes on the embedded one too (pytest tests/integration/test_elastic_trainer.py).
-ONCE_ON_REAL := --deselect tests/integration/test_elastic_trainer.py
+# The real trainer's scenarios (elastic DDP, two minutes; ps with a worker crash, one and a
+# half) run once, on the real control plane, the reference; they pass on the embedded one too
+# (pytest tests/integration/test_elastic_trainer.py tests/integration/test_ps_trainer.py).
+ONCE_ON_REAL := --deselect tests/integration/test_elastic_trainer.py \
+  --deselect tests/integration/test_ps_trainer.py
 TEST_TMP := $(or $(TMPDIR),/tmp)/elastrain-make-test
 test: lint ## Lint, build the control plane, then every test suite (slow ones included, as CI runs them).
 	bin=$$(bash $(CONTROL_PLANE_BUILD) | tee /dev/stderr | sed -n 's/^bin: //p'); \
