@@ -263,6 +263,52 @@ def test_pods_killed_by_a_whole_job_restart_are_not_counted() -> None:
     assert world.phase == "Restarting" and world.status["restartCount"] == 1
 
 
+def test_workers_failing_in_the_same_observation_as_their_ps_are_its_consequence() -> None:
+    """The ps dies mid-request: its workers fail too (a connection error, exit 1 or a
+    retryable code) before the operator has seen the ps go. One restart counts: the ps's."""
+    roles = {"ps": replica(1, "ExitCode"), "worker": replica(2, "ExitCode")}
+    world = running_world(make_job(roles=roles))
+    world.fail("mnist-ps-0", 137)
+    world.fail("mnist-worker-0", 1)  # not retryable, yet its ps is the cause
+    world.fail("mnist-worker-1", 138)
+    p = world.step()
+    assert world.phase == "Restarting", world.status
+    assert world.status["restartCount"] == 1
+    assert [e.reason for e in p.events].count("RestartNotCounted") == 2
+    world.advance(10)
+    world.settle()
+    world.run()
+    world.step()
+    assert world.phase == "Running" and world.status["restartCount"] == 1
+
+
+def test_old_workers_failing_after_their_ps_went_are_not_counted() -> None:
+    """The ps vanished (not counted); a worker fails before the restart deletes it."""
+    roles = {"ps": replica(1), "worker": replica(2, "OnFailure")}
+    world = running_world(make_job(roles=roles))
+    world.remove("mnist-ps-0")
+    world.fail("mnist-worker-1", 1)
+    world.restart_in_place("mnist-worker-0")
+    world.step()
+    assert world.status["restartCount"] == 0 and world.phase == "Restarting"
+
+
+def test_fresh_workers_failing_after_a_whole_job_restart_count() -> None:
+    """Only the old generation is absorbed: once the fresh ps runs, a fresh worker's own
+    failure counts as usual (a crash loop cannot hide behind the restart)."""
+    roles = {"ps": replica(1, "ExitCode"), "worker": replica(2, "ExitCode")}
+    world = running_world(make_job(roles=roles))
+    world.fail("mnist-ps-0", 137)
+    world.step()
+    world.advance(10)
+    world.settle()
+    assert world.pod_names() == ["mnist-ps-0", "mnist-worker-0", "mnist-worker-1"]
+    world.advance(1)
+    world.fail("mnist-worker-1", 137)  # before the job ran complete again
+    world.step()
+    assert world.status["restartCount"] == 2
+
+
 def test_vanished_parameter_server_restarts_the_whole_job_without_counting() -> None:
     roles = {"ps": replica(1), "worker": replica(2)}
     world = running_world(make_job(roles=roles))

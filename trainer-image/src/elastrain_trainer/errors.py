@@ -21,4 +21,8 @@ EXIT_PREEMPTED = 143
 # so through REGROUP_EXIT_ENV, and without it (plain torchrun, plain wiring) a rank exits
 # EXIT_PREEMPTED as before. 75 is EX_TEMPFAIL: "try again", in the 1-127 range no signal uses.
 EXIT_REGROUP = 75
+# ps mode: a worker lost a parameter server mid-run (connection refused or cut). 128 + SIGUSR1,
+# Kubeflow's code for a retryable error of the user's own: the operator restarts the whole job
+# for the lost ps anyway, and counts the worker's exit as part of that restart, not on its own.
+EXIT_PS_LOST = 138
 REGROUP_EXIT_ENV = "ELASTRAIN_REGROUP_EXIT_CODE"

@@ -26,6 +26,11 @@ open they are recorded but not counted. The window opens when a disruption is se
 until every desired pod runs and is Ready again with none terminating, and closes
 ``DISRUPTION_GRACE_SECONDS`` after that (a peer's agent can fail once more while the group
 re-forms).
+
+A parameter server's loss is the same for its workers: they hold no parameters and fail or
+stop when it goes. While the whole job restarts for a ps (counted once if it failed, not at
+all if it was disrupted), a worker of the old generation that restarts in place or fails with
+an exit of any code is released with the rest and counts nothing (``_absorbed``).
 """
 
 from __future__ import annotations
@@ -301,9 +306,22 @@ def account(
     result = Counting()
     scheduled: set[str] = set()
     window = _disruption_window(pods, tracking, now)
-    for pod in pods:
+    job_entry = tracking.backoff.get(JOB_KEY)
+    # A ps observed healthy before and gone now: the planner restarts the whole job for it
+    # (``parameter_servers``), so its workers' failures are that loss's consequences.
+    uids = {pod.uid for pod in pods}
+    ps_gone = any(uid not in uids for uid in tracking.ps.values())
+    # Parameter servers first: a ps failing in this very observation restarts the whole job,
+    # and the workers' failures seen with it are its consequences (``_absorbed``).
+    for pod in sorted(pods, key=lambda p: p.role != c.ROLE_PS):
+        recovering = job_entry is not None and job_entry.recovering
+        restarting = result.job_restart or recovering or ps_gone
         rec = tracking.pods.get(pod.uid) or PodRecord(pod.name)
         delta = pod.restarts - rec.restarts
+        lost_ps = restarting and rec.outcome is None and _lost_its_ps(job, pods, pod)
+        if lost_ps and _absorbed(pod, rec, result):
+            tracking.pods[pod.uid] = rec
+            continue
         if delta > 0 and rec.outcome == RELEASED:
             rec.restarts = pod.restarts  # a pod we are deleting: its restarts mean nothing
         elif delta > 0 and window is not None:
@@ -341,6 +359,42 @@ def account(
     seen = {pod.uid for pod in pods}
     tracking.pods = {uid: rec for uid, rec in tracking.pods.items() if uid in seen}
     return result
+
+
+def _lost_its_ps(job: TrainingJob, pods: tuple[PodView, ...], pod: PodView) -> bool:
+    """Whether ``pod`` (not a ps) ran against parameter servers that are gone: some ps index
+    has no live pod, or a live ps is newer than ``pod``. Workers of the fresh generation are
+    created only once every fresh ps exists, so their own failures still count."""
+    if pod.role == c.ROLE_PS:
+        return False
+    spec = job.spec.replica_specs.get(c.ROLE_PS)
+    live = [p for p in pods if p.role == c.ROLE_PS and p.phase != FAILED and not p.terminating]
+    if spec is None or len({p.index for p in live}) < spec.replicas:
+        return spec is not None
+    return pod.created is not None and any(p.created and p.created > pod.created for p in live)
+
+
+def _absorbed(pod: PodView, rec: PodRecord, result: Counting) -> bool:
+    """While the whole job restarts for a parameter server, a worker that lost its ps and
+    restarts in place or fails is that restart's consequence, not a failure of its own: it is
+    released with the rest and counts nothing. Whatever its exit code: a worker whose ps
+    vanished mid-request may exit 1 (a connection error) before the operator has seen the ps
+    go, and the same pod failing after the restart's deletion would not count either. True
+    when ``pod`` was absorbed."""
+    if pod.phase != FAILED and pod.restarts <= rec.restarts:
+        return False
+    rec.restarts = pod.restarts
+    rec.outcome = RELEASED
+    what = pod.failure_text() if pod.phase == FAILED else f"pod {pod.name} restarted in place"
+    result.events.append(
+        Event(
+            "Normal",
+            "RestartNotCounted",
+            f"{what} after losing its parameter server, while the whole job restarts; "
+            "not counted against backoffLimit",
+        )
+    )
+    return True
 
 
 def _disruption_window(

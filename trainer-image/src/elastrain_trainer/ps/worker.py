@@ -24,10 +24,10 @@ import torch
 from elastrain_trainer.cluster import ClusterSpec
 from elastrain_trainer.config import TrainConfig
 from elastrain_trainer.data import fetch
-from elastrain_trainer.errors import EXIT_OK, EXIT_PREEMPTED
+from elastrain_trainer.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_PS_LOST
 from elastrain_trainer.metrics import TrainerMetrics
 from elastrain_trainer.ps.layout import PushPlan, evaluation_indices
-from elastrain_trainer.ps.transport import ShardClient
+from elastrain_trainer.ps.transport import ShardClient, TransportError
 from elastrain_trainer.runtime import Progress, StopSignal, print_summary
 from elastrain_trainer.task import Task
 
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 MAX_STALE_RETRIES = 8
 # How long a worker waits for every ps to accept connections when it starts.
 PS_WAIT_S = 600.0
+# How long a worker waits for a ps that went away mid-run to come back (restarted in place)
+# before it exits with EXIT_PS_LOST.
+PS_RETURN_S = 120.0
 
 
 class Worker:
@@ -120,18 +123,38 @@ class Worker:
     def run(self) -> int:
         try:
             return self._run()
+        except TransportError as exc:
+            # Its ps is gone for good: the job restarts from the shards' checkpoints.
+            log.error("worker %d lost a parameter server: %s", self.cluster.index, exc)
+            return EXIT_PS_LOST
         finally:
             self._pool.shutdown(wait=False)
             for client in self.clients.values():
                 client.close()
 
-    def _run(self) -> int:
-        index = self.cluster.index
+    def _join(self, wait_s: float) -> None:
+        """Say ``join`` to every ps, waiting up to ``wait_s`` for each to accept connections."""
         for shard, client in self.clients.items():
-            client.wait_until_up(PS_WAIT_S)
+            client.wait_until_up(wait_s)
             facts = self._call(shard, "join")
             if shard == 0:
                 self._publish(facts)
+
+    def _reconnect(self, exc: TransportError) -> None:
+        """A ps went away mid-request. One restarted in place (its pod's restartPolicy
+        OnFailure) comes back at the same address from its checkpoint: wait for it and go on.
+        If it does not come back in ``PS_RETURN_S``, the TransportError ends this worker."""
+        log.warning(
+            "worker %d lost a parameter server (%s); waiting for it", self.cluster.index, exc
+        )
+        for client in self.clients.values():
+            client.close()
+        self._join(PS_RETURN_S)
+        log.info("worker %d reconnected to every parameter server", self.cluster.index)
+
+    def _run(self) -> int:
+        index = self.cluster.index
+        self._join(PS_WAIT_S)
         log.info("worker %d joined %d parameter server(s)", index, len(self.clients))
         chief = index == 0
         progress = Progress(self.config.steps, self.config.log_every, chief=False)
@@ -140,11 +163,16 @@ class Worker:
         done_loss: float | None = None  # the previous push's, reported with the next request
         try:
             while not stop.requested:
-                ticket, facts = self._call(0, "ticket", done_loss)
-                self._publish(facts)
-                if ticket is None:
-                    break
-                loss, rejected = self._step(ticket)
+                try:
+                    ticket, facts = self._call(0, "ticket", done_loss)
+                    self._publish(facts)
+                    if ticket is None:
+                        break
+                    loss, rejected = self._step(ticket)
+                except TransportError as exc:
+                    self._reconnect(exc)  # the ticket in flight is lost with the ps's state
+                    done_loss = None
+                    continue
                 done_loss = loss
                 if rejected:
                     self.metrics.stale_gradients.inc(rejected)
