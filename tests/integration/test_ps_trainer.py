@@ -84,6 +84,21 @@ def _finished(cluster: Cluster, ns: str) -> dict[str, Any] | None:
     return job if phase in ("Succeeded", "Failed") else None
 
 
+def _wait_log(cluster: Cluster, ns: str, pod: str, line: str) -> None:
+    """Until ``pod``'s log shows ``line`` (a failed ``kubectl logs`` is asked again)."""
+    last: list[str] = [""]
+
+    def shown() -> bool:
+        proc = cluster.kubectl("logs", "-n", ns, pod, check=False)
+        last[0] = proc.stdout[-2000:] + proc.stderr
+        return line in proc.stdout
+
+    try:
+        cluster.wait(shown, f"{line!r} in {pod}'s log", timeout=30)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{last[0]}") from None
+
+
 def _step(pods: list[dict[str, Any]], name: str) -> int:
     pod = next((p for p in pods if p["metadata"]["name"] == name), None)
     return max((r.step for r in scrape_pods([pod])), default=0) if pod else 0
@@ -127,18 +142,21 @@ def test_a_crashed_worker_is_replaced_a_crashed_ps_resumes_and_the_job_succeeds(
         lambda: (cluster.job(ns, JOB) or {}).get("status", {}).get("restartCount") == 2,
         "the ps crash counted",
     )
+    # Read now: a ps still running when every worker has succeeded is stopped and deleted.
+    _wait_log(cluster, ns, f"{JOB}-ps-0", "ps-0 resumed at version")
     job = cluster.wait(lambda: _finished(cluster, ns), "the job finished", timeout=300)
     events = [
         f"{e.get('reason')}: {e.get('message')}"
         for e in cluster.api.items(f"/api/v1/namespaces/{ns}/events")
         if (e.get("involvedObject") or {}).get("kind") == "TrainingJob"
     ]
-    assert job["status"]["phase"] == "Succeeded", "\n".join(events)
+    logs = {
+        name: cluster.kubectl("logs", "-n", ns, name, "--tail=15", check=False).stdout
+        for name in (f"{JOB}-worker-0", f"{JOB}-worker-1", f"{JOB}-ps-0")
+    }
+    assert job["status"]["phase"] == "Succeeded", "\n".join(events) + f"\n{logs}"
     assert job["status"]["restartCount"] == 2, "\n".join(events)
-    log = cluster.kubectl("logs", "-n", ns, f"{JOB}-ps-0", check=False).stdout
-    assert "ps-0 resumed at version" in log, log[-2000:]
-    worker0 = cluster.kubectl("logs", "-n", ns, f"{JOB}-worker-0", check=False).stdout
-    assert "reconnected to every parameter server" in worker0, worker0[-2000:]
+    _wait_log(cluster, ns, f"{JOB}-worker-0", "reconnected to every parameter server")
     summaries = [
         json.loads(line)
         for line in cluster.kubectl(

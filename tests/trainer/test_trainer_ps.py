@@ -86,7 +86,6 @@ def test_two_ps_async_sgd_converges_and_a_crashed_worker_is_replaced(tmp_path: P
     assert summary["final_loss"] < 0.05 * summary["first_loss"]
     for i in range(2):  # each ps checkpointed its own shard
         assert list((tmp_path / "ckpt" / f"ps-{i}").glob("ckpt-*.pt")), i
-    assert "worker 1 is back" not in ps[0].text()  # never counted gone: it came back in time
     assert not any(line.startswith("{") for line in replacement.lines())  # only the chief
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import threading
 import zipfile
 from pathlib import Path
 from typing import cast
@@ -20,8 +21,15 @@ from elastrain_trainer.errors import EXIT_REGROUP, UsageError
 from elastrain_trainer.launch import planned_departure
 from elastrain_trainer.metrics import TrainerMetrics
 from elastrain_trainer.ps.layout import PushPlan, assign_shards
-from elastrain_trainer.ps.server import GONE_AFTER_S, ParameterShard, handlers
-from elastrain_trainer.ps.transport import ShardClient, ShardServer, TransportError, decode, encode
+from elastrain_trainer.ps.server import ParameterShard, handlers
+from elastrain_trainer.ps.transport import (
+    RemoteError,
+    ShardClient,
+    ShardServer,
+    TransportError,
+    decode,
+    encode,
+)
 from elastrain_trainer.sampler import ElasticDistributedSampler, rank_share
 from torch.utils.data import Dataset
 
@@ -222,8 +230,6 @@ def test_a_push_staler_than_the_bound_is_refused_over_the_wire() -> None:
         assert shard.metrics.stale_gradients._value.get() == 1
         fresh, _ = client.call("pull", 1)
         assert client.call("push", 1, fresh, grad) is True
-        with pytest.raises(TransportError, match="no method"):
-            client.call("no_such_method")
     finally:
         client.close()
         listener.stop()
@@ -257,23 +263,52 @@ def _as_torch_file(payload: bytes) -> bytes:
     return out.getvalue()
 
 
-def test_a_silent_worker_is_gone_once_others_finish_and_a_replacement_is_back() -> None:
+def test_the_shard_waits_for_every_worker_and_a_replacement_counts_as_a_restart() -> None:
     shard = _shard(staleness=-1, workers=2)
     shard.join(0)
     shard.join(1)
-    start = shard.last_seen[1]
-    shard.reap(now=start + GONE_AFTER_S + 1)
-    assert not shard.gone  # nobody has finished: a quiet worker may still be on its way
     shard.finish(0)
-    shard.reap(now=start + GONE_AFTER_S / 2)
-    assert not shard.gone and not shard.finished.is_set()
-    shard.join(1)  # worker 1 crashed and its replacement came back in time
+    assert not shard.finished.is_set()  # worker 1 crashed: its replacement will come
+    shard.join(1)  # the replacement
+    shard.join(1, True)  # the same one reconnecting after this ps restarted: not a restart
     assert shard.ledger.restarts == 1
-    shard.reap(now=shard.last_seen[1] + GONE_AFTER_S + 1)
-    assert shard.gone == {1} and shard.finished.is_set()  # silent too long: not waited for
-    shard.finished.clear()
-    shard.join(1)  # a replacement after all: back in, and waited for again
-    assert shard.gone == set() and 1 not in shard.done
+    shard.finish(1)
+    assert shard.finished.is_set()
+
+
+def test_a_stopping_ps_answers_503_and_stops_at_once_with_idle_connections_open() -> None:
+    shard = _shard(staleness=-1)
+    listener = ShardServer(0, handlers(shard), host="127.0.0.1").start()
+    idle = ShardClient("127.0.0.1", listener.port)
+    busy = ShardClient("127.0.0.1", listener.port)
+    try:
+        idle.call("join", 0)  # leaves a keep-alive connection open and idle
+        busy.call("join", 1)
+        stopper = threading.Thread(target=listener.stop)
+        stopper.start()
+        stopper.join(10)  # not IDLE_TIMEOUT_S: the idle connections end at once
+        assert not stopper.is_alive()
+        with pytest.raises(TransportError):
+            busy.call("pull", 1)
+        assert shard.version == 0
+    finally:
+        idle.close()
+        busy.close()
+
+
+def test_an_error_answer_is_a_remote_error_not_a_lost_ps() -> None:
+    shard = _shard(staleness=-1)
+    listener = ShardServer(0, handlers(shard), host="127.0.0.1").start()
+    client = ShardClient("127.0.0.1", listener.port)
+    try:
+        with pytest.raises(RemoteError, match="no method"):
+            client.call("no_such_method")
+        with pytest.raises(RemoteError, match="KeyError"):
+            client.call("push", 0, 0, {"not_w": torch.ones(3)})  # a bug, not a lost ps
+        assert client.call("pull", 0)[0] == 0  # the connection is still good
+    finally:
+        client.close()
+        listener.stop()
 
 
 @pytest.mark.parametrize(

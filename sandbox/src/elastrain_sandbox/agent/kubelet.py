@@ -135,19 +135,27 @@ class Kubelet:
         # to it as it is, instead of translating it to SPDY (which it does not speak).
         node["status"]["declaredFeatures"] = [WEBSOCKET_FEATURE]
         try:
-            created = await self.client.request("POST", "/api/v1/nodes", node)
+            created = await self._register(name, node)
+        except BaseException:
+            await self.ports.close_node(name)
+            raise
+        await self._renew(name, created)
+        self._reported[name] = time.monotonic()
+        return created
+
+    async def _register(self, name: str, node: Obj) -> Obj:
+        """POST the Node, or (it exists: a re-registration) PATCH its status."""
+        try:
+            return await self.client.request("POST", "/api/v1/nodes", node)
         except SourceError as exc:
             if exc.code != 409:
                 raise
-            created = await self.client.request(
+            return await self.client.request(
                 "PATCH",
                 f"/api/v1/nodes/{name}/status",
                 {"status": node["status"]},
                 content_type=STRATEGIC_PATCH,
             )
-        await self._renew(name, created)
-        self._reported[name] = time.monotonic()
-        return created
 
     async def remove_node(self, name: str) -> None:
         """The machine is gone: kill its pods, stop heartbeating and delete the Node (its

@@ -59,6 +59,7 @@ class KubeletApi:
         self._exec = exec_backend
         self._running = running
         self._meter = usage.Meter()
+        self._scrape_lock = asyncio.Lock()
         self._cert, self._key, self._client_ca = cert, key, client_ca
         self._runner: web.AppRunner | None = None
         self._context: ssl.SSLContext | None = None
@@ -138,9 +139,10 @@ class KubeletApi:
         node = self._node_at.get(int(sockname[1])) if sockname else None
         if node is None or self._running is None:
             raise web.HTTPNotFound(text="no node is served on this port")
-        running = self._running()
-        scanned = await asyncio.to_thread(usage.scan)
-        samples, nodes = self._meter.read(running, scanned)
+        async with self._scrape_lock:  # one snapshot, scan and read at a time (``Meter``)
+            running = self._running()
+            scanned = await asyncio.to_thread(usage.scan)
+            samples, nodes = self._meter.read(running, scanned)
         text = usage.exposition(node, [s for s in samples if s.running.node == node], nodes)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 

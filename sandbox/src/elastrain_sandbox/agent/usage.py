@@ -76,7 +76,7 @@ def scan() -> dict[str, Usage]:
         if not ids or usage is None:
             continue
         # Exec'd commands and exec probes carry their container's marker too: they count
-        # toward it, as they would in its cgroup.
+        # toward it while they run (once reaped by the agent, their time is not kept).
         cid = ids[-1].decode(errors="replace")
         found[cid] = found.get(cid, Usage()) + usage
     return found

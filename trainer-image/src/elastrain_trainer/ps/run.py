@@ -63,10 +63,7 @@ def run_ps(config: TrainConfig, factory: TaskFactory, cluster: ClusterSpec) -> i
         me = cluster.ps[cluster.index]
         listener = ShardServer(me.port, server.handlers(shard)).start()
         log.info("ps-%d listening on port %d", cluster.index, listener.port)
-        try:
-            return _serve(shard)
-        finally:
-            listener.stop()  # after the last answers are written
+        return _serve(shard, listener)
     return Worker(cluster, config, task, plan, owner, metrics).run()
 
 
@@ -96,17 +93,18 @@ def _build_shard(
     return shard
 
 
-def _serve(shard: server.ParameterShard) -> int:
-    """Serve until every worker of the spec has finished (or is gone), or a signal says stop."""
+def _serve(shard: server.ParameterShard, listener: ShardServer) -> int:
+    """Serve until every worker of the spec has finished, or a signal says stop; then stop
+    serving (the last answers written, nothing applied after) and checkpoint."""
     stop = StopSignal().install()
     log.info("ps-%d serving %d tensors", shard.index, len(shard.names))
     try:
         while not shard.finished.wait(timeout=PROBE_INTERVAL_S):
             if stop.requested:
                 break
-            shard.reap()
     finally:
         stop.uninstall()
+        listener.stop()
     shard.save_now()
     if stop.requested and not shard.finished.is_set():
         log.warning(

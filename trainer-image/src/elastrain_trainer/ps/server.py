@@ -1,9 +1,10 @@
 """One parameter-server shard: owns some parameters and their optimizer, applies pushes.
 
 Requests are served on threads (``transport.ShardServer``), so every state change happens
-under one lock. Each request names its worker, which is how the shard knows who is alive: a
-worker that has gone quiet for ``GONE_AFTER_S`` once others have finished is counted as gone,
-and a worker that joins again (a replacement pod) is back in.
+under one lock. Each request names its worker. The shard serves until every worker of the
+spec has said ``finish``: a worker that crashes is replaced by the operator (however long its
+back-off or scheduling takes), and its replacement joins and finishes; a job that ends some
+other way has its ps stopped by the operator.
 ps-0 additionally hands out push tickets (the job's data position and step count) and keeps the
 job-level facts: first loss, worker joins, throughput, and the pushes finished with their losses,
 which every worker reports when it asks for its next ticket. Those facts travel back with each
@@ -30,11 +31,6 @@ from elastrain_trainer.ps.layout import PushPlan
 from elastrain_trainer.runtime import build_optimizer
 
 log = logging.getLogger(__name__)
-
-# How long a worker that has not finished may stay silent, once some worker has finished,
-# before the shard stops waiting for it. A crashed worker's replacement is back well within
-# this (its pod is recreated in seconds); a worker mid-step is never silent this long.
-GONE_AFTER_S = 60.0
 
 
 @dataclass
@@ -83,28 +79,20 @@ class ParameterShard:
         self.version = 0
         self.ledger = JobLedger(recent_losses=deque(maxlen=plan.workers))
         self.done: set[int] = set()
-        self.last_seen: dict[int, float] = {}
-        self.gone: set[int] = set()
         self.finished = threading.Event()
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
 
     # -- requests (``handlers`` maps the wire's method names to these) ----------------------
 
-    def _seen(self, worker: int) -> None:
-        """Note that ``worker`` is alive (call with the lock held)."""
-        self.last_seen[worker] = time.monotonic()
-
     def pull(self, worker: int) -> tuple[int, dict[str, torch.Tensor]]:
         with self._lock:
-            self._seen(worker)
             return self.version, {n: p.detach().clone() for n, p in self.params.items()}
 
     def push(self, worker: int, version: int, grads: dict[str, torch.Tensor]) -> bool:
         """Apply one worker's gradient unless it is staler than the bound; True if applied."""
         snapshot = None
         with self._lock:
-            self._seen(worker)
             if self.staleness >= 0 and self.version - version > self.staleness:
                 self.metrics.stale_gradients.inc()
                 return False
@@ -126,7 +114,6 @@ class ParameterShard:
         job's facts after counting the caller's previous push, whose loss is `done_loss` (None
         on a worker's first request)."""
         with self._lock:
-            self._seen(worker)
             ledger = self.ledger
             if done_loss is not None:
                 ledger.finished += 1
@@ -141,14 +128,13 @@ class ParameterShard:
             self.metrics.epoch.set(self.plan.epoch_of(ledger.tickets - 1))
             return ledger.tickets - 1, self.job_facts()
 
-    def join(self, worker: int) -> dict[str, Any]:
-        """A worker starts (or starts again: a replacement takes the place of the one gone)."""
+    def join(self, worker: int, again: bool = False) -> dict[str, Any]:
+        """A worker starts, or starts again: a replacement takes the place of one that
+        crashed. ``again``: the same worker reconnecting after this ps restarted (not a
+        restart of the worker's)."""
         with self._lock:
-            self.ledger.joins[worker] = self.ledger.joins.get(worker, 0) + 1
-            self._seen(worker)
-            if worker in self.gone:
-                log.info("worker %d is back", worker)
-            self.gone.discard(worker)
+            if not again:
+                self.ledger.joins[worker] = self.ledger.joins.get(worker, 0) + 1
             self.done.discard(worker)
             self.metrics.restarts.set(self.ledger.restarts)
             self.metrics.rendezvous_round.set(self.ledger.restarts)
@@ -156,30 +142,10 @@ class ParameterShard:
 
     def finish(self, worker: int) -> dict[str, Any]:
         with self._lock:
-            self._seen(worker)
             self.done.add(worker)
-        self.reap()
-        with self._lock:
-            return self.job_facts()
-
-    def reap(self, now: float | None = None) -> None:
-        """Once some worker has finished, count workers silent for ``GONE_AFTER_S`` as gone.
-
-        A crashed worker that nobody replaces never reports; without this the ps would wait
-        for it forever. Its replacement, if one comes later, joins and is back in.
-        """
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if self.done:
-                for worker, seen in self.last_seen.items():
-                    if worker not in self.done and now - seen > GONE_AFTER_S:
-                        log.warning(
-                            "worker %d silent for %.0fs; not waiting for it", worker, now - seen
-                        )
-                        self.gone.add(worker)
-                        self.done.add(worker)
             if len(self.done) >= self.plan.workers:
                 self.finished.set()
+            return self.job_facts()
 
     def job_facts(self) -> dict[str, Any]:
         """ps-0's job-wide figures (call with the lock held). `step` counts global steps done:
@@ -196,7 +162,6 @@ class ParameterShard:
             "first_loss": ledger.first_loss,
             "restarts": ledger.restarts,
             "samples_per_second": pushes * self.plan.push_batch / elapsed if elapsed > 0 else 0.0,
-            "gone": sorted(self.gone),
             "step": ledger.finished // self.plan.workers,
             "loss": sum(losses) / len(losses) if losses else None,
         }

@@ -16,6 +16,7 @@ per ps; threads serve them concurrently, the shard's lock orders what they chang
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import logging
@@ -40,7 +41,16 @@ Handler = Callable[..., Any]
 
 
 class TransportError(RuntimeError):
-    """A ps could not be reached or answered with an error."""
+    """A ps could not be reached, or went away mid-request: it may come back (``worker``)."""
+
+
+class RemoteError(RuntimeError):
+    """A ps answered, with an error: a bug or a mismatch that retrying cannot mend."""
+
+
+# Seconds a ps keeps an idle connection open: workers call every step, so only a stuck or
+# partitioned worker idles this long, and a stopping ps never waits longer on one.
+IDLE_TIMEOUT_S = 30.0
 
 
 def encode(value: Any) -> bytes:
@@ -73,9 +83,12 @@ class ShardServer:
         return self
 
     def stop(self) -> None:
-        """Stop accepting, and wait for the answers being written (a worker's last ``finish``
-        reply must reach it before this process exits)."""
+        """Stop serving: requests from now on get 503 and their connections close, and this
+        returns once the answers being written are out (a worker's last ``finish`` reply
+        must reach it before this process exits), so nothing changes the shard after."""
+        self._server.stopping.set()
         self._server.shutdown()
+        self._server.end_reads()
         self._server.server_close()
 
 
@@ -84,16 +97,50 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
 
+    def __init__(self, address: tuple[str, int], handler: type[_RequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.stopping = threading.Event()
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def end_reads(self) -> None:
+        """Half-close every open connection for reading: a handler waiting for the next
+        request on an idle keep-alive connection sees its end now, not ``IDLE_TIMEOUT_S``
+        later; one writing its answer finishes it."""
+        with self.connections_lock:
+            for conn in self.connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RD)
+
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_S  # an idle keep-alive connection ends, and its thread with it
     routes: ClassVar[dict[str, Handler]] = {}
+
+    def setup(self) -> None:
+        super().setup()
+        server = self.server
+        if isinstance(server, _Server):
+            with server.connections_lock:
+                server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        server = self.server
+        if isinstance(server, _Server):
+            with server.connections_lock:
+                server.connections.discard(self.connection)
+        super().finish()
 
     def do_POST(self) -> None:
         name = self.path.removeprefix(PREFIX)
         handler = self.routes.get(name) if self.path.startswith(PREFIX) else None
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        if isinstance(self.server, _Server) and self.server.stopping.is_set():
+            self.close_connection = True
+            self._answer(503, b"the parameter server is stopping", "text/plain")
+            return
         if handler is None:
             self._answer(404, f"no method {self.path}".encode(), "text/plain")
             return
@@ -141,34 +188,50 @@ class ShardClient:
             time.sleep(CONNECT_RETRY_S)
 
     def call(self, method: str, *args: Any) -> Any:
-        """Call ``method`` on the ps. A request is sent once: a push that may have been applied
-        is never sent again, so a broken connection is an error for the caller."""
+        """Call ``method`` on the ps: TransportError if it cannot be reached or goes away,
+        RemoteError if it answers with an error.
+
+        A request is sent again only where the ps cannot have acted on it: the send failed,
+        or a reused keep-alive connection was found closed without an answer (the ps ends
+        idle connections, ``IDLE_TIMEOUT_S``). A fresh connection that breaks mid-request is
+        the caller's problem: a push may have been applied."""
         body = encode(args)
         with self._lock:
             for attempt in (1, 2):
+                reused = self._conn is not None
                 conn = self._connection()
                 try:
                     conn.request(
                         "POST", PREFIX + method, body=body, headers={"Content-Type": CONTENT_TYPE}
                     )
-                except (ConnectionError, http.client.HTTPException) as exc:
-                    # Nothing reached the ps (a stale keep-alive connection): send it again.
-                    self._close()
+                except (OSError, http.client.HTTPException) as exc:
+                    self._close()  # nothing the ps could act on reached it
                     if attempt == 2:
                         raise TransportError(f"ps at {self.host}:{self.port}: {exc}") from exc
                     continue
                 try:
                     response = conn.getresponse()
                     data = response.read()
+                except (http.client.RemoteDisconnected, ConnectionResetError) as exc:
+                    self._close()
+                    if reused and attempt == 1:
+                        continue  # the ps had closed this idle connection: send it again
+                    raise TransportError(
+                        f"ps at {self.host}:{self.port} did not answer {method}: {exc}"
+                    ) from exc
                 except (OSError, http.client.HTTPException) as exc:
                     self._close()
                     raise TransportError(
                         f"ps at {self.host}:{self.port} did not answer {method}: {exc}"
                     ) from exc
+                text = data.decode(errors="replace") if response.status != 200 else ""
+                if response.status == 503:
+                    self._close()
+                    raise TransportError(f"ps at {self.host}:{self.port}: {text}")
                 if response.status != 200:
-                    raise TransportError(
-                        f"ps at {self.host}:{self.port} refused {method} "
-                        f"({response.status}): {data.decode(errors='replace')}"
+                    raise RemoteError(
+                        f"ps at {self.host}:{self.port} refused {method} ({response.status}): "
+                        f"{text}"
                     )
                 return decode(data)
         raise AssertionError("unreachable")

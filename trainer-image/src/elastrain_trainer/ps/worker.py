@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 MAX_STALE_RETRIES = 8
 # How long a worker waits for every ps to accept connections when it starts.
 PS_WAIT_S = 600.0
-# How long a worker waits for a ps that went away mid-run to come back (restarted in place)
-# before it exits with EXIT_PS_LOST.
-PS_RETURN_S = 120.0
+# How long a worker waits for a ps that went away mid-run to come back (restarted in place,
+# after the kubelet's crash-loop back-off, at most 5 minutes) before it exits EXIT_PS_LOST.
+PS_RETURN_S = 600.0
 
 
 class Worker:
@@ -132,11 +132,12 @@ class Worker:
             for client in self.clients.values():
                 client.close()
 
-    def _join(self, wait_s: float) -> None:
-        """Say ``join`` to every ps, waiting up to ``wait_s`` for each to accept connections."""
+    def _join(self, wait_s: float, again: bool = False) -> None:
+        """Say ``join`` to every ps, waiting up to ``wait_s`` for each to accept connections
+        (``again``: reconnecting after a ps went away, not a restart of this worker)."""
         for shard, client in self.clients.items():
             client.wait_until_up(wait_s)
-            facts = self._call(shard, "join")
+            facts = self._call(shard, "join", again)
             if shard == 0:
                 self._publish(facts)
 
@@ -149,7 +150,7 @@ class Worker:
         )
         for client in self.clients.values():
             client.close()
-        self._join(PS_RETURN_S)
+        self._join(PS_RETURN_S, again=True)
         log.info("worker %d reconnected to every parameter server", self.cluster.index)
 
     def _run(self) -> int:
@@ -195,13 +196,23 @@ class Worker:
         if stop.requested:
             log.warning("worker %d stopped by signal; its state lives on the ps", index)
             return EXIT_PREEMPTED
+        # The chief reads the final parameters before it says finish: a ps stops serving once
+        # every worker has (pushes still in flight from the others may land after this read).
+        final = self._evaluate() if chief else None
         for shard in sorted(self.clients)[1:]:
             self._call(shard, "finish")
         facts = self._call(0, "finish")
         self._publish(facts)
-        if chief:
-            self._summary(facts)
+        if final is not None:
+            self._summary(facts, final)
         return EXIT_OK
+
+    def _evaluate(self) -> float:
+        """The loss of the current parameters on the fixed evaluation set (as ps-0 computed
+        the first one)."""
+        self._pull()
+        with torch.no_grad():
+            return float(self._loss(evaluation_indices(self.plan.num_samples).tolist()))
 
     def _publish(self, facts: dict[str, Any]) -> None:
         """Set the job-wide gauges from ps-0's facts (see the module docstring)."""
@@ -212,11 +223,7 @@ class Worker:
         self.metrics.restarts.set(facts["restarts"])
         self.metrics.rendezvous_round.set(facts["restarts"])
 
-    def _summary(self, facts: dict[str, Any]) -> None:
-        """Evaluate the final parameters on the fixed evaluation set (as ps-0 did the first)."""
-        self._pull()
-        with torch.no_grad():
-            final = float(self._loss(evaluation_indices(self.plan.num_samples).tolist()))
+    def _summary(self, facts: dict[str, Any], final: float) -> None:
         print_summary(
             {
                 "status": "completed",
