@@ -35,7 +35,9 @@ from elastrain_sandbox.admin import NodeOptions
 
 Obj = dict[str, Any]
 # A stale keep-alive connection fails with one of these on its next request: reconnect once.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# What a keep-alive connection the server has closed while it idled raises on reuse (over TLS,
+# an EOF without close_notify: kube-apiserver drops idle connections after a few minutes).
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
 
 class HasKubeconfig(Protocol):

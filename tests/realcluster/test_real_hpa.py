@@ -42,7 +42,7 @@ pytestmark = [
 NS = "hpa"
 JOB = "autoscaled"
 SELECTOR = f"elastrain.dev/job-name%3D{JOB}"
-BURN_S = 100  # long enough for metrics (two 10 s scrapes), an HPA sync (15 s) and new pods
+BURN_S = 60  # long enough for metrics (two 15 s scrapes), an HPA sync (5 s here) and new pods
 # A quarter of a core: 25 ms spinning, 75 ms asleep, until BURN_UNTIL (epoch seconds).
 WORKER = (
     "import os, time\n"
@@ -239,7 +239,7 @@ def test_hpa_scales_a_training_job_up_on_cpu_and_back_down(env: Env) -> None:
         wait_for(lambda: _replicas(env.api) == 3, BURN_S, interval=1, what="HPA scaled to 3")
         wait_for(lambda: _running_workers(env.api) == 3, 60, interval=0.5, what="3 running")
         # The burn ends; once every worker idles, the HPA returns to minReplicas.
-        wait_for(lambda: _replicas(env.api) == 1, 240, interval=1, what="HPA scaled to 1")
+        wait_for(lambda: _replicas(env.api) == 1, 180, interval=1, what="HPA scaled to 1")
         wait_for(lambda: _running_workers(env.api) == 1, 60, interval=0.5, what="1 running")
     except AssertionError:
         hpa = env.kubectl("describe", "hpa", "-n", NS, JOB, check=False)
