@@ -7,7 +7,7 @@ writes ``spec.replicaSpecs.worker.replicas`` through the TrainingJob's scale sub
 finds the pods through ``status.selector``; the operator does the rest.
 
 The workers burn about a quarter of a core each until a wall-clock time the test sets, then
-idle: with a target of 100m per pod, one worker asks for three (capped at maxReplicas), and
+idle: with a target of 20m per pod, one worker asks for three (capped at maxReplicas), and
 once all idle the HPA goes back to minReplicas (no scale-down stabilisation window, so the
 test need not wait the default five minutes).
 """
@@ -42,7 +42,12 @@ pytestmark = [
 NS = "hpa"
 JOB = "autoscaled"
 SELECTOR = f"elastrain.dev/job-name%3D{JOB}"
-BURN_S = 60  # long enough for metrics (two 15 s scrapes), an HPA sync (5 s here) and new pods
+# Long enough for metrics (two 15 s scrapes after the pod is Ready), an HPA sync (5 s here)
+# and new pods, on a machine busy with other suites.
+BURN_S = 150
+# The per-pod target: far below what a burning worker uses even when it gets a fraction of a
+# core (116m was measured under a loaded make test), far above what an idle one uses (~2m).
+TARGET = "20m"
 # A quarter of a core: 25 ms spinning, 75 ms asleep, until BURN_UNTIL (epoch seconds).
 WORKER = (
     "import os, time\n"
@@ -136,7 +141,7 @@ def _hpa() -> Obj:
                     "type": "Resource",
                     "resource": {
                         "name": "cpu",
-                        "target": {"type": "AverageValue", "averageValue": "100m"},
+                        "target": {"type": "AverageValue", "averageValue": TARGET},
                     },
                 }
             ],
