@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import chart_rbac
 import pytest
@@ -255,11 +256,15 @@ def test_hpa_scales_a_training_job_up_on_cpu_and_back_down(env: Env) -> None:
     ).body["status"]
     conditions = {c["type"]: c["status"] for c in hpa_status.get("conditions", [])}
     assert conditions.get("ScalingActive") == "True", hpa_status  # it read real metrics
-    job = env.api.call(
-        "GET", f"/apis/elastrain.dev/v1alpha1/namespaces/{NS}/trainingjobs/{JOB}"
-    ).body
-    assert job["status"].get("restartCount", 0) == 0, job["status"]
-    assert job["status"]["phase"] == "Running", job["status"]
+    path = f"/apis/elastrain.dev/v1alpha1/namespaces/{NS}/trainingjobs/{JOB}"
+
+    def running() -> dict[str, Any] | None:
+        status = dict(env.api.call("GET", path).body.get("status") or {})
+        return status if status.get("phase") == "Running" else None
+
+    # Scaling until the removed workers are gone, then Running at the new count.
+    status = wait_for(running, 60, interval=0.5, what="the job Running at 1 worker")
+    assert status.get("restartCount", 0) == 0, status
     # Scale-down removes the highest indices: worker-0 is the same pod after the round trip.
     assert _worker_uid(env.api, 0) == first
 

@@ -271,7 +271,18 @@ def test_added_and_removed_node(nodes: Nodes) -> None:
 
 def test_training_job_end_to_end(nodes: Nodes) -> None:
     nodes.kubectl("apply", "-f", str(CRD))
-    nodes.kubectl("wait", "--for=condition=Established", "crd/trainingjobs.elastrain.dev")
+    # kubectl wait errors out (instead of waiting) while the new CRD has no conditions yet.
+    wait_for(
+        lambda: (
+            nodes.kubectl(
+                "wait", "--for=condition=Established", "crd/trainingjobs.elastrain.dev", check=False
+            ).returncode
+            == 0
+        ),
+        60,
+        interval=0.5,
+        what="the CRD Established",
+    )
     ns = nodes.namespace()
     operator = Operator(nodes.cluster.kubeconfig_path, nodes.root / "operator.log").start()
     try:
