@@ -80,11 +80,10 @@ CONTROL_PLANE_BUILD := sandbox/controlplane/build.sh
 control-plane: ## Build (or find, cached) the real Kubernetes control plane from its Go modules.
 	bash $(CONTROL_PLANE_BUILD)
 
-# Three passes at the same time: every suite on the embedded control plane; tests/realcluster
-# (its own real control planes: admission, RBAC, Pod Security, the agent as kubelet, the HPA);
-# and the integration suite again on the real control plane with the node agent as its
-# kubelet. They spend most of their time waiting on pods and API servers, so together they take
-# little more than the longest; each has its own temp dir and log, shown when all are done.
+# Every suite on the embedded control plane (tests/realcluster on the real one) and, at the same
+# time, the integration suite again on the real control plane with the node agent as its
+# kubelet. Both spend most of their time waiting on pods and API servers, so together they take
+# little more than the longer one; each has its own temp dir and log, shown when both are done.
 # The real trainer's scenarios (elastic DDP, two minutes; ps with a worker crash, one and a
 # half) run once, on the real control plane, the reference; they pass on the embedded one too
 # (pytest tests/integration/test_elastic_trainer.py tests/integration/test_ps_trainer.py).
@@ -98,22 +97,14 @@ test: lint ## Lint, build the control plane, then every test suite (slow ones in
 	  ( ELASTRAIN_CLUSTER=real $(BIN)/python -m pytest -q -p no:cacheprovider \
 	      --basetemp=$(TEST_TMP)/real tests/integration > $(TEST_TMP)/real.log 2>&1; \
 	    echo $$? > $(TEST_TMP)/real.rc ) & \
-	  real_pid=$$!; \
-	  ( $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(TEST_TMP)/realcluster \
-	      tests/realcluster > $(TEST_TMP)/realcluster.log 2>&1; \
-	    echo $$? > $(TEST_TMP)/realcluster.rc ) & \
-	  rc_pid=$$!; trap 'pkill -P '$$real_pid' 2>/dev/null || true; pkill -P '$$rc_pid' 2>/dev/null || true' EXIT; \
-	  set +e; $(BIN)/python -m pytest -q --basetemp=$(TEST_TMP)/embedded tests \
-	    --ignore=tests/realcluster $(ONCE_ON_REAL); \
-	  embedded=$$?; wait $$rc_pid; wait $$real_pid; set -e; trap - EXIT; \
-	  echo "== tests/realcluster (real control planes of its own)"; \
-	  cat $(TEST_TMP)/realcluster.log; \
+	  real_pid=$$!; trap 'pkill -P '$$real_pid' 2>/dev/null || true' EXIT; \
+	  set +e; $(BIN)/python -m pytest -q --basetemp=$(TEST_TMP)/embedded tests $(ONCE_ON_REAL); \
+	  embedded=$$?; wait $$real_pid; set -e; trap - EXIT; \
 	  echo "== the integration suite on the real control plane (ELASTRAIN_CLUSTER=real)"; \
 	  cat $(TEST_TMP)/real.log; \
-	  realcluster=$$(cat $(TEST_TMP)/realcluster.rc 2>/dev/null || echo 1); \
 	  real=$$(cat $(TEST_TMP)/real.rc 2>/dev/null || echo 1); \
-	  echo "== embedded pass: exit $$embedded; tests/realcluster: exit $$realcluster; real pass: exit $$real"; \
-	  test $$embedded -eq 0 && test $$realcluster -eq 0 && test $$real -eq 0
+	  echo "== embedded pass: exit $$embedded; real pass: exit $$real"; \
+	  test $$embedded -eq 0 && test $$real -eq 0
 
 test-fast: install ## Tests not marked slow.
 	$(BIN)/python -m pytest -q -m "not slow" tests
