@@ -7,6 +7,7 @@
 * ``Kubectl(sb)``: the same helper for any sandbox (use with ``shared_sandbox``);
   ``KubeconfigKubectl(path)`` for any cluster a kubeconfig names.
 * ``wait_for(fn, timeout, what=...)``: poll with a deadline (never sleep to synchronise).
+* ``ROOT_MARKS``: the marks of a test that runs pods' processes (root, or a skip).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from elastrain_sandbox.embedded import Sandbox
 
 _REPO = Path(__file__).resolve().parent.parent  # tests/ is one level below the repo
 T = TypeVar("T")
+
+IS_ROOT = os.geteuid() == 0
+# Tests that run real pods' processes: `root` for selection (CI runs as root), and a skip that
+# says why everywhere else.
+ROOT_MARKS = (
+    pytest.mark.root,
+    pytest.mark.skipif(not IS_ROOT, reason="needs root: network, UTS and mount namespaces"),
+)
 
 
 def wait_for(

@@ -10,7 +10,6 @@ Succeeded. ``helm upgrade`` rolls it; ``helm uninstall`` leaves no object and no
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -27,14 +26,9 @@ from real_control_plane import REPO, Kubectl, Obj, bin_dir
 
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from operator_harness import training_job
-from sandbox_fixtures import wait_for
+from sandbox_fixtures import ROOT_MARKS, wait_for
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.real,
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network, UTS and mount namespaces"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.real, *ROOT_MARKS]
 
 HELM = REPO / ".tools" / "bin" / "helm"
 CHART = REPO / "charts" / "elastrain"

@@ -15,7 +15,6 @@ test need not wait the default five minutes).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -31,14 +30,9 @@ from real_control_plane import REPO, Kubectl, Obj, bin_dir
 
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from operator_harness import Operator
-from sandbox_fixtures import wait_for
+from sandbox_fixtures import ROOT_MARKS, wait_for
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.real,
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network, UTS and mount namespaces"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.real, *ROOT_MARKS]
 
 NS = "hpa"
 JOB = "autoscaled"

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, cast
 
-import pytest
 from elastrain_sandbox.agent.launch import log_path
 from elastrain_sandbox.agent.pod import PodRuntime, RuntimeConfig
+from sandbox_fixtures import IS_ROOT as IS_ROOT  # re-exported for the agent tests
+from sandbox_fixtures import ROOT_MARKS as ROOT_MARKS
 
 Json = dict[str, Any]
 
-IS_ROOT = os.geteuid() == 0
-# `root` for selection (CI runs as root), and a skip that says why everywhere else.
-ROOT_MARKS = (
-    pytest.mark.root,
-    pytest.mark.skipif(not IS_ROOT, reason="needs root: network, UTS and mount namespaces"),
-)
 T = TypeVar("T")
 
 

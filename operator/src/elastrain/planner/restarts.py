@@ -311,14 +311,15 @@ def account(
     # (``parameter_servers``), so its workers' failures are that loss's consequences.
     uids = {pod.uid for pod in pods}
     ps_gone = any(uid not in uids for uid in tracking.ps.values())
+    recovering = job_entry is not None and job_entry.recovering
+    live_ps = [p for p in pods if p.role == c.ROLE_PS and p.phase != FAILED and not p.terminating]
     # Parameter servers first: a ps failing in this very observation restarts the whole job,
     # and the workers' failures seen with it are its consequences (``_absorbed``).
     for pod in sorted(pods, key=lambda p: p.role != c.ROLE_PS):
-        recovering = job_entry is not None and job_entry.recovering
         restarting = result.job_restart or recovering or ps_gone
         rec = tracking.pods.get(pod.uid) or PodRecord(pod.name)
         delta = pod.restarts - rec.restarts
-        lost_ps = restarting and rec.outcome is None and _lost_its_ps(job, pods, pod)
+        lost_ps = restarting and rec.outcome is None and _lost_its_ps(job, live_ps, pod)
         if lost_ps and _absorbed(pod, rec, result):
             tracking.pods[pod.uid] = rec
             continue
@@ -361,14 +362,14 @@ def account(
     return result
 
 
-def _lost_its_ps(job: TrainingJob, pods: tuple[PodView, ...], pod: PodView) -> bool:
+def _lost_its_ps(job: TrainingJob, live: list[PodView], pod: PodView) -> bool:
     """Whether ``pod`` (not a ps) ran against parameter servers that are gone: some ps index
-    has no live pod, or a live ps is newer than ``pod``. Workers of the fresh generation are
-    created only once every fresh ps exists, so their own failures still count."""
+    has no ``live`` (neither failed nor terminating) pod, or a live ps is newer than ``pod``.
+    Workers of the fresh generation are created only once every fresh ps exists, so their own
+    failures still count."""
     if pod.role == c.ROLE_PS:
         return False
     spec = job.spec.replica_specs.get(c.ROLE_PS)
-    live = [p for p in pods if p.role == c.ROLE_PS and p.phase != FAILED and not p.terminating]
     if spec is None or len({p.index for p in live}) < spec.replicas:
         return spec is not None
     return pod.created is not None and any(p.created and p.created > pod.created for p in live)

@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -81,20 +81,29 @@ def enter_argv(pid: int, command: Sequence[str], namespaces: bool) -> list[str]:
     return [nsenter, "-t", str(pid), "-n", "-m", "-u", "-w", "--", *command]
 
 
-def processes_with_marker(container_id: str) -> list[int]:
-    """PIDs whose environment carries ``container_id``'s marker (the container's processes)."""
-    needle = f"{MARKER_VAR}={container_id}".encode()
-    found = []
+def marked_processes() -> Iterator[tuple[int, list[str]]]:
+    """Every process that carries a container marker in its environment, with the marker's
+    values (one, unless a process set it again itself): one pass over ``/proc``, shared by
+    the lookups below and by ``usage.scan``."""
+    prefix = f"{MARKER_VAR}=".encode()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                if needle in handle.read().split(b"\0"):
-                    found.append(int(entry.name))
+                environ = handle.read()
         except OSError:
             continue
-    return found
+        if prefix not in environ:
+            continue
+        values = [v[len(prefix) :] for v in environ.split(b"\0") if v.startswith(prefix)]
+        if values:
+            yield int(entry.name), [v.decode(errors="replace") for v in values]
+
+
+def processes_with_marker(container_id: str) -> list[int]:
+    """PIDs whose environment carries ``container_id``'s marker (the container's processes)."""
+    return [pid for pid, ids in marked_processes() if container_id in ids]
 
 
 def sweep_orphans() -> list[int]:
@@ -103,27 +112,17 @@ def sweep_orphans() -> list[int]:
     Container IDs start with the owning agent's instance tag, so the processes of an agent
     that was SIGKILLed (and could not stop its containers) are found by the next one to start.
     """
-    prefix = f"{MARKER_VAR}=".encode()
     killed = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                values = [
-                    v[len(prefix) :] for v in handle.read().split(b"\0") if v.startswith(prefix)
-                ]
-        except OSError:
-            continue
-        for value in values:
+    for pid, ids in marked_processes():
+        for value in ids:
             try:
-                owner = InstanceId.parse_tag(value.decode().split("-", 1)[0])
+                owner = InstanceId.parse_tag(value.split("-", 1)[0])
             except ValueError:
                 continue
             if not owner.alive():
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    killed.append(int(entry.name))
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
     return killed
 
 

@@ -23,11 +23,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from elastrain_sandbox.agent.container import MARKER_VAR
+from elastrain_sandbox.agent.container import marked_processes
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-_NEEDLE = f"{MARKER_VAR}=".encode()
 
 
 @dataclass(frozen=True)
@@ -61,23 +60,13 @@ def _process_usage(pid: str) -> Usage | None:
 def scan() -> dict[str, Usage]:
     """Every marked container's usage, keyed by container ID, in one pass over ``/proc``."""
     found: dict[str, Usage] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:
-            continue
-        if _NEEDLE not in environ:
-            continue
-        ids = [v[len(_NEEDLE) :] for v in environ.split(b"\0") if v.startswith(_NEEDLE)]
-        usage = _process_usage(entry.name)
-        if not ids or usage is None:
+    for pid, ids in marked_processes():
+        usage = _process_usage(str(pid))
+        if usage is None:
             continue
         # Exec'd commands and exec probes carry their container's marker too: they count
         # toward it while they run (once reaped by the agent, their time is not kept).
-        cid = ids[-1].decode(errors="replace")
+        cid = ids[-1]
         found[cid] = found.get(cid, Usage()) + usage
     return found
 
