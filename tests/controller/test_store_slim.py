@@ -141,3 +141,19 @@ def test_a_buried_ghost_is_hidden_by_uid_and_a_namesake_is_not() -> None:
     assert store.job_keys() == [key]
     store.bury("job-uid")
     assert store.job(key) is None and store.job_keys() == []
+
+
+def test_a_buried_uid_is_forgotten_once_no_index_holds_it() -> None:
+    """``Store.prune`` keeps a buried uid while its ghost is still indexed (it must stay
+    hidden) and forgets it once a namesake replaced it, so the set cannot grow without bound."""
+    key = ("team-a", "mnist")
+    ghost = {"metadata": {"name": "mnist-worker-1", "uid": "old"}}
+    pods = {key: [ghost]}
+    store = Store({}, pods, {}, None)
+    store.bury("old")
+    store.bury("never-indexed")
+    assert store.prune() == 1 and store.buried() == 1
+    assert store.pods(key) == []
+    pods[key] = [{"metadata": {"name": "mnist-worker-1", "uid": "new"}}]
+    assert store.prune() == 1 and store.buried() == 0
+    assert [p["metadata"]["uid"] for p in store.pods(key)] == ["new"]

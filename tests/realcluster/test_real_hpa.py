@@ -6,17 +6,16 @@ controller reads ``metrics.k8s.io`` from the real metrics-server (built from its
 writes ``spec.replicaSpecs.worker.replicas`` through the TrainingJob's scale subresource and
 finds the pods through ``status.selector``; the operator does the rest.
 
-The workers burn about a quarter of a core each until a wall-clock time the test sets, then
-idle: with a target of 20m per pod, one worker asks for three (capped at maxReplicas), and
-once all idle the HPA goes back to minReplicas (no scale-down stabilisation window, so the
-test need not wait the default five minutes).
+The workers burn about a quarter of a core each until the test, through ``kubectl exec``,
+leaves a stop file in their emptyDir, then idle: with a target of 20m per pod, one worker asks
+for three (capped at maxReplicas), and once all idle the HPA goes back to minReplicas (no
+scale-down stabilisation window, so the test need not wait the default five minutes).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,19 +36,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.real, *ROOT_MARKS]
 NS = "hpa"
 JOB = "autoscaled"
 SELECTOR = f"elastrain.dev/job-name%3D{JOB}"
-# Long enough for metrics (two 15 s scrapes after the pod is Ready), an HPA sync (5 s here)
-# and new pods, on a machine busy with other suites.
-BURN_S = 150
+# Deadlines, not durations: metrics need two 15 s scrapes after a pod is Ready, the HPA syncs
+# every 5 s here, and the machine may be busy with other suites.
+SCALE_UP_S = 150
+SCALE_DOWN_S = 120
 # The per-pod target: far below what a burning worker uses even when it gets a fraction of a
 # core (116m was measured under a loaded make test), far above what an idle one uses (~2m).
 TARGET = "20m"
-# A quarter of a core: 25 ms spinning, 75 ms asleep, until BURN_UNTIL (epoch seconds).
+# A quarter of a core: 25 ms spinning, 75 ms asleep, until STOP exists.
+STOP = "/burn/stop"
 WORKER = (
     "import os, time\n"
-    "until = float(os.environ['BURN_UNTIL'])\n"
     "while True:\n"
     "    now = time.time()\n"
-    "    if now < until:\n"
+    f"    if not os.path.exists({STOP!r}):\n"
     "        while time.time() < now + 0.025: pass\n"
     "    time.sleep(0.075)\n"
 )
@@ -89,7 +89,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         cluster.stop()
 
 
-def _job(burn_until: float) -> Obj:
+def _job() -> Obj:
     worker = {
         "replicas": 1,
         "restartPolicy": "OnFailure",
@@ -100,10 +100,11 @@ def _job(burn_until: float) -> Obj:
                         "name": "main",
                         "image": "busybox",
                         "command": ["python3", "-c", WORKER],
-                        "env": [{"name": "BURN_UNTIL", "value": f"{burn_until:.0f}"}],
                         "resources": {"requests": {"cpu": "100m"}},
+                        "volumeMounts": [{"name": "burn", "mountPath": "/burn"}],
                     }
-                ]
+                ],
+                "volumes": [{"name": "burn", "emptyDir": {}}],
             }
         },
     }
@@ -183,9 +184,10 @@ def test_metrics_server_serves_the_agents_pods_and_nodes(env: Env) -> None:
                         "name": "main",
                         "image": "busybox",
                         "command": ["python3", "-c", WORKER],
-                        "env": [{"name": "BURN_UNTIL", "value": f"{time.time() + 600:.0f}"}],
+                        "volumeMounts": [{"name": "burn", "mountPath": "/burn"}],
                     }
                 ],
+                "volumes": [{"name": "burn", "emptyDir": {}}],
             },
         }
         env.kubectl.apply(pod)
@@ -231,15 +233,20 @@ def test_hpa_scales_a_training_job_up_on_cpu_and_back_down(env: Env) -> None:
         30,
         what="default service account",
     )
-    env.kubectl.apply(_job(time.time() + BURN_S))
+    env.kubectl.apply(_job())
     wait_for(lambda: _running_workers(env.api) == 1, 60, interval=0.5, what="worker-0 running")
     first = _worker_uid(env.api, 0)
     env.kubectl.apply(_hpa())
     try:
-        wait_for(lambda: _replicas(env.api) == 3, BURN_S, interval=1, what="HPA scaled to 3")
+        wait_for(lambda: _replicas(env.api) == 3, SCALE_UP_S, interval=1, what="HPA scaled to 3")
         wait_for(lambda: _running_workers(env.api) == 3, 60, interval=0.5, what="3 running")
         # The burn ends; once every worker idles, the HPA returns to minReplicas.
-        wait_for(lambda: _replicas(env.api) == 1, 180, interval=1, what="HPA scaled to 1")
+        for index in range(3):
+            env.kubectl(
+                "exec", "-n", NS, f"{JOB}-worker-{index}", "--",
+                "python3", "-c", f"open({STOP!r}, 'w').close()",
+            )  # fmt: skip
+        wait_for(lambda: _replicas(env.api) == 1, SCALE_DOWN_S, interval=1, what="HPA scaled to 1")
         wait_for(lambda: _running_workers(env.api) == 1, 60, interval=0.5, what="1 running")
     except AssertionError:
         hpa = env.kubectl("describe", "hpa", "-n", NS, JOB, check=False)

@@ -29,6 +29,9 @@ LONG = "exec sleep 3600"
 CRASH_ONCE = "if [ -f /mark/once ]; then exec sleep 3600; fi; touch /mark/once; exit 1"
 KINDS = ("done", "fails", "scaled", "suspended", "resumed", "deleted", "crash-once")
 SETTLE_S = 240.0
+# How long the settled rules may take to hold once every job ended as planned: a pod's graceful
+# deletion (30 s of grace at most here) plus slack. A deletion stuck longer is a violation.
+IN_FLIGHT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,22 @@ class Outcome:
         )
 
 
+def _await_settled(
+    cluster: Cluster, ns: str, checker: Invariants, check_always: Callable[[Snapshot], None]
+) -> list[str]:
+    """The settled rules, polled until they hold: what is still in flight must land first (a
+    suspended job's pods finish their graceful deletion after the job reads Suspended). What
+    still breaks them after ``IN_FLIGHT_S`` is returned; the always-rules are checked too."""
+    deadline = time.monotonic() + IN_FLIGHT_S * cluster.timeout_scale
+    while True:
+        snap = Snapshot.take(cluster.api, [ns])
+        check_always(snap)
+        unsettled = checker.settled(snap)
+        if not unsettled or time.monotonic() >= deadline:
+            return unsettled
+        time.sleep(0.5)
+
+
 def run(
     cluster: Cluster,
     ns: str,
@@ -161,9 +180,12 @@ def run(
     done: Counter[str] = Counter()
     started = time.monotonic()
 
-    def check(settled: bool = False) -> None:
-        for found in checker.check(Snapshot.take(cluster.api, [ns]), settled=settled):
+    def check_always(snap: Snapshot) -> None:
+        for found in checker.check(snap):
             violations.append(f"{time.monotonic() - started:6.1f}s {found}")
+
+    def check() -> None:
+        check_always(Snapshot.take(cluster.api, [ns]))
 
     actions: dict[str, Callable[[Plan], None]] = {
         "create": lambda p: cluster.apply(ns, p.manifest()),
@@ -232,7 +254,8 @@ def run(
                 f"operator log:\n{operator.log_tail(40)}"
             )
             time.sleep(0.5)
-        check(settled=True)
+        unsettled = _await_settled(cluster, ns, checker, check_always)
+        violations.extend(f"{time.monotonic() - started:6.1f}s {u}" for u in unsettled)
     finally:
         stop.set()
         thread.join(timeout=120)

@@ -90,8 +90,13 @@ class Invariants:
         self.snapshots += 1
         found = self._always(snap)
         if settled:
-            found += self._settled(snap)
+            found += self.settled(snap)
         return found
+
+    def settled(self, snap: Snapshot) -> list[str]:
+        """The settled rules alone, for a caller that polls them until they hold or time out:
+        a pod's graceful deletion is still in flight when its job has already converged."""
+        return self._settled(snap)
 
     # ------------------------------------------------------------------ always
     def _always(self, snap: Snapshot) -> list[str]:

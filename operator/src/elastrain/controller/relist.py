@@ -14,6 +14,7 @@ to finish: one paged list per namespace the index holds (children by the job-nam
 a GET of each indexed object that list lacks, since it may have been created after the list's
 snapshot. An object that is gone, or whose name now belongs to another uid, is buried in the
 :class:`~elastrain.controller.store.Store` and its job queued. A sweep that fails is retried.
+Each sweep ends by pruning the buried uids no index holds any more (``Store.prune``).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class GhostSweeper:
                     self._on_ghost(kind)
                 log.debug("%s %s/%s (uid %s): its deletion was missed", kind, namespace, name, uid)
                 self._enqueue(key)
+        self._store.prune()
         return found
 
     async def stop(self) -> None:

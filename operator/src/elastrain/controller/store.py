@@ -133,3 +133,22 @@ class Store:
 
     def buried(self) -> int:
         return len(self._buried)
+
+    def prune(self) -> int:
+        """Forget the buried uids no index holds any more; returns how many were forgotten.
+
+        kopf keys its indexes by name, so a ghost leaves them once a namesake replaces it or
+        its key empties; after that its uid is dead weight, and a long-lived operator under
+        watch faults would hold such uids without bound.
+        """
+        if not self._buried:
+            return 0
+        held: set[str] = set()
+        for index in (self._jobs, self._pods, self._services, self._pod_groups):
+            if index is None:
+                continue
+            for key in list(index.keys()):
+                held.update(uid_of(obj) for obj in index.get(key) or ())
+        gone = self._buried - held
+        self._buried -= gone
+        return len(gone)
