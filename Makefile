@@ -84,25 +84,26 @@ control-plane: ## Build (or find, cached) the real Kubernetes control plane from
 # time, the integration suite again on the real control plane with the node agent as its
 # kubelet. Both spend most of their time waiting on pods and API servers, so together they take
 # little more than the longer one; each has its own temp dir and log, shown when both are done.
-# The real trainer's scenarios (elastic DDP, two minutes; ps with a worker crash, two) run
-# once, on the real control plane, the reference; they pass on the embedded one too
-# (pytest tests/integration/test_elastic_trainer.py tests/integration/test_ps_trainer.py).
-# The demo's end-to-end test (its own embedded cluster, a minute) runs in the real pass too,
-# which is the shorter one without it.
-ONCE_ON_REAL := --deselect tests/integration/test_elastic_trainer.py \
-  --deselect tests/integration/test_ps_trainer.py --deselect tests/demo/test_demo.py
+# Some scenarios run once, in the real pass, the reference; they pass on the embedded one too:
+# the real trainer's (elastic DDP, two minutes; ps with a worker crash, two) and the API-fault
+# scenario, whose fault proxy then stands in front of kube-apiserver (a minute). The other
+# reliability scenarios run on the embedded one here, and on real in make soak SOAK_CLUSTER=real.
+ONCE_ON_REAL_TESTS := tests/integration/test_elastic_trainer.py \
+  tests/integration/test_ps_trainer.py tests/reliability/test_api_faults.py
+ONCE_ON_REAL := $(addprefix --deselect ,$(ONCE_ON_REAL_TESTS))
 TEST_TMP := $(or $(TMPDIR),/tmp)/elastrain-make-test
 test: lint ## Lint, build the control plane, then every test suite (slow ones included, as CI runs them).
 	bin=$$(bash $(CONTROL_PLANE_BUILD) | tee /dev/stderr | sed -n 's/^bin: //p'); \
 	  export ELASTRAIN_CONTROL_PLANE_BIN=$$bin; \
 	  rm -rf $(TEST_TMP); mkdir -p $(TEST_TMP); \
 	  ( ELASTRAIN_CLUSTER=real $(BIN)/python -m pytest -q -p no:cacheprovider \
-	      --basetemp=$(TEST_TMP)/real --durations=25 tests/integration tests/demo/test_demo.py > $(TEST_TMP)/real.log 2>&1; \
+	      --basetemp=$(TEST_TMP)/real --durations=25 tests/integration \
+	      tests/reliability/test_api_faults.py > $(TEST_TMP)/real.log 2>&1; \
 	    echo $$? > $(TEST_TMP)/real.rc ) & \
 	  real_pid=$$!; trap 'pkill -P '$$real_pid' 2>/dev/null || true' EXIT; \
 	  set +e; $(BIN)/python -m pytest -q --basetemp=$(TEST_TMP)/embedded --durations=40 tests $(ONCE_ON_REAL); \
 	  embedded=$$?; wait $$real_pid; set -e; trap - EXIT; \
-	  echo "== the integration suite on the real control plane (ELASTRAIN_CLUSTER=real), and the demo"; \
+	  echo "== the integration suite and the API-fault scenario on the real control plane (ELASTRAIN_CLUSTER=real)"; \
 	  cat $(TEST_TMP)/real.log; \
 	  real=$$(cat $(TEST_TMP)/real.rc 2>/dev/null || echo 1); \
 	  echo "== embedded pass: exit $$embedded; real pass: exit $$real"; \

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import chart_rbac
+import figures
 import pytest
 import rbac_audit
 from cluster_api import Api, SandboxNodeAdmin
@@ -217,8 +218,8 @@ def shared_real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cl
         if c.audit_log is not None:  # the figure of the session: what the suites exercised
             seen = rbac_audit.calls(c.audit_log)
             idle = rbac_audit.unseen(seen)
-            print(
-                f"\nRBAC audit: {len(seen)} operator requests, all in elastrain.kube.access; "
+            figures.report(
+                f"RBAC audit: {len(seen)} operator requests, all in elastrain.kube.access; "
                 f"accesses never used in this run: {', '.join(idle) or 'none'}"
             )
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import figures
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,7 +37,7 @@ def crd_installed(real_cluster: RealCluster) -> Iterator[RealCluster]:
     crd = "crd/trainingjobs.elastrain.dev"
     real_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", crd)
     yield real_cluster
-    print(f"\nreal admission fuzzing: {TRIED[0]} inputs tried, {TRIED[1]} refused")
+    figures.report(f"real admission fuzzing: {TRIED[0]} inputs tried, {TRIED[1]} refused")
 
 
 def _parses(obj: dict[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from figures import report as report_figures
 from invariants import Invariants, Snapshot
 from operator_harness import Cluster, Operator, training_job
 
@@ -132,7 +133,7 @@ class Outcome:
     def report(self, scenario: str, seed: int, extra: str = "") -> str:
         """Print the figures line, fail on any violation, and return the line."""
         figures = self.figures(scenario, seed) + extra
-        print(figures)
+        report_figures(figures)
         assert not self.violations, f"{figures}\n" + "\n".join(self.violations[:30])
         return figures
 
