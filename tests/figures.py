@@ -2,9 +2,9 @@
 inputs tried, invariant checks), shown in a section of their own at the end of the run.
 
 A scenario's ``print`` is captured by pytest and shown only when it fails, so ``make test``
-(``-q``, no ``-s``) would hide the figures of every passing scenario. ``report`` prints the
-line (seen at once under ``-s``, as ``make soak`` runs) and keeps it for the summary, which
-this module, loaded as a plugin by ``tests/conftest.py``, writes whatever the capture mode.
+(``-q``, no ``-s``) would hide the figures of every passing scenario. ``report`` keeps the
+line for the summary, which this module, loaded as a plugin by ``tests/conftest.py``, writes
+whatever the capture mode (once: printing it too showed it twice under ``make soak``'s ``-s``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ _LINES: list[str] = []
 
 
 def report(line: str) -> None:
-    """Print one figures line now and again in the run's ``figures`` section."""
-    print(line)
-    _LINES.append(line.strip())
+    """Keep one figures line for the run's ``figures`` section."""
+    _LINES.append(line)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
