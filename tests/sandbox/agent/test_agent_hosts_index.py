@@ -89,7 +89,8 @@ def pods(draw: st.DrawFn, count: int) -> list[dict[str, Any]]:
         meta: dict[str, Any] = {
             "name": draw(st.sampled_from((f"p{i}", "same-name"))),
             "namespace": draw(st.sampled_from(("ns", "ns", "other"))),
-            "uid": f"uid-{i}",
+            # Now and then a uid twice: one API server never lists one so, the index copes.
+            "uid": draw(st.sampled_from((f"uid-{i}", f"uid-{i}", "uid-twice"))),
             "labels": draw(LABELS),
         }
         if draw(st.booleans()) and draw(st.booleans()):
@@ -141,6 +142,11 @@ def test_every_pod_gets_the_file_the_rules_call_for(
         assert index.entries(relabeled, "10.0.0.1") == reference(
             relabeled, "10.0.0.1", everyone, services
         )
+    # A listed pod as a copy with another status says it is (phase, readiness, IP, deletion).
+    listed = data.draw(st.sampled_from(everyone))
+    if listed["metadata"]["namespace"] == "ns":
+        newer = {**listed, "status": data.draw(pods(1))[0]["status"]}
+        assert index.entries(newer, "10.0.0.2") == reference(newer, "10.0.0.2", everyone, services)
     # A pod the index has not seen (the agent's own copy, before the API lists it).
     stranger = data.draw(pods(1))[0]
     stranger["metadata"].update(namespace="ns", uid="uid-new")
@@ -169,3 +175,11 @@ def test_a_pod_that_left_a_service_is_not_among_its_endpoints_in_its_own_file() 
     relabeled = {**listed, "metadata": {**listed["metadata"], "labels": {"job": "b"}}}
     assert not [e for e in index.entries(relabeled, "10.0.0.5") if "a.ns.svc" in e.names]
     assert index.entries(relabeled, "10.0.0.5") == reference(relabeled, "10.0.0.5", [listed], [svc])
+    # Its readiness counts as its own copy says, where the service wants ready endpoints only.
+    strict = {**svc, "spec": {**svc["spec"], "publishNotReadyAddresses": False}}
+    ready = {"type": "Ready", "status": "True"}
+    listed["status"] = {**status, "conditions": [ready]}
+    index = hosts.NamespaceHosts("ns", [listed], [strict])
+    unready = {**listed, "status": {**status, "conditions": [{**ready, "status": "False"}]}}
+    assert not [e for e in index.entries(unready, "10.0.0.5") if "a.ns.svc" in e.names]
+    assert index.entries(unready, "10.0.0.5") == reference(unready, "10.0.0.5", [listed], [strict])

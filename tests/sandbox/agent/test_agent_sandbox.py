@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from agent_harness import needs_root
 from elastrain_sandbox.agent import NodeAgent
+from elastrain_sandbox.agent import agent as agent_module
 from elastrain_sandbox.agent.backoff import BackoffPolicy
 from elastrain_sandbox.agent.container import processes_with_marker
 from elastrain_sandbox.apiserver.errors import ApiError
@@ -336,6 +337,37 @@ def test_hosts_files_follow_peers_coming_and_going(sb: Sandbox, ns: str) -> None
     sb.store.delete("pods", "b", ns, grace_period_seconds=1)
     poll(lambda: "b.grp" not in hosts_file.read_text(), what="b gone from a's hosts file")
     assert hosts_file.stat().st_ino == inode  # rewritten in place: the bind mount still sees it
+
+
+def test_a_change_held_back_by_the_hosts_share_is_written_when_its_turn_comes(
+    sb: Sandbox, ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hosts passes take at most ``HOSTS_SHARE`` of the agent's time: a change that comes
+    while a pass is cooling down must still be written once the cool-down ends, by the agent's
+    own timer, even when nothing else happens afterwards."""
+    # A pass of a millisecond now cools down for about a second.
+    monkeypatch.setattr(agent_module, "HOSTS_SHARE", 1e-3)
+    names = ("a", "b", "c")
+    for name in names:
+        sb.store.create(
+            "pods", pod(name, "exec sleep 300", hostname=name, subdomain="grp"), namespace=ns
+        )
+    uid = (get(sb, ns, "a") or {})["metadata"]["uid"]
+    hosts_file = sb.state_dir / "pods" / uid / "hosts"
+
+    def all_in_a() -> bool:
+        ips = {n: status_of(sb, ns, n).get("podIP") for n in ("b", "c")}
+        text = hosts_file.read_text() if hosts_file.exists() else ""
+        return all(ip and f"{ip}\t{n}.grp." in text for n, ip in ips.items())
+
+    poll(all_in_a, what="b and c in a's hosts file")
+    # Gone in one burst: the first pass drops one, the other waits for the timer.
+    for name in ("b", "c"):
+        sb.store.delete("pods", name, ns, grace_period_seconds=0)
+    poll(
+        lambda: "b.grp" not in hosts_file.read_text() and "c.grp" not in hosts_file.read_text(),
+        what="b and c gone from a's hosts file",
+    )
 
 
 def test_a_recreated_pod_starts_with_fresh_logs(sb: Sandbox, kubectl: Kubectl, ns: str) -> None:

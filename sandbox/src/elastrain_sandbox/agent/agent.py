@@ -188,6 +188,7 @@ class NodeAgent:
         await self.source.stop()
         if self._hosts_timer is not None:
             self._hosts_timer.cancel()
+            self._hosts_timer = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -128,7 +128,7 @@ def _selects(selector: Mapping[str, str], pod: Obj) -> bool:
 
 
 def _namespace(obj: Obj) -> str:
-    return str(obj["metadata"].get("namespace") or "default")
+    return str(obj["metadata"].get("namespace", "default"))
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,9 @@ class NamespaceHosts:
         # The per-pod names every pod sees (those under a service's name), in order.
         listed = [p for p in self._peers if p.entry is not None and p.subdomain in self._domains]
         self._listed = [p.entry for p in listed if p.entry is not None]
-        self._listed_at = {p.uid: i for i, p in enumerate(listed)}
+        self._listed_at: dict[str, list[int]] = {}
+        for i, peer in enumerate(listed):
+            self._listed_at.setdefault(peer.uid, []).append(i)
         self._services: list[_Headless] = []
         self._by_first_label: dict[tuple[str, str], list[int]] = {}
         self._member_of: dict[str, list[int]] = {}
@@ -263,9 +265,11 @@ class NamespaceHosts:
         entries = [HostEntry(pod_ip, pod_names(pod_hostname(pod), subdomain, self.namespace))]
         if subdomain is None or subdomain in self._domains:
             # The usual case: the pod's subdomain is a service's, its peers are everyone's.
-            at = self._listed_at.get(uid)
-            listed = self._listed
-            entries.extend(listed if at is None else listed[:at] + listed[at + 1 :])
+            listed, at = self._listed, self._listed_at.get(uid, [])
+            if len(at) == 1:
+                entries.extend(listed[: at[0]] + listed[at[0] + 1 :])
+            else:  # not listed, or (never from one API server) listed twice
+                entries.extend(e for i, e in enumerate(listed) if i not in at)
         else:
             domains = self._domains | {subdomain}
             entries.extend(
