@@ -538,9 +538,7 @@ class NodeAgent:
         runtimes = [rt for rt in self._runtimes.values() if rt.namespace == namespace]
         if not runtimes:
             return
-        pods = self._namespace_pods(namespace)
-        view = hosts.NamespaceHosts(namespace, pods, self.source.services(namespace))
-        by_uid = {str(p["metadata"].get("uid")): p for p in pods}
+        by_uid, view = self._hosts_view(namespace)
         for rt in runtimes:
             if rt.net is not None and not rt.stopped:
                 hosts.write_in_place(
@@ -557,6 +555,12 @@ class NodeAgent:
             pods.append(pod)
         return pods
 
+    def _hosts_view(self, namespace: str) -> tuple[dict[str, Obj], hosts.NamespaceHosts]:
+        """The namespace's pods by uid, and its hosts index: built once per hosts pass."""
+        pods = self._namespace_pods(namespace)
+        view = hosts.NamespaceHosts(namespace, pods, self.source.services(namespace))
+        return {str(p["metadata"].get("uid")): p for p in pods}, view
+
     def _entries(
         self, rt: PodRuntime, by_uid: Mapping[str, Obj], view: hosts.NamespaceHosts
     ) -> list[hosts.HostEntry]:
@@ -568,9 +572,7 @@ class NodeAgent:
 
     def _hosts_for(self, rt: PodRuntime) -> list[hosts.HostEntry]:
         """The runtime's provider at setup: entries from the cluster as it is now."""
-        pods = self._namespace_pods(rt.namespace)
-        view = hosts.NamespaceHosts(rt.namespace, pods, self.source.services(rt.namespace))
-        return self._entries(rt, {str(p["metadata"].get("uid")): p for p in pods}, view)
+        return self._entries(rt, *self._hosts_view(rt.namespace))
 
     def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self.source.lookup(kind, namespace, name)

@@ -47,10 +47,6 @@ class HostEntry:
         """The line as /etc/hosts spells it, kept: a peer's line is in every pod's file."""
         return f"{self.ip}\t{' '.join(self.names)}\n"
 
-    def render(self) -> str:
-        """The line as /etc/hosts spells it."""
-        return self.line
-
 
 def pod_hostname(pod: Obj) -> str:
     """``spec.hostname`` or else the pod's name, as the kubelet sets the UTS hostname; a
